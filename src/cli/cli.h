@@ -1,0 +1,17 @@
+/* cli.h: the subcommands of the `ipr` binary. Each takes argv with argv[0] = the subcommand name
+ * and returns the process exit code (see README "Exit codes"). */
+#ifndef IPR_CLI_H
+#define IPR_CLI_H
+
+#define IPR_EXIT_OK 0
+#define IPR_EXIT_USAGE 1   /* bad arguments, config or input files: nothing was run */
+#define IPR_EXIT_FAILED 2  /* finished, but some work failed */
+#define IPR_EXIT_INTERRUPTED 3
+#define IPR_EXIT_VERIFY 4
+
+int ipr_cmd_datagen(int argc, char **argv);
+
+/* Print the recorded error as "ipr CMD: error: ..." and return IPR_EXIT_USAGE. */
+int ipr_cli_fail(const char *cmd);
+
+#endif

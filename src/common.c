@@ -1,0 +1,204 @@
+/* common.c: thread-local error records, the log line format, checked allocation and atomic file commits.
+ * Everything that fails in libipr ends up here so that a CLI can print one precise message. */
+#define _POSIX_C_SOURCE 200809L
+#include "ipr/common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IPR_ERR_CAP 2048
+
+static _Thread_local char g_err_msg[IPR_ERR_CAP];
+static _Thread_local char g_err_origin[256];
+static int g_rank = 0;
+static ipr_log_level g_log_level = IPR_LOG_INFO;
+
+void ipr_set_rank(int rank) { g_rank = rank; }
+int ipr_get_rank(void) { return g_rank; }
+void ipr_log_set_level(ipr_log_level level) { g_log_level = level; }
+
+static const char *base_name(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+void ipr_error_set(const char *file, int line, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_err_msg, sizeof g_err_msg, fmt, ap);
+    va_end(ap);
+    snprintf(g_err_origin, sizeof g_err_origin, "%s:%d, rank %d", base_name(file), line, g_rank);
+}
+
+void ipr_error_context(const char *fmt, ...) {
+    char joined[2 * IPR_ERR_CAP + 4];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(joined, IPR_ERR_CAP, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    size_t at = strlen(joined);
+    memcpy(joined + at, ": ", 3);
+    memcpy(joined + at + 2, g_err_msg, strlen(g_err_msg) + 1);
+    memcpy(g_err_msg, joined, IPR_ERR_CAP - 1);
+    g_err_msg[IPR_ERR_CAP - 1] = '\0';
+}
+
+const char *ipr_error_message(void) { return g_err_msg; }
+const char *ipr_error_origin(void) { return g_err_origin; }
+void ipr_error_clear(void) {
+    g_err_msg[0] = '\0';
+    g_err_origin[0] = '\0';
+}
+
+void ipr_error_print(const char *prefix) {
+    fprintf(stderr, "%s: error: %s", prefix ? prefix : "ipr",
+            g_err_msg[0] ? g_err_msg : "unknown failure (no error recorded)");
+    if (g_err_origin[0]) fprintf(stderr, " (at %s)", g_err_origin);
+    fputc('\n', stderr);
+}
+
+void ipr_log(ipr_log_level level, const char *fmt, ...) {
+    static const char *names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+    if (level < g_log_level) return;
+    char stamp[32];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char msg[IPR_ERR_CAP];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s %-5s r%d %s\n", stamp, names[level], g_rank, msg);
+}
+
+/* Walk the HDF5 error stack and keep its innermost description: "unable to open file", "truncated
+ * file: eof = ...", which is what tells a user why their file is bad. */
+static herr_t h5_walk_cb(unsigned n, const H5E_error2_t *e, void *data) {
+    char *out = data;
+    if (n == 0 && e && e->desc) snprintf(out, 512, "%s", e->desc);
+    return 0;
+}
+
+void ipr_h5_error_set(const char *file, int line, const char *expr) {
+    char detail[512] = "";
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, h5_walk_cb, detail);
+    H5Eclear2(H5E_DEFAULT);
+    if (detail[0])
+        ipr_error_set(file, line, "HDF5 call failed: %s (%s)", expr, detail);
+    else
+        ipr_error_set(file, line, "HDF5 call failed: %s", expr);
+}
+
+void ipr_errno_set(const char *file, int line, const char *what) {
+    int e = errno;
+    ipr_error_set(file, line, "%s: %s", what, e ? strerror(e) : "failed");
+}
+
+void *ipr_malloc(size_t bytes, const char *what) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) ipr_error_set(__FILE__, __LINE__, "out of memory allocating %zu bytes for %s", bytes, what);
+    return p;
+}
+
+void *ipr_calloc(size_t count, size_t size, const char *what) {
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p)
+        ipr_error_set(__FILE__, __LINE__, "out of memory allocating %zu x %zu bytes for %s", count, size,
+                      what);
+    return p;
+}
+
+int ipr_tmp_path(char *out, size_t cap, const char *path) {
+    int n = snprintf(out, cap, "%s.tmp.%ld", path, (long)getpid());
+    if (n < 0 || (size_t)n >= cap) {
+        ipr_error_set(__FILE__, __LINE__, "path too long: %s", path);
+        return IPR_ERR;
+    }
+    return IPR_OK;
+}
+
+int ipr_fsync_path(const char *path) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        ipr_errno_set(__FILE__, __LINE__, path);
+        return IPR_ERR;
+    }
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    if (rc != 0) {
+        errno = e;
+        ipr_errno_set(__FILE__, __LINE__, path);
+        return IPR_ERR;
+    }
+    return IPR_OK;
+}
+
+int ipr_commit_tmp(const char *tmp, const char *path) {
+    if (ipr_fsync_path(tmp) != IPR_OK) return IPR_ERR;
+    if (rename(tmp, path) != 0) {
+        ipr_errno_set(__FILE__, __LINE__, path);
+        return IPR_ERR;
+    }
+    /* fsync the directory so the rename itself survives a power loss */
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    const char *d = dirname(dir);
+    int fd = open(d, O_RDONLY);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+    return IPR_OK;
+}
+
+int ipr_parse_u64(const char *text, uint64_t max, const char *what, uint64_t *out) {
+    if (!text || !*text) {
+        ipr_error_set(__FILE__, __LINE__, "%s: empty value", what);
+        return IPR_ERR;
+    }
+    if (text[0] == '-') {
+        ipr_error_set(__FILE__, __LINE__, "%s must not be negative (got '%s')", what, text);
+        return IPR_ERR;
+    }
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 0);
+    if (errno != 0 || !end || *end != '\0' || (text[0] == '0' && text[1] != 'x' && text[1] != 'X' &&
+                                               text[1] != '\0')) {
+        ipr_error_set(__FILE__, __LINE__, "%s: '%s' is not an integer (decimal or 0x hex)", what, text);
+        return IPR_ERR;
+    }
+    if (v > max) {
+        ipr_error_set(__FILE__, __LINE__, "%s: %s exceeds the maximum %llu", what, text,
+                      (unsigned long long)max);
+        return IPR_ERR;
+    }
+    *out = (uint64_t)v;
+    return IPR_OK;
+}
+
+int ipr_parse_double(const char *text, const char *what, double *out) {
+    char *end = NULL;
+    errno = 0;
+    double v = text ? strtod(text, &end) : 0.0;
+    if (!text || !*text || errno != 0 || !end || *end != '\0') {
+        ipr_error_set(__FILE__, __LINE__, "%s: '%s' is not a number", what, text ? text : "");
+        return IPR_ERR;
+    }
+    *out = v;
+    return IPR_OK;
+}
