@@ -334,6 +334,7 @@ int ipr_h5_read_attr_str(hid_t loc, const char *name, char *out, size_t cap) {
         char *v = NULL;
         IPR_H5(mt = H5Tcopy(H5T_C_S1));
         IPR_H5(H5Tset_size(mt, H5T_VARIABLE));
+        IPR_H5(H5Tset_cset(mt, H5Tget_cset(t))); /* UTF-8 attributes need a UTF-8 memory type */
         IPR_H5(H5Aread(a, mt, &v));
         snprintf(out, cap, "%s", v ? v : "");
         H5free_memory(v);
@@ -342,6 +343,7 @@ int ipr_h5_read_attr_str(hid_t loc, const char *name, char *out, size_t cap) {
         IPR_CHECK(sz < cap, "attribute '%s' too long", name);
         IPR_H5(mt = H5Tcopy(H5T_C_S1));
         IPR_H5(H5Tset_size(mt, sz + 1));
+        IPR_H5(H5Tset_cset(mt, H5Tget_cset(t)));
         IPR_H5(H5Aread(a, mt, out));
         out[sz] = '\0';
     }
