@@ -249,3 +249,36 @@ void ipr_cpu_add_indexed(float *u, const float *table, const int32_t *idx, int C
         for (int c = 0; c < C; ++c) u[(size_t)c * HW + p] += row[c];
     }
 }
+
+void ipr_cpu_relu(float *y, const float *x, size_t n) {
+    /* `v < 0` is false for NaN, so NaN passes through as in torch.relu */
+    for (size_t i = 0; i < n; ++i) y[i] = x[i] < 0.0f ? 0.0f : x[i];
+}
+
+void ipr_cpu_maxpool2(float *y, const float *x, int C, int h, int w) {
+    const int ho = h / 2, wo = w / 2;
+    for (int c = 0; c < C; ++c) {
+        const float *xc = x + (size_t)c * h * w;
+        float *yc = y + (size_t)c * ho * wo;
+        for (int oy = 0; oy < ho; ++oy) {
+            const float *r0 = xc + (size_t)(2 * oy) * w, *r1 = r0 + w;
+            for (int ox = 0; ox < wo; ++ox) {
+                const float v[4] = {r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]};
+                float m = v[0];
+                /* ATen's max_pool2d: take the value if it is larger or NaN, so NaN propagates */
+                for (int k = 1; k < 4; ++k)
+                    if (v[k] > m || v[k] != v[k]) m = v[k];
+                yc[(size_t)oy * wo + ox] = m;
+            }
+        }
+    }
+}
+
+void ipr_cpu_global_avg_pool(float *y, const float *x, int C, int HW) {
+    for (int c = 0; c < C; ++c) {
+        const float *xc = x + (size_t)c * HW;
+        double s = 0.0;
+        for (int i = 0; i < HW; ++i) s += xc[i];
+        y[c] = (float)(s / (double)HW);
+    }
+}

@@ -54,4 +54,16 @@ void ipr_cpu_sinusoid_freqs(float *freqs, int half);
  * per-level rows (spec 1.3: added before the second GroupNorm). */
 void ipr_cpu_add_indexed(float *u, const float *table, const int32_t *idx, int C, int HW);
 
+/* ---- ops of the scorer networks (classifier.c) ---- */
+
+/* y = max(x, 0), n elements; y may equal x. NaN stays NaN, as torch.relu. */
+void ipr_cpu_relu(float *y, const float *x, size_t n);
+
+/* y (C, h/2, w/2) = torch.nn.MaxPool2d(2, 2) of x (C, h, w): output size rounded down, a NaN in a
+ * window gives NaN (as torch). y must not overlap x. */
+void ipr_cpu_maxpool2(float *y, const float *x, int C, int h, int w);
+
+/* y (C) = mean over the HW pixels of x (C, HW) (AdaptiveAvgPool2d(1)), sums in double. */
+void ipr_cpu_global_avg_pool(float *y, const float *x, int C, int HW);
+
 #endif
