@@ -64,6 +64,12 @@ void ipr_error_print(const char *prefix);
         if ((expr) < 0) goto fail;                         \
     } while (0)
 
+/* Propagate a libipr constructor returning NULL on failure (error already recorded). */
+#define IPR_TRY_PTR(expr)                                  \
+    do {                                                   \
+        if ((expr) == NULL) goto fail;                     \
+    } while (0)
+
 /* HDF5: every H5* call returns a negative value on failure. */
 void ipr_h5_error_set(const char *file, int line, const char *expr);
 #define IPR_H5(expr)                                       \

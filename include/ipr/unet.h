@@ -67,6 +67,11 @@ void ipr_unet_arena_bytes(const ipr_unet *net, size_t *weights, size_t *activati
 int64_t ipr_unet_param_count(const ipr_unet *net);
 int ipr_unet_tensor_count(const ipr_unet *net);
 
+/* Cost of one sample's forward pass, multiply-adds counted as 2 FLOP: `network` = convolutions and
+ * attention (what this engine computes, the embedding per distinct level being negligible);
+ * `reference_embedding` = what the reference additionally spends on the per-pixel embedding MLP. */
+void ipr_unet_flops(const ipr_unet *net, double *network, double *reference_embedding);
+
 /* Debug hook: called after every module with its reference module path ("model.encoder.blocks.7.1",
  * "model.bottleneck.blocks.0", "model.decoder.blocks.2.2", "model.decoder.out") and its output
  * (B, C, H, W), valid only during the call. NULL switches it off. */

@@ -18,6 +18,8 @@ static const struct {
     const char *summary;
 } k_commands[] = {
     {"datagen", ipr_cmd_datagen, "write benchmark instances (images, labels, clues) to an HDF5 file"},
+    {"forward", ipr_cmd_forward, "run the SRM U-Net once over a batch in an HDF5 file (CPU or CUDA)"},
+    {"bench", ipr_cmd_bench, "U-Net forward passes per second on the CPU and the GPU (a benchmark, not a test)"},
 };
 #define NUM_COMMANDS (sizeof k_commands / sizeof k_commands[0])
 

@@ -630,3 +630,50 @@ int ipr_unet_forward(ipr_unet *net, const float *x, const float *t, int B, float
 fail:
     return IPR_ERR;
 }
+
+/* ------------------------------------------------------------------------------------------------ */
+/* cost model (for benchmarks): multiply-adds counted twice, per sample */
+
+static double conv_flops(const ipr_conv_w *cv, int ho, int wo) {
+    return 2.0 * cv->c_out * cv->c_in * cv->k * cv->k * (double)ho * wo;
+}
+
+static void resblock_flops(const ipr_unet *net, const ipr_resblock_w *rb, double *f, double *emb) {
+    const int h = net->lh[rb->level], w = net->lw[rb->level];
+    *f += conv_flops(&rb->conv1, h, w) + conv_flops(&rb->conv2, h, w);
+    if (rb->has_shortcut) *f += conv_flops(&rb->shortcut, h, w);
+    /* the reference evaluates sinusoid -> MLP -> projection at every pixel of every ResBlock */
+    const ipr_unet_config *cfg = &net->cfg;
+    *emb += 2.0 * (double)h * w *
+            ((double)cfg->d_emb * cfg->t_emb_dim + (double)cfg->t_emb_dim * cfg->t_emb_dim +
+             (double)cfg->t_emb_dim * rb->c_out);
+}
+
+static void attn_flops(const ipr_unet *net, const ipr_attn_w *at, double *f) {
+    const double T = (double)net->lh[at->level] * net->lw[at->level];
+    *f += 2.0 * 3 * at->c * at->c * T + 2.0 * at->c * at->c * T; /* qkv, proj */
+    *f += 2.0 * 2 * at->heads * T * T * at->ch;                /* scores, weighted sum */
+}
+
+void ipr_unet_flops(const ipr_unet *net, double *network, double *reference_embedding) {
+    double f = 0.0, emb = 0.0;
+    f += conv_flops(&net->enc[0].resample, net->H, net->W);
+    for (int i = 1; i < net->n_enc; ++i) {
+        const ipr_unet_stage *st = &net->enc[i];
+        if (st->has_res) resblock_flops(net, &st->res, &f, &emb);
+        if (st->has_attn) attn_flops(net, &st->attn, &f);
+        if (st->has_down) f += conv_flops(&st->resample, net->lh[st->level + 1], net->lw[st->level + 1]);
+    }
+    resblock_flops(net, &net->mid0, &f, &emb);
+    attn_flops(net, &net->mid_attn, &f);
+    resblock_flops(net, &net->mid1, &f, &emb);
+    for (int i = 0; i < net->n_dec; ++i) {
+        const ipr_unet_stage *st = &net->dec[i];
+        resblock_flops(net, &st->res, &f, &emb);
+        if (st->has_attn) attn_flops(net, &st->attn, &f);
+        if (st->has_up) f += conv_flops(&st->resample, net->lh[st->level - 1], net->lw[st->level - 1]);
+    }
+    f += conv_flops(&net->out_conv, net->H, net->W);
+    if (network) *network = f;
+    if (reference_embedding) *reference_embedding = emb;
+}

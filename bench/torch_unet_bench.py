@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""torch_unet_bench.py: forward passes per second of the SRM U-Net in PyTorch, the comparison for
+`ipr bench`. Same configs, random weights, per-region noise maps and batch sizes as the C benchmark.
+
+Variants: the reference formulation (embedding MLP per pixel) eager and torch.compile'd, float32 and
+BF16 autocast; and this project's distinct-level formulation (exact, same outputs) eager. Prints one
+JSON line per measurement and writes them all to --output (JSON list).
+usage: torch_unet_bench.py --output FILE.json [--configs ep_4,cp_ffhq_8,ms1000_28] [--batches 1,16,64]
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
+import srm_unet  # noqa: E402
+
+# spec 1.2 / fixtures manifest
+CONFIGS = {
+    "ep_4": dict(hid_dims=[64, 128, 128, 256], attention=[0, 0, 1, 1], d_in=3, d_out=7, size=32, patch=4),
+    "cp_ffhq_8": dict(hid_dims=[128, 128, 256, 256, 512], attention=[0, 0, 0, 1, 1], d_in=3, d_out=7, size=128,
+                      patch=8),
+    "ms1000_28": dict(hid_dims=[128, 128, 256, 256, 512, 512], attention=[0, 0, 0, 0, 1, 1], d_in=1, d_out=3,
+                      size=252, patch=28),
+}
+
+
+def noise_map(b, size, patch, gen):
+    """per-region levels: a third clean, a third pure noise, a third in between (a sampler's mid-run)"""
+    g = size // patch
+    r = torch.rand(b, 1, g, g, generator=gen)
+    lv = torch.where(r < 1 / 3, torch.zeros_like(r), torch.where(r < 2 / 3, torch.ones_like(r), torch.rand(b, 1, g, g,
+                                                                                                              generator=gen)))
+    return lv.repeat_interleave(patch, 2).repeat_interleave(patch, 3)
+
+
+def time_it(fn, min_time=1.0, max_iters=200):
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    start = time.perf_counter()
+    while len(times) < max_iters and (time.perf_counter() - start < min_time or len(times) < 5):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        fn()
+        e.record()
+        e.synchronize()
+        times.append(s.elapsed_time(e) / 1000.0)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def main(argv):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--output", required=True)
+    ap.add_argument("--configs", default="ep_4,cp_ffhq_8,ms1000_28")
+    ap.add_argument("--batches", default="1,16,64")
+    ap.add_argument("--variants", default="ref_eager_fp32,ref_eager_bf16,ref_compile_fp32,ref_compile_bf16,"
+                                          "distinct_eager_bf16,distinct_eager_fp32")
+    ap.add_argument("--min-time", type=float, default=1.0)
+    args = ap.parse_args(argv)
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    dev = torch.device("cuda")
+    results = []
+    for name in args.configs.split(","):
+        c = CONFIGS[name]
+        for variant in args.variants.split(","):
+            form, mode, dtype = variant.split("_")
+            torch.manual_seed(0)
+            net = srm_unet.from_config(c, temb="per_pixel" if form == "ref" else "distinct").to(dev).eval()
+            for p in net.parameters():  # random weights, none zero (zero-init layers would hide work)
+                torch.nn.init.normal_(p, std=0.02)
+            fwd = torch.compile(net) if mode == "compile" else net
+            for b in [int(x) for x in args.batches.split(",")]:
+                gen = torch.Generator().manual_seed(b)
+                x = torch.randn(b, c["d_in"], c["size"], c["size"], generator=gen).to(dev)
+                t = noise_map(b, c["size"], c["patch"], gen).to(dev)
+
+                def run():
+                    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=dtype == "bf16"):
+                        fwd(x, t)
+
+                rec = dict(config=name, variant=variant, batch=b)
+                try:
+                    sec = time_it(run, args.min_time)
+                    rec.update(seconds=sec, passes_per_s=b / sec)
+                except torch.cuda.OutOfMemoryError:
+                    rec.update(error="out of memory")
+                    torch.cuda.empty_cache()
+                except Exception as e:  # noqa: BLE001 - a failed variant is reported, the rest still run
+                    rec.update(error=f"{type(e).__name__}: {str(e)[:200]}")
+                print(json.dumps(rec), flush=True)
+                results.append(rec)
+            del net, fwd
+            torch.cuda.empty_cache()
+    with open(args.output, "w") as f:
+        json.dump(dict(torch=torch.__version__, device=torch.cuda.get_device_name(), results=results), f, indent=1)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

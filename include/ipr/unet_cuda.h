@@ -1,0 +1,54 @@
+/* unet_cuda.h: the SRM U-Net on one CUDA GPU: cuBLAS GEMMs for every convolution and linear layer, the
+ * ops of src/engine/cuda for the rest. Built from a loaded CPU net (same plan, same weights). */
+#ifndef IPR_UNET_CUDA_H
+#define IPR_UNET_CUDA_H
+
+#include <stddef.h>
+
+#include "ipr/unet.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* GEMM precision of convolutions: float32, TF32 tensor cores (float32 storage), or BF16 operands with
+ * float32 accumulation. Norms, softmax, the time embedding and all storage stay float32. */
+typedef enum { IPR_PREC_FP32 = 0, IPR_PREC_TF32 = 1, IPR_PREC_BF16 = 2 } ipr_precision;
+
+const char *ipr_precision_name(ipr_precision p);
+int ipr_precision_from_name(const char *name, ipr_precision *out);
+
+typedef struct ipr_unet_cuda ipr_unet_cuda;
+
+/* 1 if this build has the CUDA backend and a device is visible; *count gets the device count. */
+int ipr_cuda_available(int *count);
+
+/* Upload `net`'s weights to `device` and plan activations for net's max_batch and image size. The CPU
+ * net must outlive the CUDA one (its plan is shared). NULL on error (no CUDA, out of memory, ...). */
+ipr_unet_cuda *ipr_unet_cuda_new(ipr_unet *net, int device, ipr_precision precision);
+void ipr_unet_cuda_free(ipr_unet_cuda *g);
+/* Device bytes of weights (both copies in BF16 mode) and of activations + workspaces. */
+void ipr_unet_cuda_arena_bytes(const ipr_unet_cuda *g, size_t *weights, size_t *activations);
+/* Same contract as ipr_unet_forward, host buffers. */
+int ipr_unet_cuda_forward(ipr_unet_cuda *g, const float *x, const float *t, int B, float *y);
+/* Same, with device buffers x (B, d_in, H, W), t (B, 1, H, W), y (B, d_out, H, W). */
+int ipr_unet_cuda_forward_device(ipr_unet_cuda *g, const float *x, const float *t, int B, float *y);
+/* The net's own device input/output buffers (sized for max_batch), for callers that keep data resident. */
+void ipr_unet_cuda_buffers(ipr_unet_cuda *g, float **x, float **t, float **y);
+/* Copy host data into / out of device memory (synchronous). */
+int ipr_unet_cuda_upload(ipr_unet_cuda *g, float *dst, const float *src, size_t n);
+int ipr_unet_cuda_download(ipr_unet_cuda *g, float *dst, const float *src, size_t n);
+/* Wait for the net's stream. */
+int ipr_unet_cuda_synchronize(ipr_unet_cuda *g);
+/* Measured dense BF16 GEMM rate of a device (TFLOP/s): an n x n x n cuBLAS product, median of reps. */
+int ipr_cuda_gemm_peak_tflops(int device, int n, double *tflops);
+
+/* Distinct noise levels embedded by the last forward (summed over resolutions). */
+int ipr_unet_cuda_last_distinct(const ipr_unet_cuda *g);
+/* Name of the GPU in use. */
+const char *ipr_unet_cuda_device_name(const ipr_unet_cuda *g);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# device/run.sh MODE: on the GPU machine (Ubuntu 24.04, CUDA, no libarchive/libyaml/OpenBLAS/cmocka
+# headers, no network): unpack the carried Debian packages into /tmp/deproot (never into /), build with
+# CUDA, then MODE = check (all tests incl. `gpu`), bench (ipr bench + PyTorch), or all.
+# Prepare here first: scripts/device/prepare.sh (downloads the .debs, copies the fixtures into .deps/).
+set -uo pipefail
+mode=${1:-all}
+root=$(pwd)
+out=${OUT:-/tmp/ipr-out}
+mkdir -p "$out"
+dep=/tmp/deproot
+mkdir -p $dep
+for f in .deps/debs/*.deb; do dpkg -x "$f" $dep; done
+# Ubuntu's gnutls (pulled in by its HDF5) needs Ubuntu's newer nettle: keep Debian's headers, link the
+# system's libnettle.so.8 / libhogweed.so.6 (same sonames, compatible ABI).
+for l in nettle:8 hogweed:6; do
+  n=${l%%:*} v=${l##*:}
+  rm -f $dep/usr/lib/x86_64-linux-gnu/lib$n.so.$v*
+  ln -sf /usr/lib/x86_64-linux-gnu/lib$n.so.$v $dep/usr/lib/x86_64-linux-gnu/lib$n.so
+done
+export PKG_CONFIG_LIBDIR=$dep/usr/lib/x86_64-linux-gnu/pkgconfig:$dep/usr/share/pkgconfig
+export PKG_CONFIG_SYSROOT_DIR=$dep
+export CMAKE_PREFIX_PATH=$dep/usr
+export LD_LIBRARY_PATH=$dep/usr/lib/x86_64-linux-gnu:$dep/usr/lib/x86_64-linux-gnu/openblas-pthread:${LD_LIBRARY_PATH:-}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+build=/tmp/ipr-build
+t0=$(date +%s)
+cmake -S . -B $build -DIPR_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_BUILD_TYPE=Release \
+  -DIPR_FIXTURES_DIR="$root/.deps/fixtures" >"$out/cmake.log" 2>&1 || { tail -40 "$out/cmake.log"; exit 1; }
+cmake --build $build -j"$(nproc)" >"$out/build.log" 2>&1 || { grep -E "error|Error" "$out/build.log" | head -40; exit 1; }
+echo "build: $(( $(date +%s) - t0 )) s"
+status=0
+if [ "$mode" = check ] || [ "$mode" = all ]; then
+  ctest --test-dir $build --output-on-failure -j4 --timeout 600 2>&1 | tee "$out/ctest.log" | tail -40
+  status=${PIPESTATUS[0]}
+  $build/tests/test_unet_cuda > "$out/gpu_test.txt" 2>&1; grep -E "rel L2|independence" "$out/gpu_test.txt" 
+fi
+if [ "$mode" = bench ] || [ "$mode" = all ]; then
+  $build/ipr bench --configs "${IPR_BENCH_CONFIGS:-ep_4,cp_ffhq_8,ms1000_28}" --batches "${IPR_BENCH_BATCHES:-1,16,64}" \
+    --cpu-max-batch 1 --min-time "${IPR_BENCH_MIN_TIME:-1}" --output "$out/bench_ipr.json" 2>&1 | tee "$out/bench_ipr.txt"
+  PYTHONUNBUFFERED=1 python3 bench/torch_unet_bench.py --output "$out/bench_torch.json" \
+    --configs "${IPR_BENCH_CONFIGS:-ep_4,cp_ffhq_8,ms1000_28}" --batches "${IPR_BENCH_BATCHES:-1,16,64}" \
+    ${IPR_TORCH_VARIANTS:+--variants $IPR_TORCH_VARIANTS} 2>&1 | tail -5
+  python3 bench/compare.py "$out/bench_ipr.json" "$out/bench_torch.json" | tee "$out/bench_table.md"
+fi
+exit $status

@@ -1,0 +1,253 @@
+/* cmd_bench.c: `ipr bench`: U-Net forward passes per second for the paper configurations (random
+ * weights, per-region noise maps) on the CPU and the GPU in each precision. Prints a table and JSON. */
+#define _POSIX_C_SOURCE 200809L
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "ipr/common.h"
+#include "ipr/rng.h"
+#include "ipr/unet.h"
+#include "ipr/unet_cuda.h"
+
+typedef struct {
+    const char *name;
+    int levels, hid[6], att[6], d_in, d_out, size, patch;
+} bench_cfg;
+
+/* spec 1.2 and fixtures/srm_unet_manifest.json */
+static const bench_cfg k_cfgs[] = {
+    {"ep_4", 4, {64, 128, 128, 256}, {0, 0, 1, 1}, 3, 7, 32, 4},
+    {"cp_ffhq_8", 5, {128, 128, 256, 256, 512}, {0, 0, 0, 1, 1}, 3, 7, 128, 8},
+    {"ms1000_28", 6, {128, 128, 256, 256, 512, 512}, {0, 0, 0, 0, 1, 1}, 1, 3, 252, 28},
+    {"tiny", 4, {32, 32, 64, 64}, {0, 0, 1, 1}, 1, 3, 28, 7},
+};
+#define NUM_CFGS (int)(sizeof k_cfgs / sizeof k_cfgs[0])
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* per-region levels: a third clean, a third pure noise, a third in between (a sampler mid-run) */
+static void make_inputs(float *x, float *t, int B, int d_in, int S, int patch) {
+    ipr_rng r;
+    ipr_rng_init(&r, 7, IPR_RNG_INIT_NOISE, 0, 0);
+    for (size_t i = 0; i < (size_t)B * d_in * S * S; ++i) x[i] = (float)ipr_rng_normal(&r);
+    int g = S / patch;
+    for (int b = 0; b < B; ++b)
+        for (int gy = 0; gy < g; ++gy)
+            for (int gx = 0; gx < g; ++gx) {
+                double u = ipr_rng_uniform(&r);
+                float lv = u < 1.0 / 3 ? 0.0f : u < 2.0 / 3 ? 1.0f : (float)ipr_rng_uniform(&r);
+                for (int y = gy * patch; y < (gy + 1) * patch; ++y)
+                    for (int xx = gx * patch; xx < (gx + 1) * patch; ++xx) t[((size_t)b * S + y) * S + xx] = lv;
+            }
+}
+
+typedef int (*run_fn)(void *ctx, int B);
+typedef struct {
+    ipr_unet *net;
+    ipr_unet_cuda *gpu;
+    const float *x, *t;
+    float *y;
+    float *dx, *dt, *dy;
+} run_ctx;
+
+static int run_cpu(void *p, int B) {
+    run_ctx *c = p;
+    return ipr_unet_forward(c->net, c->x, c->t, B, c->y);
+}
+
+static int run_gpu(void *p, int B) {
+    run_ctx *c = p;
+    if (ipr_unet_cuda_forward_device(c->gpu, c->dx, c->dt, B, c->dy) != IPR_OK) return IPR_ERR;
+    return ipr_unet_cuda_synchronize(c->gpu);
+}
+
+/* median seconds per call: 2 warm-ups, then until min_time has passed (at least 3 calls) */
+static int time_median(run_fn fn, void *ctx, int B, double min_time, double *median, int *reps) {
+    double samples[1000];
+    for (int i = 0; i < 2; ++i)
+        if (fn(ctx, B) != IPR_OK) return IPR_ERR;
+    int n = 0;
+    double start = now_s();
+    while (n < 1000 && (n < 3 || now_s() - start < min_time)) {
+        double t0 = now_s();
+        if (fn(ctx, B) != IPR_OK) return IPR_ERR;
+        samples[n++] = now_s() - t0;
+    }
+    qsort(samples, (size_t)n, sizeof(double), cmp_double);
+    *median = samples[n / 2];
+    *reps = n;
+    return IPR_OK;
+}
+
+static void usage(FILE *to) {
+    fprintf(to,
+            "usage: ipr bench [options]\n\n"
+            "Forward passes per second of the SRM U-Net (random weights, per-region noise maps).\n"
+            "  --configs LIST     ep_4,cp_ffhq_8,ms1000_28 (default) and tiny\n"
+            "  --batches LIST     batch sizes (default 1,16,64)\n"
+            "  --backends LIST    cpu,cuda-fp32,cuda-tf32,cuda-bf16 (default: all available)\n"
+            "  --cpu-max-batch N  largest batch timed on the CPU (default 1)\n"
+            "  --min-time S       seconds of timed calls per measurement (default 1)\n"
+            "  --output FILE      also write the results as JSON\n"
+            "  -h, --help         this text\n");
+}
+
+static int in_list(const char *list, const char *item) {
+    size_t n = strlen(item);
+    for (const char *p = list; p && *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && strncmp(p, item, n) == 0) return 1;
+        p = e ? e + 1 : NULL;
+    }
+    return 0;
+}
+
+int ipr_cmd_bench(int argc, char **argv) {
+    static const struct option longopts[] = {
+        {"configs", required_argument, 0, 'c'}, {"batches", required_argument, 0, 'b'},
+        {"backends", required_argument, 0, 'k'}, {"cpu-max-batch", required_argument, 0, 'm'},
+        {"min-time", required_argument, 0, 't'}, {"output", required_argument, 0, 'o'},
+        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+    const char *configs = "ep_4,cp_ffhq_8,ms1000_28", *batches_s = "1,16,64", *backends = NULL, *output = NULL;
+    uint64_t cpu_max = 1;
+    double min_time = 1.0;
+    FILE *js = NULL;
+    ipr_unet *net = NULL;
+    ipr_unet_cuda *gpu = NULL;
+    float *x = NULL, *t = NULL, *y = NULL;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c': configs = optarg; break;
+        case 'b': batches_s = optarg; break;
+        case 'k': backends = optarg; break;
+        case 'm': IPR_TRY(ipr_parse_u64(optarg, 4096, "--cpu-max-batch", &cpu_max)); break;
+        case 't': IPR_TRY(ipr_parse_double(optarg, "--min-time", &min_time)); break;
+        case 'o': output = optarg; break;
+        case 'h': usage(stdout); return IPR_EXIT_OK;
+        case ':': IPR_FAIL("option %s needs a value", argv[optind - 1]);
+        default: IPR_FAIL("unknown option %s (see `ipr bench --help`)", argv[optind - 1]);
+        }
+    }
+    IPR_CHECK(optind == argc, "unexpected argument '%s'", optind < argc ? argv[optind] : "");
+    for (const char *p = configs; p && *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        int ok = 0;
+        for (int i = 0; i < NUM_CFGS; ++i) ok |= strlen(k_cfgs[i].name) == len && !strncmp(k_cfgs[i].name, p, len);
+        IPR_CHECK(ok, "unknown config '%.*s' in --configs (ep_4, cp_ffhq_8, ms1000_28, tiny)", (int)len, p);
+        p = e ? e + 1 : NULL;
+    }
+    int batches[16], nb = 0, bmax = 1;
+    for (const char *p = batches_s; p && *p && nb < 16;) {
+        char *e;
+        long v = strtol(p, &e, 10);
+        IPR_CHECK(e != p && v >= 1 && v <= 4096 && (*e == ',' || *e == '\0'), "bad --batches '%s'", batches_s);
+        batches[nb++] = (int)v;
+        if (v > bmax) bmax = (int)v;
+        p = *e ? e + 1 : NULL;
+    }
+    int ndev = 0;
+    int have_cuda = ipr_cuda_available(&ndev);
+    if (!backends) backends = have_cuda ? "cpu,cuda-fp32,cuda-tf32,cuda-bf16" : "cpu";
+    IPR_CHECK(have_cuda || !strstr(backends, "cuda"), "--backends asks for cuda, but no CUDA device is available");
+    double peak = 0.0;
+    if (have_cuda) {
+        IPR_TRY(ipr_cuda_gemm_peak_tflops(0, 8192, &peak));
+        printf("measured dense BF16 GEMM rate (cuBLAS, 8192^3, random data): %.0f TFLOP/s\n", peak);
+    }
+    if (output) IPR_IO((js = fopen(output, "w")) != NULL, output);
+    if (js) fprintf(js, "{\"bf16_gemm_tflops\": %.1f, \"results\": [\n", peak);
+    int first = 1;
+    printf("%-10s %5s %-10s %12s %10s %9s %9s %8s\n", "config", "batch", "backend", "passes/s", "ms/pass", "GFLOP/pass",
+           "TFLOP/s", "%bf16pk");
+    static const char *const k_back[] = {"cpu", "cuda-fp32", "cuda-tf32", "cuda-bf16"};
+    for (int ci = 0; ci < NUM_CFGS; ++ci) {
+        const bench_cfg *bc = &k_cfgs[ci];
+        if (!in_list(configs, bc->name)) continue;
+        ipr_unet_config cfg;
+        ipr_unet_config_init(&cfg);
+        cfg.n_levels = bc->levels;
+        for (int l = 0; l < bc->levels; ++l) cfg.hid_dims[l] = bc->hid[l], cfg.attention[l] = bc->att[l];
+        cfg.d_in = bc->d_in, cfg.d_out = bc->d_out, cfg.patch_size = bc->patch;
+        cfg.image_size[0] = cfg.image_size[1] = bc->size;
+        IPR_TRY_PTR(net = ipr_unet_new(&cfg, bmax, bc->size, bc->size, 0));
+        ipr_unet_init_random(net, 1);
+        double fl, emb;
+        ipr_unet_flops(net, &fl, &emb);
+        size_t px = (size_t)bc->size * bc->size;
+        IPR_TRY_PTR(x = ipr_malloc((size_t)bmax * bc->d_in * px * sizeof(float), "bench x"));
+        IPR_TRY_PTR(t = ipr_malloc((size_t)bmax * px * sizeof(float), "bench t"));
+        IPR_TRY_PTR(y = ipr_malloc((size_t)bmax * bc->d_out * px * sizeof(float), "bench y"));
+        make_inputs(x, t, bmax, bc->d_in, bc->size, bc->patch);
+        printf("%s: %lld parameters, %.1f GFLOP/pass in convolutions and attention (+%.1f GFLOP the reference "
+               "spends on the per-pixel embedding)\n",
+               bc->name, (long long)ipr_unet_param_count(net), fl / 1e9, emb / 1e9);
+        for (int k = 0; k < 4; ++k) {
+            if (!in_list(backends, k_back[k])) continue;
+            run_ctx ctx = {net, NULL, x, t, y, NULL, NULL, NULL};
+            run_fn fn = run_cpu;
+            if (k > 0) {
+                IPR_TRY_PTR(gpu = ipr_unet_cuda_new(net, 0, (ipr_precision)(k - 1)));
+                ctx.gpu = gpu;
+                ipr_unet_cuda_buffers(gpu, &ctx.dx, &ctx.dt, &ctx.dy);
+                IPR_TRY(ipr_unet_cuda_upload(gpu, ctx.dx, x, (size_t)bmax * bc->d_in * px));
+                IPR_TRY(ipr_unet_cuda_upload(gpu, ctx.dt, t, (size_t)bmax * px));
+                fn = run_gpu;
+            }
+            for (int bi = 0; bi < nb; ++bi) {
+                int B = batches[bi];
+                if (k == 0 && (uint64_t)B > cpu_max) continue;
+                double sec;
+                int reps;
+                IPR_TRY(time_median(fn, &ctx, B, min_time, &sec, &reps));
+                double tf = fl * B / sec / 1e12;
+                printf("%-10s %5d %-10s %12.1f %10.3f %9.1f %9.2f %8.1f\n", bc->name, B, k_back[k], B / sec,
+                       1e3 * sec, fl / 1e9, tf, peak > 0 ? 100.0 * tf / peak : 0.0);
+                fflush(stdout);
+                if (js)
+                    fprintf(js,
+                            "%s {\"config\": \"%s\", \"batch\": %d, \"backend\": \"%s\", \"passes_per_s\": %.3f, "
+                            "\"seconds\": %.6g, \"reps\": %d, \"gflop_per_pass\": %.3f, "
+                            "\"reference_embedding_gflop\": %.3f}",
+                            first ? "" : ",\n", bc->name, B, k_back[k], B / sec, sec, reps, fl / 1e9, emb / 1e9);
+                first = 0;
+            }
+            ipr_unet_cuda_free(gpu);
+            gpu = NULL;
+        }
+        free(x), free(t), free(y);
+        x = t = y = NULL;
+        ipr_unet_free(net);
+        net = NULL;
+    }
+    if (js) {
+        fprintf(js, "\n]}\n");
+        IPR_IO(fclose(js) == 0, output);
+        js = NULL;
+    }
+    return IPR_EXIT_OK;
+fail:
+    if (js) fclose(js);
+    ipr_unet_cuda_free(gpu);
+    ipr_unet_free(net);
+    free(x), free(t), free(y);
+    return ipr_cli_fail("bench");
+}

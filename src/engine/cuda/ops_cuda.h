@@ -1,0 +1,62 @@
+/* ops_cuda.h: the CUDA kernels of the SRM U-Net, one op per .cu file, with a C ABI so C11 code calls
+ * them directly. Launchers take outputs first and the stream last; every launch is checked. */
+#ifndef IPR_OPS_CUDA_H
+#define IPR_OPS_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct CUstream_st *ipr_cuda_stream;
+
+/* Element types of GEMM operands: float32 or bfloat16 (stored as uint16). */
+typedef enum { IPR_CU_F32 = 0, IPR_CU_BF16 = 1 } ipr_cu_dtype;
+
+/* GroupNorm over (B, C, HW) with `groups` groups, eps, affine gamma/beta (C). Optionally adds a
+ * per-pixel embedding first, emb[idx[b*HW + p] * C + c] (spec 1.3: embedding added before the second
+ * GroupNorm), and optionally applies SiLU after. out may not alias x. */
+int ipr_cu_group_norm(float *out, const float *x, const float *gamma, const float *beta, const float *emb,
+                      const int32_t *idx, int B, int C, int HW, int groups, float eps, int silu,
+                      ipr_cuda_stream s);
+
+/* im2col for a 3x3 convolution with padding 1 and stride 1 or 2: col (B, C*9, Ho*Wo) in dtype. */
+int ipr_cu_im2col3x3(void *col, ipr_cu_dtype dt, const float *x, int B, int C, int H, int W, int stride, int Ho,
+                     int Wo, ipr_cuda_stream s);
+/* Convert float32 to bf16 (n elements). */
+int ipr_cu_to_bf16(uint16_t *out, const float *x, size_t n, ipr_cuda_stream s);
+
+/* y (B, C, HW) += bias[c] (+ residual (B, C, HW) if not NULL). */
+int ipr_cu_bias_residual(float *y, const float *bias, const float *residual, int B, int C, int HW,
+                         ipr_cuda_stream s);
+/* out = SiLU(x), n elements (in place allowed). */
+int ipr_cu_silu(float *out, const float *x, size_t n, ipr_cuda_stream s);
+/* Channel concat: out (B, Ca+Cb, HW) = [a (B, Ca, HW), b (B, Cb, HW)]. */
+int ipr_cu_concat(float *out, const float *a, int Ca, const float *b, int Cb, int B, int HW, ipr_cuda_stream s);
+/* Nearest upsample (PyTorch 'nearest'): (B, C, H, W) -> (B, C, Ho, Wo). */
+int ipr_cu_upsample_nearest(float *out, const float *x, int B, int C, int H, int W, int Ho, int Wo,
+                            ipr_cuda_stream s);
+/* Bilinear resize of a (B, 1, H, W) map, align_corners=False, no antialias (PyTorch semantics). */
+int ipr_cu_resize_bilinear(float *out, const float *x, int B, int H, int W, int Ho, int Wo, ipr_cuda_stream s);
+
+/* Row softmax in place: rows of length n, each scaled by `scale` first. */
+int ipr_cu_softmax_rows(float *x, int rows, int n, float scale, ipr_cuda_stream s);
+
+/* Sinusoidal embedding (spec 1.4) of n levels: out (n, 256) = [cos(a f_i), sin(a f_i)],
+ * a = max(1000 t - 1, 0), f_i = exp(-ln(10000) i / 128) in float32. */
+int ipr_cu_sinusoid(float *out, const float *t, int n, ipr_cuda_stream s);
+/* Linear epilogue: y (n, C) += bias[c], optional SiLU. */
+int ipr_cu_bias_act(float *y, const float *bias, int n, int C, int silu, ipr_cuda_stream s);
+
+/* Distinct levels of a float map (n values): sorted unique values (count to *n_unique) and, per value,
+ * its index among them. tmp is scratch of ipr_cu_unique_scratch(n) bytes. */
+size_t ipr_cu_unique_scratch(int n);
+int ipr_cu_unique_index(float *uniq, int *n_unique, int32_t *index, const float *values, int n, void *tmp,
+                        ipr_cuda_stream s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,562 @@
+/* unet_cuda.c: the SRM U-Net forward pass on one GPU. It walks the CPU net's plan (unet_internal.h) with
+ * device copies of the weights (same offsets as the host arena), cuBLAS for GEMMs and src/engine/cuda ops. */
+#include "ipr/unet_cuda.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/ops_cuda.h"
+#include "ipr/common.h"
+#include "unet_internal.h"
+
+/* distinct noise levels one resolution may hold in one forward (spec 1.4 table) */
+#define IPR_CUDA_TEMB_CAP 65536
+/* im2col workspace: at least one sample of the largest convolution, else up to this many bytes */
+#define IPR_CUDA_COL_BUDGET ((size_t)1 << 30)
+
+#define CU(expr)                                                                                          \
+    do {                                                                                                  \
+        cudaError_t e_ = (expr);                                                                          \
+        if (e_ != cudaSuccess) IPR_FAIL("CUDA: %s failed: %s", #expr, cudaGetErrorString(e_));            \
+    } while (0)
+
+#define CUBLAS(expr)                                                                                      \
+    do {                                                                                                  \
+        cublasStatus_t s_ = (expr);                                                                       \
+        if (s_ != CUBLAS_STATUS_SUCCESS) IPR_FAIL("cuBLAS: %s failed: status %d", #expr, (int)s_);        \
+    } while (0)
+
+struct ipr_unet_cuda {
+    ipr_unet *net;
+    int device;
+    ipr_precision prec;
+    char name[256];
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    float *dw;        /* weights, float32, offsets as net->warena */
+    uint16_t *dw16;   /* bf16 mirror (BF16 mode) */
+    unsigned char *arena;
+    size_t wbytes, abytes;
+    /* activations (device) */
+    float **skips;
+    float *hA, *hB, *cat, *tmp, *u, *qkv, *attn, *scores, *x, *t, *y;
+    void *col;
+    size_t col_elems;
+    /* time embedding, per level */
+    float *tmap[IPR_UNET_MAX_LEVELS];
+    int32_t *tidx[IPR_UNET_MAX_LEVELS];
+    float *tuniq[IPR_UNET_MAX_LEVELS];
+    float *E[IPR_UNET_MAX_LEVELS]; /* SiLU(mlp(sinusoid(level))) rows, (cap, t_emb_dim) */
+    int tcap[IPR_UNET_MAX_LEVELS];
+    int n_uniq[IPR_UNET_MAX_LEVELS];
+    float *sinus, *hid, *P;
+    void *uscratch;
+    int last_distinct;
+};
+
+int ipr_cuda_available(int *count) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError();
+        n = 0;
+    }
+    if (count) *count = n;
+    return n > 0;
+}
+
+/* device pointer of a host weight pointer */
+static const float *dW(const ipr_unet_cuda *g, const float *host) { return g->dw + (host - g->net->warena); }
+static const uint16_t *dW16(const ipr_unet_cuda *g, const float *host) { return g->dw16 + (host - g->net->warena); }
+
+static cublasComputeType_t compute_type(const ipr_unet_cuda *g) {
+    return g->prec == IPR_PREC_FP32 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
+}
+
+/* ---- plan ---- */
+
+typedef struct {
+    size_t hbuf, cat, tmp, u, qkv, attn, scores, col;
+} sizes_t;
+
+#define MAXZ(a, b) ((a) = (a) > (size_t)(b) ? (a) : (size_t)(b))
+
+static void size_resblock(const ipr_unet *net, const ipr_resblock_w *rb, sizes_t *s) {
+    size_t hw = (size_t)net->lh[rb->level] * net->lw[rb->level];
+    size_t c = (size_t)(rb->c_in > rb->c_out ? rb->c_in : rb->c_out);
+    MAXZ(s->tmp, c * hw);
+    MAXZ(s->u, (size_t)rb->c_out * hw);
+    MAXZ(s->col, (size_t)c * 9 * hw);
+}
+
+static void size_attn(const ipr_unet *net, const ipr_attn_w *at, sizes_t *s) {
+    size_t T = (size_t)net->lh[at->level] * net->lw[at->level];
+    MAXZ(s->tmp, (size_t)at->c * T);
+    MAXZ(s->qkv, 3 * (size_t)at->c * T);
+    MAXZ(s->attn, (size_t)at->c * T);
+    MAXZ(s->scores, (size_t)at->heads * T * T);
+    MAXZ(s->col, (size_t)at->c * T); /* bf16 copy of a 1x1 conv input */
+}
+
+static void plan_sizes(const ipr_unet *net, sizes_t *s) {
+    memset(s, 0, sizeof *s);
+    const size_t HW = (size_t)net->H * net->W;
+    MAXZ(s->col, (size_t)net->cfg.d_in * 9 * HW);
+    int c = net->enc[0].c_out;
+    for (int i = 1; i < net->n_enc; ++i) {
+        const ipr_unet_stage *st = &net->enc[i];
+        if (st->has_res) size_resblock(net, &st->res, s);
+        if (st->has_attn) size_attn(net, &st->attn, s);
+        if (st->has_down) MAXZ(s->col, (size_t)c * 9 * net->lh[st->level + 1] * net->lw[st->level + 1]);
+        c = st->c_out;
+    }
+    size_resblock(net, &net->mid0, s);
+    size_attn(net, &net->mid_attn, s);
+    size_resblock(net, &net->mid1, s);
+    MAXZ(s->hbuf, (size_t)c * net->lh[net->L - 1] * net->lw[net->L - 1]);
+    int sp = net->n_skips;
+    for (int i = 0; i < net->n_dec; ++i) {
+        const ipr_unet_stage *st = &net->dec[i];
+        int l = st->level;
+        size_t hw = (size_t)net->lh[l] * net->lw[l];
+        int cs = net->skip_c[--sp];
+        MAXZ(s->cat, (size_t)(c + cs) * hw);
+        size_resblock(net, &st->res, s);
+        c = st->c_out;
+        MAXZ(s->hbuf, (size_t)c * hw);
+        if (st->has_attn) size_attn(net, &st->attn, s);
+        if (st->has_up) {
+            size_t hwu = (size_t)net->lh[l - 1] * net->lw[l - 1];
+            MAXZ(s->tmp, (size_t)c * hwu);
+            MAXZ(s->hbuf, (size_t)c * hwu);
+            MAXZ(s->col, (size_t)c * 9 * hwu);
+        }
+    }
+    MAXZ(s->tmp, (size_t)c * HW);
+    MAXZ(s->col, (size_t)c * 9 * HW);
+}
+
+typedef struct {
+    unsigned char *base;
+    size_t off;
+} bump_t;
+
+static void *bump(bump_t *b, size_t bytes) {
+    b->off = (b->off + 255) & ~(size_t)255;
+    void *p = b->base ? b->base + b->off : NULL;
+    b->off += bytes;
+    return p;
+}
+
+/* Hand out the activation arena; with base NULL it only measures. */
+static size_t layout(ipr_unet_cuda *g, unsigned char *base, const sizes_t *s) {
+    ipr_unet *net = g->net;
+    const size_t B = (size_t)net->max_batch, HW = (size_t)net->H * net->W;
+    const size_t f = sizeof(float);
+    bump_t b = {base, 0};
+    for (int i = 0; i < net->n_skips; ++i) {
+        int l = net->skip_level[i];
+        g->skips[i] = bump(&b, B * net->skip_c[i] * net->lh[l] * net->lw[l] * f);
+    }
+    g->hA = bump(&b, B * s->hbuf * f);
+    g->hB = bump(&b, B * s->hbuf * f);
+    g->cat = bump(&b, B * s->cat * f);
+    g->tmp = bump(&b, B * s->tmp * f);
+    g->u = bump(&b, B * s->u * f);
+    g->qkv = bump(&b, B * s->qkv * f);
+    g->attn = bump(&b, B * s->attn * f);
+    g->scores = bump(&b, B * s->scores * f);
+    g->x = bump(&b, B * net->cfg.d_in * HW * f);
+    g->t = bump(&b, B * HW * f);
+    g->y = bump(&b, B * net->cfg.d_out * HW * f);
+    /* im2col workspace: one sample of the largest conv at least */
+    size_t esz = g->prec == IPR_PREC_BF16 ? 2 : 4;
+    size_t want = B * s->col;
+    size_t budget = IPR_CUDA_COL_BUDGET / esz;
+    g->col_elems = want < budget ? want : (s->col > budget ? s->col : budget);
+    g->col = bump(&b, g->col_elems * esz);
+    /* time embedding */
+    int cap_max = 0;
+    for (int l = 0; l < net->L; ++l) {
+        size_t px = B * net->lh[l] * net->lw[l];
+        g->tcap[l] = (int)(px < IPR_CUDA_TEMB_CAP ? px : IPR_CUDA_TEMB_CAP);
+        if (g->tcap[l] > cap_max) cap_max = g->tcap[l];
+        g->tmap[l] = bump(&b, px * f);
+        g->tidx[l] = bump(&b, px * sizeof(int32_t));
+        g->tuniq[l] = bump(&b, px * f);
+        g->E[l] = bump(&b, (size_t)g->tcap[l] * net->cfg.t_emb_dim * f);
+    }
+    g->sinus = bump(&b, (size_t)cap_max * net->cfg.d_emb * f);
+    g->hid = bump(&b, (size_t)cap_max * net->cfg.t_emb_dim * f);
+    g->P = bump(&b, (size_t)cap_max * net->c_max * f);
+    g->uscratch = bump(&b, ipr_cu_unique_scratch((int)(B * HW)));
+    return b.off + 256;
+}
+
+ipr_unet_cuda *ipr_unet_cuda_new(ipr_unet *net, int device, ipr_precision precision) {
+    ipr_unet_cuda *g = ipr_calloc(1, sizeof *g, "CUDA U-Net");
+    float *tmpw = NULL;
+    if (!g) return NULL;
+    g->net = net;
+    g->device = device;
+    g->prec = precision;
+    int n = 0;
+    IPR_CHECK(ipr_cuda_available(&n), "no CUDA device is visible");
+    IPR_CHECK(device >= 0 && device < n, "CUDA device %d requested, %d visible", device, n);
+    CU(cudaSetDevice(device));
+    struct cudaDeviceProp prop;
+    CU(cudaGetDeviceProperties(&prop, device));
+    snprintf(g->name, sizeof g->name, "%s", prop.name);
+    CU(cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking));
+    CUBLAS(cublasCreate(&g->blas));
+    CUBLAS(cublasSetStream(g->blas, g->stream));
+    CUBLAS(cublasSetMathMode(g->blas, precision == IPR_PREC_FP32 ? CUBLAS_PEDANTIC_MATH : CUBLAS_DEFAULT_MATH));
+
+    /* weights: the whole host arena, so that offsets carry over */
+    g->wbytes = net->wbytes;
+    CU(cudaMalloc((void **)&g->dw, net->wbytes));
+    CU(cudaMemcpy(g->dw, net->warena, net->wbytes, cudaMemcpyHostToDevice));
+    if (precision == IPR_PREC_BF16) {
+        size_t nel = net->wbytes / sizeof(float);
+        CU(cudaMalloc((void **)&g->dw16, nel * sizeof(uint16_t)));
+        IPR_TRY(ipr_cu_to_bf16(g->dw16, g->dw, nel, g->stream));
+        g->wbytes += nel * sizeof(uint16_t);
+    }
+
+    sizes_t s;
+    plan_sizes(net, &s);
+    g->skips = ipr_calloc((size_t)net->n_skips, sizeof(float *), "skip table");
+    if (!g->skips) goto fail;
+    g->abytes = layout(g, NULL, &s);
+    CU(cudaMalloc((void **)&g->arena, g->abytes));
+    layout(g, g->arena, &s);
+    CU(cudaStreamSynchronize(g->stream));
+    free(tmpw);
+    return g;
+fail:
+    ipr_error_context("setting up the CUDA U-Net");
+    free(tmpw);
+    ipr_unet_cuda_free(g);
+    return NULL;
+}
+
+void ipr_unet_cuda_free(ipr_unet_cuda *g) {
+    if (!g) return;
+    if (g->arena) cudaFree(g->arena);
+    if (g->dw16) cudaFree(g->dw16);
+    if (g->dw) cudaFree(g->dw);
+    if (g->blas) cublasDestroy(g->blas);
+    if (g->stream) cudaStreamDestroy(g->stream);
+    free(g->skips);
+    free(g);
+}
+
+void ipr_unet_cuda_arena_bytes(const ipr_unet_cuda *g, size_t *weights, size_t *activations) {
+    if (weights) *weights = g->wbytes;
+    if (activations) *activations = g->abytes;
+}
+
+int ipr_unet_cuda_last_distinct(const ipr_unet_cuda *g) { return g->last_distinct; }
+const char *ipr_unet_cuda_device_name(const ipr_unet_cuda *g) { return g->name; }
+
+/* ---- layers ---- */
+
+/* Y (n, out) = X (n, in) W^T (+ bias, optional SiLU); float32 GEMM: the embedding stays exact. */
+static int linear(ipr_unet_cuda *g, float *Y, const float *X, int n, const ipr_linear_w *lw, int silu) {
+    const float one = 1.0f, zero = 0.0f;
+    CUBLAS(cublasGemmEx(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, lw->out, n, lw->in, &one, dW(g, lw->w), CUDA_R_32F,
+                        lw->in, X, CUDA_R_32F, lw->in, &zero, Y, CUDA_R_32F, lw->out, CUBLAS_COMPUTE_32F,
+                        CUBLAS_GEMM_DEFAULT));
+    IPR_TRY(ipr_cu_bias_act(Y, dW(g, lw->b), n, lw->out, silu, g->stream));
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+/* out (B, Cout, Ho, Wo) = beta * out + conv(in (B, Cin, H, W)) without bias; k = 3 (pad 1) or 1. */
+static int conv_nobias(ipr_unet_cuda *g, float *out, const float *in, const ipr_conv_w *cv, int B, int H, int W,
+                       int stride, int Ho, int Wo, float beta) {
+    const int K = cv->c_in * cv->k * cv->k;
+    const size_t N = (size_t)Ho * Wo;
+    const size_t per = (size_t)K * N;
+    int chunk = (int)(g->col_elems / per);
+    IPR_CHECK(chunk >= 1, "im2col workspace too small (%zu < %zu)", g->col_elems, per);
+    const int bf16 = g->prec == IPR_PREC_BF16;
+    const float one = 1.0f;
+    for (int b0 = 0; b0 < B; b0 += chunk) {
+        int nb = B - b0 < chunk ? B - b0 : chunk;
+        const float *src = in + (size_t)b0 * cv->c_in * H * W;
+        const void *A;
+        if (cv->k == 3) {
+            IPR_TRY(ipr_cu_im2col3x3(g->col, bf16 ? IPR_CU_BF16 : IPR_CU_F32, src, nb, cv->c_in, H, W, stride, Ho, Wo,
+                                     g->stream));
+            A = g->col;
+        } else if (bf16) {
+            IPR_TRY(ipr_cu_to_bf16(g->col, src, (size_t)nb * per, g->stream));
+            A = g->col;
+        } else {
+            A = src;
+        }
+        cudaDataType_t at = bf16 ? CUDA_R_16BF : CUDA_R_32F;
+        const void *Bw = bf16 ? (const void *)dW16(g, cv->w) : (const void *)dW(g, cv->w);
+        /* column-major: out_b^T (N x Cout) = col_b^T (N x K) . W^T (K x Cout) */
+        CUBLAS(cublasGemmStridedBatchedEx(g->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)N, cv->c_out, K, &one, A, at,
+                                          (long long)N, (long long)per, Bw, at, K, 0, &beta,
+                                          out + (size_t)b0 * cv->c_out * N, CUDA_R_32F, (long long)N,
+                                          (long long)cv->c_out * N, nb, compute_type(g), CUBLAS_GEMM_DEFAULT));
+    }
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+static int conv(ipr_unet_cuda *g, float *out, const float *in, const ipr_conv_w *cv, int B, int H, int W, int stride,
+                int Ho, int Wo) {
+    IPR_TRY(conv_nobias(g, out, in, cv, B, H, W, stride, Ho, Wo, 0.0f));
+    IPR_TRY(ipr_cu_bias_residual(out, dW(g, cv->b), NULL, B, cv->c_out, Ho * Wo, g->stream));
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+/* spec 1.4 per resolution: resize t, find its distinct levels, embed each once: E_l = SiLU(mlp(sin)) */
+static int temb_prepare(ipr_unet_cuda *g, const float *t, int B) {
+    ipr_unet *net = g->net;
+    const ipr_unet_config *cfg = &net->cfg;
+    g->last_distinct = 0;
+    for (int l = 0; l < net->L; ++l) {
+        int h = net->lh[l], w = net->lw[l], n = B * h * w;
+        IPR_TRY(ipr_cu_resize_bilinear(g->tmap[l], t, B, net->H, net->W, h, w, g->stream));
+        IPR_TRY(ipr_cu_unique_index(g->tuniq[l], &g->n_uniq[l], g->tidx[l], g->tmap[l], n, g->uscratch, g->stream));
+        int nu = g->n_uniq[l];
+        IPR_CHECK(nu <= g->tcap[l], "%d distinct noise levels at resolution %dx%d exceed the table (%d)", nu, h, w,
+                  g->tcap[l]);
+        g->last_distinct += nu;
+        IPR_TRY(ipr_cu_sinusoid(g->sinus, g->tuniq[l], nu, g->stream));
+        IPR_TRY(linear(g, g->hid, g->sinus, nu, &net->temb1, 1));
+        IPR_TRY(linear(g, g->E[l], g->hid, nu, &net->temb2, 1)); /* the SiLU of every embedding_layer */
+        (void)cfg;
+    }
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+/* out (B, c_out, h, w) = ResBlock(in) (spec 1.3) */
+static int resblock(ipr_unet_cuda *g, const ipr_resblock_w *rb, const float *in, float *out, int B) {
+    ipr_unet *net = g->net;
+    const int l = rb->level, h = net->lh[l], w = net->lw[l], hw = h * w;
+    IPR_TRY(ipr_cu_group_norm(g->tmp, in, dW(g, rb->norm1.gamma), dW(g, rb->norm1.beta), NULL, NULL, B, rb->c_in, hw,
+                              IPR_GN_GROUPS, IPR_GN_EPS, 1, g->stream));
+    IPR_TRY(conv(g, g->u, g->tmp, &rb->conv1, B, h, w, 1, h, w));
+    IPR_TRY(linear(g, g->P, g->E[l], g->n_uniq[l], &rb->emb, 0));
+    IPR_TRY(ipr_cu_group_norm(g->tmp, g->u, dW(g, rb->norm2.gamma), dW(g, rb->norm2.beta), g->P, g->tidx[l], B,
+                              rb->c_out, hw, IPR_GN_GROUPS, IPR_GN_EPS, 1, g->stream));
+    if (rb->has_shortcut) {
+        IPR_TRY(conv(g, out, in, &rb->shortcut, B, h, w, 1, h, w));
+    } else {
+        CU(cudaMemcpyAsync(out, in, (size_t)B * rb->c_out * hw * sizeof(float), cudaMemcpyDeviceToDevice, g->stream));
+    }
+    IPR_TRY(conv_nobias(g, out, g->tmp, &rb->conv2, B, h, w, 1, h, w, 1.0f));
+    IPR_TRY(ipr_cu_bias_residual(out, dW(g, rb->conv2.b), NULL, B, rb->c_out, hw, g->stream));
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+/* x (B, C, h, w) += proj(MHA(qkv(GN(x)))), legacy layout: per head [q | k | v] (spec 1.3) */
+static int attention(ipr_unet_cuda *g, const ipr_attn_w *at, float *x, int B) {
+    ipr_unet *net = g->net;
+    const int T = net->lh[at->level] * net->lw[at->level], C = at->c, heads = at->heads, ch = at->ch;
+    const float one = 1.0f, zero = 0.0f;
+    IPR_TRY(ipr_cu_group_norm(g->tmp, x, dW(g, at->norm.gamma), dW(g, at->norm.beta), NULL, NULL, B, C, T,
+                              IPR_GN_GROUPS, IPR_GN_EPS, 0, g->stream));
+    IPR_TRY(conv(g, g->qkv, g->tmp, &at->qkv, B, 1, T, 1, 1, T));
+    const long long hstride = 3LL * ch * T;
+    cublasComputeType_t ct = compute_type(g);
+    /* scores[t][s] = sum_c q[c][t] k[c][s]: column-major S (s, t) = K' Q'^T */
+    CUBLAS(cublasGemmStridedBatchedEx(g->blas, CUBLAS_OP_N, CUBLAS_OP_T, T, T, ch, &one, g->qkv + (size_t)ch * T,
+                                      CUDA_R_32F, T, hstride, g->qkv, CUDA_R_32F, T, hstride, &zero, g->scores,
+                                      CUDA_R_32F, T, (long long)T * T, B * heads, ct, CUBLAS_GEMM_DEFAULT));
+    /* q and k are each scaled by ch^-1/4 in the reference: the product by ch^-1/2 */
+    IPR_TRY(ipr_cu_softmax_rows(g->scores, B * heads * T, T, 1.0f / sqrtf((float)ch), g->stream));
+    /* a[c][t] = sum_s P[t][s] v[c][s]: column-major A' (t, c) = P^T V' */
+    CUBLAS(cublasGemmStridedBatchedEx(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, T, ch, T, &one, g->scores, CUDA_R_32F, T,
+                                      (long long)T * T, g->qkv + 2 * (size_t)ch * T, CUDA_R_32F, T, hstride, &zero,
+                                      g->attn, CUDA_R_32F, T, (long long)ch * T, B * heads, ct, CUBLAS_GEMM_DEFAULT));
+    /* x += proj(a) */
+    IPR_TRY(conv_nobias(g, x, g->attn, &at->proj, B, 1, T, 1, 1, T, 1.0f));
+    IPR_TRY(ipr_cu_bias_residual(x, dW(g, at->proj.b), NULL, B, C, T, g->stream));
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+int ipr_unet_cuda_forward_device(ipr_unet_cuda *g, const float *x, const float *t, int B, float *y) {
+    ipr_unet *net = g->net;
+    const ipr_unet_config *cfg = &net->cfg;
+    const int H = net->H, W = net->W;
+    IPR_CHECK(B >= 1 && B <= net->max_batch, "CUDA forward: batch %d outside 1..%d", B, net->max_batch);
+    CU(cudaSetDevice(g->device));
+    IPR_TRY(temb_prepare(g, t, B));
+
+    /* encoder: every output is a skip */
+    const ipr_unet_stage *st = &net->enc[0];
+    IPR_TRY(conv(g, g->skips[0], x, &st->resample, B, H, W, 1, H, W));
+    float *cur = g->skips[0];
+    int c = st->c_out, level = 0;
+    for (int i = 1; i < net->n_enc; ++i) {
+        st = &net->enc[i];
+        float *out = g->skips[i];
+        if (st->has_res) {
+            IPR_TRY(resblock(g, &st->res, cur, out, B));
+            if (st->has_attn) IPR_TRY(attention(g, &st->attn, out, B));
+        } else {
+            IPR_TRY(conv(g, out, cur, &st->resample, B, net->lh[level], net->lw[level], 2, net->lh[level + 1],
+                         net->lw[level + 1]));
+            ++level;
+        }
+        c = st->c_out;
+        cur = out;
+    }
+    /* bottleneck */
+    IPR_TRY(resblock(g, &net->mid0, cur, g->hA, B));
+    IPR_TRY(attention(g, &net->mid_attn, g->hA, B));
+    IPR_TRY(resblock(g, &net->mid1, g->hA, g->hB, B));
+    cur = g->hB;
+    /* decoder */
+    int sp = net->n_skips;
+    for (int i = 0; i < net->n_dec; ++i) {
+        st = &net->dec[i];
+        const int h = net->lh[level], w = net->lw[level];
+        const int cs = net->skip_c[--sp];
+        IPR_TRY(ipr_cu_concat(g->cat, cur, c, g->skips[sp], cs, B, h * w, g->stream));
+        IPR_TRY(resblock(g, &st->res, g->cat, g->hA, B));
+        c = st->c_out;
+        cur = g->hA;
+        if (st->has_attn) IPR_TRY(attention(g, &st->attn, g->hA, B));
+        if (st->has_up) {
+            const int ho = net->lh[level - 1], wo = net->lw[level - 1];
+            IPR_TRY(ipr_cu_upsample_nearest(g->tmp, g->hA, B, c, h, w, ho, wo, g->stream));
+            IPR_TRY(conv(g, g->hB, g->tmp, &st->resample, B, ho, wo, 1, ho, wo));
+            --level;
+            cur = g->hB;
+        }
+    }
+    /* output head */
+    IPR_TRY(ipr_cu_group_norm(g->tmp, cur, dW(g, net->out_norm.gamma), dW(g, net->out_norm.beta), NULL, NULL, B, c,
+                              H * W, IPR_GN_GROUPS, IPR_GN_EPS, 1, g->stream));
+    IPR_TRY(conv(g, y, g->tmp, &net->out_conv, B, H, W, 1, H, W));
+    (void)cfg;
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+int ipr_unet_cuda_forward(ipr_unet_cuda *g, const float *x, const float *t, int B, float *y) {
+    ipr_unet *net = g->net;
+    const size_t HW = (size_t)net->H * net->W;
+    IPR_CHECK(B >= 1 && B <= net->max_batch, "CUDA forward: batch %d outside 1..%d", B, net->max_batch);
+    CU(cudaSetDevice(g->device));
+    CU(cudaMemcpyAsync(g->x, x, (size_t)B * net->cfg.d_in * HW * sizeof(float), cudaMemcpyHostToDevice, g->stream));
+    CU(cudaMemcpyAsync(g->t, t, (size_t)B * HW * sizeof(float), cudaMemcpyHostToDevice, g->stream));
+    IPR_TRY(ipr_unet_cuda_forward_device(g, g->x, g->t, B, g->y));
+    CU(cudaMemcpyAsync(y, g->y, (size_t)B * net->cfg.d_out * HW * sizeof(float), cudaMemcpyDeviceToHost, g->stream));
+    CU(cudaStreamSynchronize(g->stream));
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+void ipr_unet_cuda_buffers(ipr_unet_cuda *g, float **x, float **t, float **y) {
+    if (x) *x = g->x;
+    if (t) *t = g->t;
+    if (y) *y = g->y;
+}
+
+int ipr_unet_cuda_upload(ipr_unet_cuda *g, float *dst, const float *src, size_t n) {
+    CU(cudaMemcpy(dst, src, n * sizeof(float), cudaMemcpyHostToDevice));
+    (void)g;
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+int ipr_unet_cuda_download(ipr_unet_cuda *g, float *dst, const float *src, size_t n) {
+    CU(cudaStreamSynchronize(g->stream));
+    CU(cudaMemcpy(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost));
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+int ipr_unet_cuda_synchronize(ipr_unet_cuda *g) {
+    CU(cudaStreamSynchronize(g->stream));
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+int ipr_cuda_gemm_peak_tflops(int device, int n, double *tflops) {
+    void *a = NULL, *b = NULL, *c = NULL;
+    cublasHandle_t h = NULL;
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    CU(cudaSetDevice(device));
+    CU(cudaMalloc(&a, (size_t)n * n * 2));
+    CU(cudaMalloc(&b, (size_t)n * n * 2));
+    CU(cudaMalloc(&c, (size_t)n * n * 4));
+    /* random-looking operands: zeros run faster than real data (METHOD.md) */
+    {
+        float *tmpf = NULL;
+        CU(cudaMalloc((void **)&tmpf, (size_t)n * n * 4));
+        float *host = ipr_malloc((size_t)n * n * 4, "GEMM operand");
+        if (!host) {
+            cudaFree(tmpf);
+            goto fail;
+        }
+        uint32_t s = 12345u;
+        for (size_t i = 0; i < (size_t)n * n; ++i) {
+            s = s * 1664525u + 1013904223u;
+            host[i] = (float)(s >> 8) / 16777216.0f - 0.5f;
+        }
+        cudaError_t e = cudaMemcpy(tmpf, host, (size_t)n * n * 4, cudaMemcpyHostToDevice);
+        free(host);
+        if (e == cudaSuccess) e = ipr_cu_to_bf16(a, tmpf, (size_t)n * n, NULL) == IPR_OK ? cudaSuccess : cudaErrorUnknown;
+        if (e == cudaSuccess) e = ipr_cu_to_bf16(b, tmpf, (size_t)n * n, NULL) == IPR_OK ? cudaSuccess : cudaErrorUnknown;
+        cudaFree(tmpf);
+        CU(e);
+    }
+    CUBLAS(cublasCreate(&h));
+    CU(cudaEventCreate(&e0));
+    CU(cudaEventCreate(&e1));
+    const float one = 1.0f, zero = 0.0f;
+    float best[10];
+    for (int r = -3; r < 10; ++r) {
+        CU(cudaEventRecord(e0, NULL));
+        CUBLAS(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, a, CUDA_R_16BF, n, b, CUDA_R_16BF, n, &zero, c,
+                            CUDA_R_32F, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        CU(cudaEventRecord(e1, NULL));
+        CU(cudaEventSynchronize(e1));
+        if (r >= 0) CU(cudaEventElapsedTime(&best[r], e0, e1));
+    }
+    for (int i = 0; i < 10; ++i) /* median of 10 */
+        for (int j = i + 1; j < 10; ++j)
+            if (best[j] < best[i]) {
+                float tt = best[i];
+                best[i] = best[j], best[j] = tt;
+            }
+    *tflops = 2.0 * n * (double)n * n / (0.5e-3 * (best[4] + best[5])) / 1e12;
+    cublasDestroy(h);
+    cudaEventDestroy(e0), cudaEventDestroy(e1);
+    cudaFree(a), cudaFree(b), cudaFree(c);
+    return IPR_OK;
+fail:
+    if (h) cublasDestroy(h);
+    if (e0) cudaEventDestroy(e0);
+    if (e1) cudaEventDestroy(e1);
+    cudaFree(a), cudaFree(b), cudaFree(c);
+    return IPR_ERR;
+}

@@ -1,0 +1,96 @@
+/* unet_device.c: the parts of ipr/unet_cuda.h every build has: precision names, and in a build without
+ * the CUDA backend, entry points that say so (a clear error, never a silent CPU substitute). */
+#include <string.h>
+
+#include "ipr/common.h"
+#include "ipr/unet_cuda.h"
+
+const char *ipr_precision_name(ipr_precision p) {
+    return p == IPR_PREC_TF32 ? "tf32" : p == IPR_PREC_BF16 ? "bf16" : "fp32";
+}
+
+int ipr_precision_from_name(const char *name, ipr_precision *out) {
+    if (name && strcmp(name, "fp32") == 0) *out = IPR_PREC_FP32;
+    else if (name && strcmp(name, "tf32") == 0) *out = IPR_PREC_TF32;
+    else if (name && strcmp(name, "bf16") == 0) *out = IPR_PREC_BF16;
+    else {
+        ipr_error_set(__FILE__, __LINE__, "unknown precision '%s' (expected fp32, tf32 or bf16)", name ? name : "");
+        return IPR_ERR;
+    }
+    return IPR_OK;
+}
+
+#ifndef IPR_HAVE_CUDA
+int ipr_cuda_available(int *count) {
+    if (count) *count = 0;
+    return 0;
+}
+
+ipr_unet_cuda *ipr_unet_cuda_new(ipr_unet *net, int device, ipr_precision precision) {
+    (void)net, (void)device, (void)precision;
+    ipr_error_set(__FILE__, __LINE__, "this ipr was built without the CUDA backend (rebuild with -DIPR_CUDA=ON)");
+    return NULL;
+}
+
+void ipr_unet_cuda_free(ipr_unet_cuda *g) { (void)g; }
+
+void ipr_unet_cuda_arena_bytes(const ipr_unet_cuda *g, size_t *weights, size_t *activations) {
+    (void)g;
+    if (weights) *weights = 0;
+    if (activations) *activations = 0;
+}
+
+static int no_cuda(void);
+
+int ipr_unet_cuda_forward(ipr_unet_cuda *g, const float *x, const float *t, int B, float *y) {
+    (void)g, (void)x, (void)t, (void)B, (void)y;
+    return no_cuda();
+}
+
+int ipr_unet_cuda_forward_device(ipr_unet_cuda *g, const float *x, const float *t, int B, float *y) {
+    return ipr_unet_cuda_forward(g, x, t, B, y);
+}
+
+int ipr_unet_cuda_last_distinct(const ipr_unet_cuda *g) {
+    (void)g;
+    return 0;
+}
+
+const char *ipr_unet_cuda_device_name(const ipr_unet_cuda *g) {
+    (void)g;
+    return "none";
+}
+
+void ipr_unet_cuda_buffers(ipr_unet_cuda *g, float **x, float **t, float **y) {
+    (void)g;
+    if (x) *x = NULL;
+    if (t) *t = NULL;
+    if (y) *y = NULL;
+}
+
+static int no_cuda(void) {
+    ipr_error_set(__FILE__, __LINE__, "this ipr was built without the CUDA backend");
+    return IPR_ERR;
+}
+
+int ipr_unet_cuda_upload(ipr_unet_cuda *g, float *dst, const float *src, size_t n) {
+    (void)g, (void)dst, (void)src, (void)n;
+    return no_cuda();
+}
+
+int ipr_unet_cuda_download(ipr_unet_cuda *g, float *dst, const float *src, size_t n) {
+    (void)g, (void)dst, (void)src, (void)n;
+    return no_cuda();
+}
+
+int ipr_unet_cuda_synchronize(ipr_unet_cuda *g) {
+    (void)g;
+    return no_cuda();
+}
+
+int ipr_cuda_gemm_peak_tflops(int device, int n, double *tflops) {
+    (void)device, (void)n;
+    *tflops = 0.0;
+    return no_cuda();
+}
+#endif
