@@ -207,14 +207,34 @@ void ipr_cpu_attention(float *out, const float *qkv, int heads, int ch, int T, f
     }
 }
 
+/* One output of a linear layer: a dot product in 16 float lanes (lane j sums the k = j mod 16 terms in
+ * ascending k), the lanes added in a fixed tree, then the tail. The result depends on x's row and w's row
+ * alone: BLAS kernels round a row differently by its position in the call (seen with OpenBLAS 0.3.21's
+ * Haswell sgemm), which would make an instance's numbers depend on what shares its batch. */
+#define LIN_LANES 16
+static inline float dot_lanes(const float *x, const float *w, int in) {
+    float acc[LIN_LANES] = {0};
+    int k = 0;
+    for (; k + LIN_LANES <= in; k += LIN_LANES)
+        for (int j = 0; j < LIN_LANES; ++j) acc[j] += x[k + j] * w[k + j];
+    for (int s = LIN_LANES / 2; s > 0; s /= 2)
+        for (int j = 0; j < s; ++j) acc[j] += acc[j + s];
+    float r = acc[0];
+    for (; k < in; ++k) r += x[k] * w[k];
+    return r;
+}
+
 void ipr_cpu_linear(float *y, const float *x, const float *w, const float *b, int n, int in, int out) {
     if (n <= 0) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
-    if (b)
+    /* blocks of 8 outputs keep their weight rows in cache while every input row passes */
+    for (int o0 = 0; o0 < out; o0 += 8) {
+        const int o1 = o0 + 8 < out ? o0 + 8 : out;
         for (int i = 0; i < n; ++i) {
+            const float *xi = x + (size_t)i * in;
             float *yi = y + (size_t)i * out;
-            for (int o = 0; o < out; ++o) yi[o] += b[o];
+            for (int o = o0; o < o1; ++o) yi[o] = dot_lanes(xi, w + (size_t)o * in, in) + (b ? b[o] : 0.0f);
         }
+    }
 }
 
 void ipr_cpu_sinusoid_freqs(float *freqs, int half) {

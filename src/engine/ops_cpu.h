@@ -41,7 +41,8 @@ void ipr_cpu_resize_bilinear(double *y, const float *x, int h, int w, int ho, in
  * max subtraction. scores: scratch of rows_block * T floats (query rows per block). */
 void ipr_cpu_attention(float *out, const float *qkv, int heads, int ch, int T, float *scores, int rows_block);
 
-/* y (n, out) = x (n, in) * w^T + b, w (out, in) row-major as torch.nn.Linear. */
+/* y (n, out) = x (n, in) * w^T + b, w (out, in) row-major as torch.nn.Linear. Row-deterministic: row i
+ * of y depends on row i of x alone (bitwise), whatever n is and wherever the row sits. */
 void ipr_cpu_linear(float *y, const float *x, const float *w, const float *b, int n, int in, int out);
 
 /* Sinusoidal embedding (spec 1.4) of n levels: out (n, d_emb) = [cos(a f_i), sin(a f_i)] (zero pad if
