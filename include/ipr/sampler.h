@@ -1,0 +1,145 @@
+/* sampler.h: SRM's region-wise sequential mixed-noise sampling and Iterative Partial Refinement (spec 2.5,
+ * 2.6, 3), batched over many instances and deterministic: every draw is keyed by (seed, instance, purpose,
+ * step), so an instance's result never depends on its batch slot, the batch size, the rank or the order. */
+#ifndef IPR_SAMPLER_H
+#define IPR_SAMPLER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ipr/bench.h"
+#include "ipr/unet.h"
+#include "ipr/unet_cuda.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------- the denoiser: one forward over host buffers, CPU or CUDA ---------------- */
+
+typedef enum { IPR_DEVICE_CPU = 0, IPR_DEVICE_CUDA = 1 } ipr_device_kind;
+
+typedef struct {
+    ipr_device_kind device;   /* CPU (default) or CUDA */
+    int gpu;                  /* CUDA device index */
+    ipr_precision precision;  /* CUDA GEMM precision (fp32 default) */
+    int max_batch;            /* images per forward (>= 1) */
+    int cpu_threads;          /* OpenBLAS threads on the CPU path; 0 = leave as is */
+} ipr_denoiser_config;
+
+void ipr_denoiser_config_init(ipr_denoiser_config *cfg);
+
+typedef struct ipr_denoiser ipr_denoiser;
+
+/* Load a checkpoint (fixtures/README.md format) for the checkpoint's image size. NULL on error. */
+ipr_denoiser *ipr_denoiser_open(const char *ckpt_path, const ipr_denoiser_config *cfg);
+void ipr_denoiser_free(ipr_denoiser *d);
+const ipr_unet_config *ipr_denoiser_unet_config(const ipr_denoiser *d);
+int ipr_denoiser_max_batch(const ipr_denoiser *d);
+/* "cpu" or the GPU's name. */
+const char *ipr_denoiser_device_name(const ipr_denoiser *d);
+/* y (B, d_out, H, W) = net(x (B, d_in, H, W), t (B, 1, H, W)), host buffers, 1 <= B <= max_batch. */
+int ipr_denoiser_forward(ipr_denoiser *d, const float *x, const float *t, int B, float *y);
+
+/* ---------------- the task: a benchmark's instances and its scorer ---------------- */
+
+typedef struct {
+    ipr_bench_kind bench;
+    ipr_split split;                    /* test by default */
+    ipr_sudoku_difficulty difficulty;   /* Sudoku only; hard by default */
+    uint64_t data_seed;                 /* seed of the instance generator (datagen --seed) */
+    const char *mnist_dir;              /* NULL: the shipped datasets/mnist */
+    const char *scorer_path;            /* digit classifier (Sudoku) / polygons classifier; NULL for Even Pixels */
+    int correction;                     /* Sudoku correction mode (spec 3.2): solved grid + swaps, all refinable */
+    int correction_swaps;               /* swaps in correction mode (5, as ms_corrupted_test) */
+} ipr_task_config;
+
+void ipr_task_config_init(ipr_task_config *cfg);
+
+typedef struct ipr_task ipr_task;
+
+ipr_task *ipr_task_new(const ipr_task_config *cfg);
+void ipr_task_free(ipr_task *t);
+/* Image (C, H, W), region side in pixels, regions = (H / patch) * (W / patch). */
+void ipr_task_shape(const ipr_task *t, int *C, int *H, int *W, int *patch, int *regions);
+/* Instance `index`: its clean image (C, H, W) in [-1, 1] and given (regions): 1 = clue (kept clean,
+ * never regenerated), 0 = to generate. In correction mode the clean image is the corrupted solved grid
+ * and every region is refinable (given all 0). `seed` keys the corruption swaps. */
+int ipr_task_instance(ipr_task *t, uint64_t seed, uint64_t index, float *clean, uint8_t *given);
+/* Score n generated images (n, C, H, W) in [-1, 1]: valid (n) 0/1 and error (n) (Sudoku distance,
+ * Even Pixels |count - 512|, Counting Polygons: 0 when both metrics hold, else the number that fail). */
+int ipr_task_score(ipr_task *t, const float *images, int n, uint8_t *valid, float *error);
+
+/* ---------------- sampler and IPR settings ---------------- */
+
+typedef enum {
+    IPR_ORDER_PARALLEL = 0,  /* 'fixed': all unknown regions share one level schedule */
+    IPR_ORDER_RANDOM = 1,    /* one uniformly random unknown region after another */
+    IPR_ORDER_GRAPH = 2,     /* Sudoku dependency-graph order (max_order 1) */
+    IPR_ORDER_ADAPTIVE = 3   /* predicted uncertainty: lowest pooled sigma first (the SRM headline) */
+} ipr_order;
+
+typedef enum {
+    IPR_SELECT_UNIFORM = 0,      /* the reference: a uniformly random subset */
+    IPR_SELECT_UNCERTAINTY = 1,  /* the highest pooled sigma among refinable regions */
+    IPR_SELECT_MIX = 2           /* selection_mix of the subset by uncertainty, the rest uniform */
+} ipr_selection;
+
+typedef struct {
+    /* base generation */
+    ipr_order order;            /* adaptive */
+    int steps_per_region;       /* p: steps a region takes (adaptive / sequential); 3 */
+    double overlap;             /* o in [0, 1); 0 */
+    int max_steps;              /* parallel / random / graph: total steps; 0 = derived from p and o */
+    double alpha;               /* stochasticity in [0, 1]; 0.5 */
+    double temperature;         /* 1.0 */
+    /* IPR (spec 3.2) */
+    int ipr_iterations;         /* K >= 0 */
+    double ipr_ratio;           /* resampling fraction in (0, 1]; 0.25 */
+    int ipr_steps_per_region;   /* 10 */
+    double ipr_overlap;         /* 0.8 */
+    ipr_selection selection;    /* uniform */
+    double selection_mix;       /* with IPR_SELECT_MIX: fraction chosen by uncertainty; 0.5 */
+    int early_stop;             /* stop a chain once an iteration changes no region's decoded content */
+    int keep_images;            /* copy each chain's final image into its result */
+} ipr_sampler_config;
+
+/* Defaults: the reference's MNIST Sudoku hard settings (spec 3.3) with K = 0. */
+void ipr_sampler_config_init(ipr_sampler_config *cfg);
+/* Range checks (ratio in (0, 1], overlaps in [0, 1), steps >= 1, ...): IPR_ERR naming the bad field. */
+int ipr_sampler_config_validate(const ipr_sampler_config *cfg);
+
+/* ---------------- running chains ---------------- */
+
+/* One instance's chain: base generation, then K refinement iterations. Arrays hold K + 1 entries, entry 0
+ * for the base sample and entry k for iteration k. Allocated by the caller (ipr_chain_result_alloc). */
+typedef struct {
+    uint64_t instance;
+    int iterations;        /* K requested */
+    int iterations_run;    /* < K when early_stop ended the chain; later entries repeat the last */
+    uint8_t *valid;        /* (K + 1) */
+    float *error;          /* (K + 1) */
+    uint32_t *nfe;         /* (K + 1) network passes spent up to and including this entry */
+    uint16_t *changed;     /* (K + 1) regions whose decoded content changed (entry 0: regions generated) */
+    float *image;          /* (C, H, W) final image when keep_images, else NULL */
+} ipr_chain_result;
+
+int ipr_chain_result_alloc(ipr_chain_result *r, int iterations, size_t image_floats);
+void ipr_chain_result_free(ipr_chain_result *r);
+
+typedef struct ipr_runner ipr_runner;
+
+/* A runner keeps up to the denoiser's max_batch chains in flight; a finished chain frees its slot for the
+ * next instance. */
+ipr_runner *ipr_runner_new(ipr_denoiser *d, ipr_task *t, const ipr_sampler_config *cfg);
+void ipr_runner_free(ipr_runner *r);
+/* Run the chains of instances[0..n) under `seed`; results[i] is instances[i]'s. progress (may be NULL) is
+ * called after each finished chain. */
+typedef void (*ipr_progress_fn)(int done, int total, void *ctx);
+int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int n, ipr_chain_result *results,
+                   ipr_progress_fn progress, void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
