@@ -54,6 +54,12 @@ def time_it(fn, min_time=1.0, max_iters=200):
     return times[len(times) // 2]
 
 
+def save(path, results):
+    with open(path + ".tmp", "w") as f:
+        json.dump(dict(torch=torch.__version__, device=torch.cuda.get_device_name(), results=results), f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
 def main(argv):
     ap = argparse.ArgumentParser()
     ap.add_argument("--output", required=True)
@@ -97,10 +103,10 @@ def main(argv):
                     rec.update(error=f"{type(e).__name__}: {str(e)[:200]}")
                 print(json.dumps(rec), flush=True)
                 results.append(rec)
+                save(args.output, results)  # after every record: a run cut short keeps what it measured
             del net, fwd
             torch.cuda.empty_cache()
-    with open(args.output, "w") as f:
-        json.dump(dict(torch=torch.__version__, device=torch.cuda.get_device_name(), results=results), f, indent=1)
+    save(args.output, results)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 build=/tmp/ipr-build
 t0=$(date +%s)
 cmake -S . -B $build -DIPR_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_BUILD_TYPE=Release \
-  -DIPR_FIXTURES_DIR="$root/.deps/fixtures" >"$out/cmake.log" 2>&1 || { tail -40 "$out/cmake.log"; exit 1; }
+  -DIPR_FIXTURES_DIR="$root/.deps/fixtures" -DIPR_PYTHON="$(command -v python3)" >"$out/cmake.log" 2>&1 || { tail -40 "$out/cmake.log"; exit 1; }
 cmake --build $build -j"$(nproc)" >"$out/build.log" 2>&1 || { grep -E "error|Error" "$out/build.log" | head -40; exit 1; }
 echo "build: $(( $(date +%s) - t0 )) s"
 status=0
@@ -37,12 +37,13 @@ if [ "$mode" = check ] || [ "$mode" = all ]; then
   status=${PIPESTATUS[0]}
   $build/tests/test_unet_cuda > "$out/gpu_test.txt" 2>&1; grep -E "rel L2|independence" "$out/gpu_test.txt" 
 fi
-if [ "$mode" = bench ] || [ "$mode" = all ]; then
-  $build/ipr bench --configs "${IPR_BENCH_CONFIGS:-ep_4,cp_ffhq_8,ms1000_28}" --batches "${IPR_BENCH_BATCHES:-1,16,64}" \
+if [ "$mode" = bench ] || [ "$mode" = all ] || [ "$mode" = torch ]; then
+  [ "$mode" = torch ] || $build/ipr bench --configs "${IPR_BENCH_CONFIGS:-ep_4,cp_ffhq_8,ms1000_28}" --batches "${IPR_BENCH_BATCHES:-1,16,64}" \
     --cpu-max-batch 1 --min-time "${IPR_BENCH_MIN_TIME:-1}" --output "$out/bench_ipr.json" 2>&1 | tee "$out/bench_ipr.txt"
+  if [ "${IPR_SKIP_TORCH:-0}" = 1 ]; then exit $status; fi
   PYTHONUNBUFFERED=1 python3 bench/torch_unet_bench.py --output "$out/bench_torch.json" \
     --configs "${IPR_BENCH_CONFIGS:-ep_4,cp_ffhq_8,ms1000_28}" --batches "${IPR_BENCH_BATCHES:-1,16,64}" \
-    ${IPR_TORCH_VARIANTS:+--variants $IPR_TORCH_VARIANTS} 2>&1 | tail -5
+    ${IPR_TORCH_VARIANTS:+--variants $IPR_TORCH_VARIANTS} 2>&1 | tee "$out/bench_torch.log" | tail -5
   python3 bench/compare.py "$out/bench_ipr.json" "$out/bench_torch.json" | tee "$out/bench_table.md"
 fi
 exit $status
