@@ -147,7 +147,7 @@ def case_step(args):
         tr_b.train_step(x, None)
     with tempfile.TemporaryDirectory() as d:
         train_srm.save_atomic(tr_b.state(), os.path.join(d, "state.pt"))
-        st = torch.load(os.path.join(d, "state.pt"))
+        st = torch.load(os.path.join(d, "state.pt"), weights_only=False)
     tr_c = train_srm.Trainer(cfg, torch.device("cpu"), density=st["density"])
     tr_c.load_state(st)
     for _ in range(2):

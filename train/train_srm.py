@@ -70,7 +70,12 @@ def parse_args(argv=None):
     ap.add_argument("--max-steps", type=int, default=0, help="stop at this global step (0: no limit)")
     ap.add_argument("--ckpt-dir", help="resumable state (state.pt) and the loss log (log.csv) live here")
     ap.add_argument("--save-minutes", type=float, default=3.0, help="save the state at least this often")
-    ap.add_argument("--init", help="start from the weights of a checkpoint .h5 (when CKPT_DIR holds no state)")
+    ap.add_argument("--init", help="start from the weights of a checkpoint .h5 (when CKPT_DIR holds no state); "
+                    "its step / sample / time counters carry on, the optimizer starts afresh")
+    ap.add_argument("--init-log", help="with --init: the loss log (.csv) of the run that made it, copied to the head "
+                    "of CKPT_DIR/log.csv so the curve covers every session")
+    ap.add_argument("--rewarmup", type=int, default=200, help="after --init: ramp the lr up over this many steps "
+                    "(fresh AdamW moments)")
     ap.add_argument("--export", help="write the EMA weights here (.h5) at the end")
     ap.add_argument("--storage", default="auto", choices=["auto", "float32", "float16"],
                     help="weight storage of the export; auto: float32 unless it exceeds 15.5 MiB")
@@ -154,12 +159,15 @@ class Trainer:
                                      weight_decay=cfg["weight_decay"])
         self.step = 0
         self.samples = 0
-        self.train_seconds = 0.0  # wall seconds of the training loop x processes (GPU-seconds on GPUs)
+        self.rewarm_from, self.rewarm = 0, 0  # after --init: lr ramp over `rewarm` steps from step rewarm_from
+        self.train_seconds = 0.0  # wall seconds of the training loops x processes (GPU-seconds on GPUs)
 
     def lr_at(self, step):
         """spec 6: LinearLR from 2e-4 x lr to lr over `warmup` steps, then constant."""
         w = self.cfg["warmup"]
         f = 1.0 if w <= 0 else 2e-4 + (1.0 - 2e-4) * min(step, w) / w
+        if self.rewarm > 0:
+            f *= min(1.0, (step - self.rewarm_from + 1) / self.rewarm)
         return self.cfg["lr"] * f
 
     def levels(self, B, given):
@@ -222,7 +230,7 @@ class Trainer:
     def state(self):
         return {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "opt": self.opt.state_dict(),
                 "step": self.step, "samples": self.samples, "train_seconds": self.train_seconds,
-                "ema_updates": self.ema_updates, "cfg": self.cfg, "density": self.sampler.density.cpu(),
+                "ema_updates": self.ema_updates, "rewarm": [self.rewarm_from, self.rewarm], "cfg": self.cfg, "density": self.sampler.density.cpu(),
                 "torch": torch.__version__}
 
     def load_state(self, st):
@@ -234,14 +242,22 @@ class Trainer:
         self.opt.load_state_dict(st["opt"])
         self.step, self.samples = st["step"], st["samples"]
         self.train_seconds, self.ema_updates = st["train_seconds"], st["ema_updates"]
+        self.rewarm_from, self.rewarm = st.get("rewarm", [0, 0])
 
-    def load_weights(self, path):
+    def load_weights(self, path, rewarm=200):
+        """Model and EMA from an exported checkpoint; the counters continue from its `training` record."""
         m, attrs = srm_ckpt.load_h5(path)
         if arch_of({k: list(attrs[k]) if k in ("hid_dims", "attention") else int(attrs[k])
                     for k in ("hid_dims", "attention", "d_in", "d_out")}) != arch_of(self.cfg):
             raise SystemExit(f"{path}: architecture differs from this run's {arch_of(self.cfg)}")
         self.model.load_state_dict(m.state_dict())
         self.ema.load_state_dict(m.state_dict())
+        if "training" in attrs:
+            prev = json.loads(attrs["training"])
+            self.step, self.samples = int(prev["steps"]), int(prev["samples_seen"])
+            self.train_seconds = 60.0 * float(prev["train_minutes_x_devices"])
+            self.ema_updates = self.step
+        self.rewarm_from, self.rewarm = self.step, int(rewarm)
         return attrs
 
 
@@ -282,12 +298,14 @@ def main(argv=None):
     if world > 1:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     precision = args.precision if args.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
+    if precision == "bf16" and device.type != "cuda":
+        raise SystemExit("--precision bf16 needs CUDA (CPU autocast does not cover GroupNorm in PyTorch 1.13)")
     say = (lambda *a: print(*a, flush=True)) if rank == 0 and not args.quiet else (lambda *a: None)
 
     state = None
     state_path = os.path.join(args.ckpt_dir, "state.pt") if args.ckpt_dir else None
     if state_path and os.path.exists(state_path):
-        state = torch.load(state_path, map_location="cpu")
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
     tr = Trainer(cfg, device, rank, world, precision, args.lib, args.density_samples,
                  density=state["density"] if state else None, compile_model=args.compile)
     origin = "scratch"
@@ -295,7 +313,7 @@ def main(argv=None):
         tr.load_state(state)
         origin = f"resumed {state_path} at step {tr.step}"
     elif args.init:
-        tr.load_weights(args.init)
+        tr.load_weights(args.init, args.rewarmup)
         origin = f"initialised from {args.init}"
     del state
     n_params = sum(p.numel() for p in tr.model.parameters())
@@ -317,8 +335,14 @@ def main(argv=None):
         os.makedirs(args.ckpt_dir, exist_ok=True)
         if not os.path.exists(log_path):
             with open(log_path, "w", newline="") as f:
-                csv.writer(f).writerow(LOG_FIELDS)
+                w = csv.writer(f)
+                w.writerow(LOG_FIELDS)
+                if args.init and args.init_log:
+                    with open(args.init_log) as g:
+                        for row in csv.DictReader(g):
+                            w.writerow([row[k] for k in LOG_FIELDS])
     acc, acc_n = {}, 0
+    seconds_before = tr.train_seconds  # device-seconds of earlier runs: wall time of the loop x processes
     t_loop = time.time()
     t_log, samples_log = t_loop, tr.samples
     t_saved = t_loop
@@ -331,9 +355,8 @@ def main(argv=None):
     for x, given in loader:
         x = x.to(device, non_blocking=True)
         given = given.to(device, non_blocking=True) if given.numel() else None
-        t0 = time.time()
         parts = tr.train_step(x, given)
-        tr.train_seconds += (time.time() - t0) * world
+        tr.train_seconds = seconds_before + (time.time() - t_loop) * world
         for k, v in parts.items():
             acc[k] = acc.get(k, 0.0) + v
         acc_n += 1

@@ -45,10 +45,11 @@ export IPR_LIB=$build/libipr.so
 echo "train.sh: libipr built in $(( $(date +%s) - t0 )) s"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 ngpu=$(nvidia-smi -L | wc -l)
+py=${PYTHON:-python3}
 
 case "$mode" in
 throughput)
-  python3 train/throughput.py --output "$out/throughput.json" --benches "${1:-ep,cp,ms}" \
+  "$py" train/throughput.py --output "$out/throughput.json" --benches "${1:-ep,cp,ms}" \
     ${IPR_THROUGHPUT_ARGS:-} 2>&1 | tail -40
   ;;
 srm)
@@ -59,7 +60,7 @@ srm)
     *) echo "unknown preset $preset"; exit 1 ;; esac
   ckpt=${IPR_CKPT_ROOT:-/tmp/ckpt}/$preset
   mkdir -p "$ckpt"
-  launch=(python3)
+  launch=("$py")
   if [ "$ngpu" -gt 1 ]; then launch=(torchrun --standalone --nproc_per_node="$ngpu"); fi
   "${launch[@]}" train/train_srm.py --preset "$preset" --minutes "$minutes" --ckpt-dir "$ckpt" \
     --export "$out/$name.h5" "$@" 2>&1 | tee "$out/train.log" | grep -vE "^step [0-9]+ " | tail -20
@@ -67,17 +68,17 @@ srm)
   grep -E "^step [0-9]+ " "$out/train.log" | tail -5
   cp "$ckpt/log.csv" "$out/${name}_log.csv" 2>/dev/null
   cp "$ckpt/summary.json" "$out/${name}_summary.json" 2>/dev/null
-  python3 train/plot_losses.py "$ckpt/log.csv" "$out/${name}_loss.png" --title "$name" || true
+  "$py" train/plot_losses.py "$ckpt/log.csv" "$out/${name}_loss.png" --title "$name" || true
   # the export must load in the C engine and compute what PyTorch computes
   if [ -f "$out/$name.h5" ]; then
-    python3 train/check_export.py "$out/$name.h5" --ipr $build/ipr 2>&1 | tee "$out/${name}_check.txt"
+    "$py" train/check_export.py "$out/$name.h5" --ipr $build/ipr 2>&1 | tee "$out/${name}_check.txt"
   fi
   exit $status
   ;;
 polygons)
   minutes=${1:?polygons MINUTES}
   shift
-  python3 train/train_polygons.py --output "$out/polygons_classifier.h5" --minutes "$minutes" "$@" 2>&1 \
+  "$py" train/train_polygons.py --output "$out/polygons_classifier.h5" --minutes "$minutes" "$@" 2>&1 \
     | tee "$out/polygons_train.log" | tail -25
   exit "${PIPESTATUS[0]}"
   ;;
