@@ -48,6 +48,13 @@ def discretized_gaussian_log_likelihood(x, mean, log_scale, half_bin=1.0 / 255.0
     return torch.where(x < -0.999, log_cdf_upper, torch.where(x > 0.999, log_sf_lower, mid))
 
 
+def _weighted_mean(w, term):
+    """mean of w * term where a weight of 0 contributes exactly 0: a pixel the loss ignores (a Sudoku clue,
+    an add_zeros region) has outputs nothing trains, and exp(-logvar) there can overflow, so 0 * inf = NaN
+    must not reach the mean (seen at step 100 of a Sudoku run on an H100)."""
+    return torch.where(w > 0, w * term, torch.zeros_like(term)).mean()
+
+
 def srm_losses(y, x, eps, t, w, patch_size, delta=1e-3, nll_below=1e-5, sigma_weight=0.01):
     """spec 2.2 losses of one batch.
 
@@ -57,11 +64,16 @@ def srm_losses(y, x, eps, t, w, patch_size, delta=1e-3, nll_below=1e-5, sigma_we
     y = y.float()
     d = x.shape[1]
     u_hat, v, logvar_sigma = split_output(y, d, patch_size)
+    # ignored pixels (w = 0) get harmless values before any exp: torch.where alone would still send
+    # 0 * inf = NaN back through the unselected branch's gradient
+    keep = w > 0
+    v = torch.where(keep, v, torch.full_like(v, 0.5))
+    logvar_sigma = torch.where(keep, logvar_sigma, torch.zeros_like(logvar_sigma))
     target = eps - x  # spec 2.1: velocity u_t = eps - x
     z = noisy(x, t, eps)
 
     # 1. L_mu = w (u_hat - (eps - x))^2
-    l_mu = (w * (u_hat - target) ** 2).mean()
+    l_mu = _weighted_mean(w, (u_hat - target) ** 2)
 
     # 2. L_vlb: the transition t -> s = t - delta (spec 2.5 with alpha = 1) against the true posterior
     # q(z_s | x, z_t) = N((1-s) x + s r eps, s^2 (1 - r^2)), r = (1-t) s / ((1-s) t); the model's mean uses
@@ -83,10 +95,11 @@ def srm_losses(y, x, eps, t, w, patch_size, delta=1e-3, nll_below=1e-5, sigma_we
     # near t = 0 the step lands on s = 0: the decoder NLL of x under N(x_hat, exp(v log t^2 + (1-v) (-30)))
     lv_0 = v * _log_clamped(t * t) + (1.0 - v) * LOG_VAR_MIN
     nll = -discretized_gaussian_log_likelihood(x, x_hat, 0.5 * lv_0)
-    l_vlb = (w * torch.where(use_nll, nll, kl) / LOG2).mean()
+    l_vlb = _weighted_mean(w, torch.where(use_nll, nll, kl) / LOG2)
 
     # 3. L_sigma: Gaussian NLL of the target under N(u_hat.detach(), sigma_theta^2), sigma pooled per region
-    l_sigma = (w * 0.5 * (logvar_sigma + (target - ud) ** 2 * torch.exp(-logvar_sigma) + math.log(2 * math.pi))).mean()
+    l_sigma = _weighted_mean(w, 0.5 * (logvar_sigma + (target - ud) ** 2 * torch.exp(-logvar_sigma)
+                                       + math.log(2 * math.pi)))
 
     total = l_mu + l_vlb + sigma_weight * l_sigma
     return total, {"mu": l_mu.detach(), "vlb": l_vlb.detach(), "sigma": l_sigma.detach()}
