@@ -10,6 +10,9 @@ import torch.nn.functional as F
 
 LOG2 = math.log(2.0)
 LOG_VAR_MIN = -30.0  # spec 2.5 note: variances are clamped to >= e^-30
+# upper bound of every model log-variance in the losses (ours; the reference only floors at -30): keeps
+# exp() finite when an output drifts, so a bad step cannot turn into NaN gradients
+LOG_VAR_MAX = 20.0
 
 
 def noisy(x, t, eps):
@@ -31,6 +34,10 @@ def split_output(y, d, patch_size):
     return u, v, lv
 
 
+# log_ndtr arguments beyond this are clamped (value error < 1e-300 relative; only absurd predictions get there)
+ARG_MAX = 1.0e3
+
+
 def _log_clamped(a):
     return torch.log(torch.clamp(a, min=math.exp(LOG_VAR_MIN)))
 
@@ -41,11 +48,14 @@ def discretized_gaussian_log_likelihood(x, mean, log_scale, half_bin=1.0 / 255.0
     inv = torch.exp(-log_scale)
     upper = inv * (x - mean + half_bin)
     lower = inv * (x - mean - half_bin)
-    log_cdf_upper = torch.special.log_ndtr(upper)
-    log_sf_lower = torch.special.log_ndtr(-lower)
+    # each log_ndtr only where its branch is taken, arguments bounded to +-ARG_MAX: log_ndtr's backward
+    # returns NaN for arguments near -1e6 (scale e^-15 at t = 0), even in a branch torch.where discards
+    lo_edge, hi_edge = x < -0.999, x > 0.999
+    log_cdf_upper = torch.special.log_ndtr(torch.where(lo_edge, upper, torch.zeros_like(upper)).clamp(-ARG_MAX, ARG_MAX))
+    log_sf_lower = torch.special.log_ndtr(torch.where(hi_edge, -lower, torch.zeros_like(lower)).clamp(-ARG_MAX, ARG_MAX))
     delta = torch.special.ndtr(upper) - torch.special.ndtr(lower)
     mid = torch.log(torch.clamp(delta, min=1e-12))
-    return torch.where(x < -0.999, log_cdf_upper, torch.where(x > 0.999, log_sf_lower, mid))
+    return torch.where(lo_edge, log_cdf_upper, torch.where(hi_edge, log_sf_lower, mid))
 
 
 def _weighted_mean(w, term):
@@ -68,7 +78,7 @@ def srm_losses(y, x, eps, t, w, patch_size, delta=1e-3, nll_below=1e-5, sigma_we
     # 0 * inf = NaN back through the unselected branch's gradient
     keep = w > 0
     v = torch.where(keep, v, torch.full_like(v, 0.5))
-    logvar_sigma = torch.where(keep, logvar_sigma, torch.zeros_like(logvar_sigma))
+    logvar_sigma = torch.where(keep, logvar_sigma, torch.zeros_like(logvar_sigma)).clamp(LOG_VAR_MIN, LOG_VAR_MAX)
     target = eps - x  # spec 2.1: velocity u_t = eps - x
     z = noisy(x, t, eps)
 
@@ -88,12 +98,12 @@ def srm_losses(y, x, eps, t, w, patch_size, delta=1e-3, nll_below=1e-5, sigma_we
     one_m_r2 = torch.clamp(1.0 - r * r, min=0.0)
     lv_lo = _log_clamped(sk * sk * one_m_r2)
     lv_hi = _log_clamped(tk * tk * one_m_r2)
-    lv_p = v * lv_hi + (1.0 - v) * lv_lo
+    lv_p = (v * lv_hi + (1.0 - v) * lv_lo).clamp(LOG_VAR_MIN, LOG_VAR_MAX)
     mu_q = (1.0 - sk) * x + sk * r * eps
     mu_p = (1.0 - sk) * x_hat + sk * r * eps_hat
     kl = 0.5 * (-1.0 + lv_p - lv_lo + torch.exp(lv_lo - lv_p) + (mu_q - mu_p) ** 2 * torch.exp(-lv_p))
     # near t = 0 the step lands on s = 0: the decoder NLL of x under N(x_hat, exp(v log t^2 + (1-v) (-30)))
-    lv_0 = v * _log_clamped(t * t) + (1.0 - v) * LOG_VAR_MIN
+    lv_0 = (v * _log_clamped(t * t) + (1.0 - v) * LOG_VAR_MIN).clamp(LOG_VAR_MIN, LOG_VAR_MAX)
     nll = -discretized_gaussian_log_likelihood(x, x_hat, 0.5 * lv_0)
     l_vlb = _weighted_mean(w, torch.where(use_nll, nll, kl) / LOG2)
 
