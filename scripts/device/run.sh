@@ -1,29 +1,14 @@
 #!/usr/bin/env bash
 # device/run.sh MODE: on the GPU machine (Ubuntu 24.04, CUDA, no libarchive/libyaml/OpenBLAS/cmocka
-# headers, no network): unpack the carried Debian packages into /tmp/deproot (never into /), build with
+# headers, no network): unpack the carried dependency root (scripts/device/env.sh), build with
 # CUDA, then MODE = check (all tests incl. `gpu`), bench (ipr bench + PyTorch), or all.
-# Prepare here first: scripts/device/prepare.sh (downloads the .debs, copies the fixtures into .deps/).
+# Prepare here first: scripts/device/prepare.sh; carry .deps/deproot.tar.xz and .deps/fixtures.
 set -uo pipefail
 mode=${1:-all}
 root=$(pwd)
 out=${OUT:-/tmp/ipr-out}
 mkdir -p "$out"
-dep=/tmp/deproot
-mkdir -p $dep
-for f in .deps/debs/*.deb; do dpkg -x "$f" $dep; done
-# Ubuntu's gnutls (pulled in by its HDF5) needs Ubuntu's newer nettle: keep Debian's headers, link the
-# system's libnettle.so.8 / libhogweed.so.6 (same sonames, compatible ABI).
-for l in nettle:8 hogweed:6; do
-  n=${l%%:*} v=${l##*:}
-  rm -f $dep/usr/lib/x86_64-linux-gnu/lib$n.so.$v*
-  ln -sf /usr/lib/x86_64-linux-gnu/lib$n.so.$v $dep/usr/lib/x86_64-linux-gnu/lib$n.so
-done
-export PKG_CONFIG_LIBDIR=$dep/usr/lib/x86_64-linux-gnu/pkgconfig:$dep/usr/share/pkgconfig
-export PKG_CONFIG_SYSROOT_DIR=$dep
-export CMAKE_PREFIX_PATH=$dep/usr
-export LD_LIBRARY_PATH=$dep/usr/lib/x86_64-linux-gnu:$dep/usr/lib/x86_64-linux-gnu/openblas-pthread:${LD_LIBRARY_PATH:-}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+source scripts/device/env.sh
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 build=/tmp/ipr-build
 t0=$(date +%s)

@@ -20,24 +20,8 @@ out=${OUT:-/tmp/ipr-out}
 mkdir -p "$out"
 t0=$(date +%s)
 
-# ---- the carried packages, as scripts/device/run.sh unpacks them (skipped where none are carried) ----
-dep=/tmp/deproot
-if compgen -G ".deps/debs/*.deb" >/dev/null; then
-  if [ ! -d $dep/usr ]; then
-    mkdir -p $dep
-    for f in .deps/debs/*.deb; do dpkg -x "$f" $dep; done
-    for l in nettle:8 hogweed:6; do
-      n=${l%%:*} v=${l##*:}
-      rm -f $dep/usr/lib/x86_64-linux-gnu/lib$n.so.$v*
-      ln -sf /usr/lib/x86_64-linux-gnu/lib$n.so.$v $dep/usr/lib/x86_64-linux-gnu/lib$n.so
-    done
-  fi
-  export PKG_CONFIG_LIBDIR=$dep/usr/lib/x86_64-linux-gnu/pkgconfig:$dep/usr/share/pkgconfig
-  export PKG_CONFIG_SYSROOT_DIR=$dep
-  export CMAKE_PREFIX_PATH=$dep/usr
-  export LD_LIBRARY_PATH=$dep/usr/lib/x86_64-linux-gnu:$dep/usr/lib/x86_64-linux-gnu/openblas-pthread:${LD_LIBRARY_PATH:-}
-fi
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+# ---- the carried dependency root (scripts/device/env.sh) ----
+source scripts/device/env.sh
 export PYTHONUNBUFFERED=1
 
 # ---- libipr without CUDA (the generators and the CPU engine; cached while the machine stays warm) ----
