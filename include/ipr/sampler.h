@@ -110,6 +110,8 @@ typedef struct {
     int keep_images;            /* copy each chain's final image into its result */
     int skip_idle;              /* end a generation at the first pass where every region is at t = 0 (the
                                    reference runs it: spec 9c); 0 */
+    int host_threads;           /* threads for the per-chain host work between passes (noise, transitions);
+                                   0 = the online CPUs, at most 16. Results do not depend on it. */
 } ipr_sampler_config;
 
 /* Defaults: the reference's MNIST Sudoku hard settings (spec 3.3) with K = 0. */

@@ -6,10 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ipr/common.h"
 #include "ipr/rng.h"
 #include "ipr/sampler.h"
+#include "pool.h"
 #include "sampler_internal.h"
 
 /* ================================ settings ================================ */
@@ -33,6 +35,7 @@ void ipr_sampler_config_init(ipr_sampler_config *cfg) {
     cfg->early_stop = 0;
     cfg->keep_images = 0;
     cfg->skip_idle = 0;
+    cfg->host_threads = 0;
 }
 
 size_t ipr_sampler_config_size(void) { return sizeof(ipr_sampler_config); }
@@ -96,6 +99,8 @@ int ipr_sampler_config_validate(const ipr_sampler_config *cfg) {
     IPR_CHECK(cfg->early_stop == 0 || cfg->early_stop == 1, "early_stop %d is not 0 or 1", cfg->early_stop);
     IPR_CHECK(cfg->keep_images == 0 || cfg->keep_images == 1, "keep_images %d is not 0 or 1", cfg->keep_images);
     IPR_CHECK(cfg->skip_idle == 0 || cfg->skip_idle == 1, "skip_idle %d is not 0 or 1", cfg->skip_idle);
+    IPR_CHECK(cfg->host_threads >= 0 && cfg->host_threads <= 256, "host_threads %d outside 0..256",
+              cfg->host_threads);
     return IPR_OK;
 fail:
     return IPR_ERR;
@@ -133,6 +138,7 @@ int ipr_sampler_config_set(ipr_sampler_config *cfg, const char *key, const char 
         {"early_stop", offsetof(ipr_sampler_config, early_stop), 'i'},
         {"keep_images", offsetof(ipr_sampler_config, keep_images), 'i'},
         {"skip_idle", offsetof(ipr_sampler_config, skip_idle), 'i'},
+        {"host_threads", offsetof(ipr_sampler_config, host_threads), 'i'},
     };
     if (strcmp(key, "order") == 0) return ipr_order_from_name(value, &cfg->order);
     if (strcmp(key, "selection") == 0) return ipr_selection_from_name(value, &cfg->selection);
@@ -247,6 +253,7 @@ struct ipr_runner {
     void *arena;            /* every buffer below and the slots' buffers */
     float *bx, *bt, *by;    /* batch (MB, C, H, W), (MB, 1, H, W), (MB, d_out, H, W) */
     int *row_slot;          /* (MB) slot of each batch row */
+    ipr_pool *pool;         /* per-chain host work between passes */
     const ipr_unet_config *ucfg;
     uint64_t seed;
     /* stats */
@@ -330,8 +337,15 @@ ipr_runner *ipr_runner_new(ipr_denoiser *d, ipr_task *t, const ipr_sampler_confi
     CARVE(r->ph_generations, (size_t)(K + 1) * sizeof(uint64_t));
     CARVE(r->ph_passes, (size_t)(K + 1) * sizeof(uint64_t));
 #undef CARVE
-    ipr_log(IPR_LOG_DEBUG, "sampler: arena %.1f MiB for %d chains of %d x %d x %d, %d regions", total / 1048576.0, MB,
-            r->C, r->H, r->W, R);
+    int threads = cfg->host_threads;
+    if (threads == 0) {
+        const long online = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = online < 1 ? 1 : online > 16 ? 16 : (int)online;
+    }
+    if (threads > MB) threads = MB; /* one chain per item: more threads than chains would idle */
+    IPR_TRY_PTR(r->pool = ipr_pool_new(threads));
+    ipr_log(IPR_LOG_DEBUG, "sampler: arena %.1f MiB for %d chains of %d x %d x %d, %d regions; %d host threads",
+            total / 1048576.0, MB, r->C, r->H, r->W, R, threads);
     return r;
 fail:
     ipr_runner_free(r);
@@ -340,6 +354,7 @@ fail:
 
 void ipr_runner_free(ipr_runner *r) {
     if (!r) return;
+    ipr_pool_free(r->pool);
     free(r->arena);
     free(r);
 }
@@ -662,6 +677,28 @@ fail:
 
 /* ================================ the run ================================ */
 
+static int job_fill(void *vr, int b) {
+    ipr_runner *r = vr;
+    gen_fill_row(r, &r->slots[r->row_slot[b]], r->bx + (size_t)b * r->chw, r->bt + (size_t)b * r->hw);
+    return IPR_OK;
+}
+
+static int job_step(void *vr, int b) {
+    ipr_runner *r = vr;
+    return gen_after_pass(r, &r->slots[r->row_slot[b]], r->by + (size_t)b * r->d_out * r->hw);
+}
+
+/* Run a per-row job on the pool; with hooks (tests record in order, unsynchronised) on this thread alone. */
+static int pool_rows(ipr_runner *r, ipr_pool_fn fn, int B) {
+    if (r->have_hooks) {
+        for (int b = 0; b < B; ++b) IPR_TRY(fn(r, b));
+        return IPR_OK;
+    }
+    return ipr_pool_run(r->pool, fn, r, B);
+fail:
+    return IPR_ERR;
+}
+
 int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int n, ipr_chain_result *results,
                    ipr_progress_fn progress, void *ctx) {
     IPR_CHECK(r && n >= 0 && (n == 0 || (instances && results)), "runner run: bad arguments");
@@ -700,13 +737,10 @@ int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int 
         }
         /* one forward over every chain in flight, rows in slot order */
         int B = 0;
-        for (int s = 0; s < MB; ++s) {
-            chain *ch = &r->slots[s];
-            if (!ch->in_use) continue;
-            gen_fill_row(r, ch, r->bx + (size_t)B * r->chw, r->bt + (size_t)B * r->hw);
-            r->row_slot[B++] = s;
-        }
+        for (int s = 0; s < MB; ++s)
+            if (r->slots[s].in_use) r->row_slot[B++] = s;
         if (B == 0) continue;
+        IPR_TRY(pool_rows(r, job_fill, B));
         const double t1 = now_s();
         IPR_TRY(ipr_denoiser_forward(r->den, r->bx, r->bt, B, r->by));
         const double t2 = now_s();
@@ -715,10 +749,15 @@ int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int 
         r->images += (uint64_t)B;
         int phase[4096];
         for (int b = 0; b < B; ++b) {
+            phase[b] = r->slots[r->row_slot[b]].iteration;
+            r->ph_passes[phase[b]]++;
+        }
+        /* per chain, in parallel: block starts, noise, transition (chains share nothing) */
+        IPR_TRY(pool_rows(r, job_step, B));
+        /* then in order: ended generations are scored and the next iteration set up (the scorers' scratch
+         * is shared, and progress is reported in order) */
+        for (int b = 0; b < B; ++b) {
             chain *ch = &r->slots[r->row_slot[b]];
-            phase[b] = ch->iteration;
-            r->ph_passes[ch->iteration]++;
-            IPR_TRY(gen_after_pass(r, ch, r->by + (size_t)b * r->d_out * r->hw));
             int fin = 0;
             IPR_TRY(chain_settle(r, ch, &fin));
             if (fin) {
