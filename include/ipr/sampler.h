@@ -176,6 +176,8 @@ typedef struct {
     double score_s;          /* of which the scorer */
     uint64_t forwards;       /* forward calls */
     uint64_t images;         /* images over all forward calls (mean batch = images / forwards) */
+    size_t arena_bytes;      /* the runner's one host arena (chains' images and states, batch buffers) */
+    int host_threads;        /* threads of the per-chain host work */
 } ipr_runner_stats;
 /* Valid until the next run or free. */
 void ipr_runner_get_stats(const ipr_runner *r, ipr_runner_stats *stats);

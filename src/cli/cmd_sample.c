@@ -319,6 +319,12 @@ int ipr_cmd_sample(int argc, char **argv) {
     }
     int C, H, W, P, R;
     ipr_task_shape(task, &C, &H, &W, &P, &R);
+    if (!o.quiet) {
+        ipr_runner_stats st0;
+        ipr_runner_get_stats(run, &st0);
+        ipr_log(IPR_LOG_INFO, "sample: host arena %.1f MiB, %d host threads", st0.arena_bytes / 1048576.0,
+                st0.host_threads);
+    }
     const size_t img = (size_t)C * H * W;
     res = ipr_calloc((size_t)n, sizeof *res, "results");
     inst = ipr_malloc(sizeof(uint64_t) * (size_t)n, "instances");

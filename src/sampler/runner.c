@@ -164,17 +164,20 @@ static int generation_plan(const ipr_sampler_config *cfg, int B, int ipr, ipr_bl
     return ipr_block_plan_make(B, cfg->steps_per_region, cfg->overlap, cfg->max_steps, floor_length, plan, starts);
 }
 
-int ipr_sampler_generation_passes(const ipr_sampler_config *cfg, int regions, int ipr) {
-    int starts_small[1];
-    int *starts = NULL;
-    int n = -1;
-    if (regions <= 0) return 0;
-    starts = regions <= 1 ? starts_small : ipr_malloc(sizeof(int) * (size_t)regions, "starts");
-    if (!starts) return -1;
+/* Passes of a generation of B regions, using the caller's starts (B) as scratch; -1 on error. */
+static int plan_passes(const ipr_sampler_config *cfg, int B, int ipr, int *starts) {
+    if (B <= 0) return 0;
     ipr_block_plan plan;
-    if (generation_plan(cfg, regions, ipr, &plan, starts) == IPR_OK) n = plan.max_steps;
-    if (starts != starts_small) free(starts);
-    return n;
+    return generation_plan(cfg, B, ipr, &plan, starts) == IPR_OK ? plan.max_steps : -1;
+}
+
+int ipr_sampler_generation_passes(const ipr_sampler_config *cfg, int regions, int ipr) {
+    int starts[IPR_MAX_REGIONS];
+    if (regions > IPR_MAX_REGIONS) {
+        ipr_error_set(__FILE__, __LINE__, "%d regions (at most %d)", regions, IPR_MAX_REGIONS);
+        return -1;
+    }
+    return plan_passes(cfg, regions, ipr, starts);
 }
 
 /* ================================ results ================================ */
@@ -238,6 +241,7 @@ typedef struct {
     int pass;               /* next pass */
     int ended;              /* the generation has run its passes */
     uint32_t nfe;           /* passes of this chain so far */
+    int ipr_passes;         /* passes of one IPR iteration of this chain (its subset size is fixed) */
 } chain;
 
 struct ipr_runner {
@@ -251,6 +255,7 @@ struct ipr_runner {
     int max_batch;
     chain *slots;
     void *arena;            /* every buffer below and the slots' buffers */
+    size_t arena_bytes;
     float *bx, *bt, *by;    /* batch (MB, C, H, W), (MB, 1, H, W), (MB, d_out, H, W) */
     int *row_slot;          /* (MB) slot of each batch row */
     ipr_pool *pool;         /* per-chain host work between passes */
@@ -344,6 +349,7 @@ ipr_runner *ipr_runner_new(ipr_denoiser *d, ipr_task *t, const ipr_sampler_confi
     }
     if (threads > MB) threads = MB; /* one chain per item: more threads than chains would idle */
     IPR_TRY_PTR(r->pool = ipr_pool_new(threads));
+    r->arena_bytes = total;
     ipr_log(IPR_LOG_DEBUG, "sampler: arena %.1f MiB for %d chains of %d x %d x %d, %d regions; %d host threads",
             total / 1048576.0, MB, r->C, r->H, r->W, R, threads);
     return r;
@@ -380,6 +386,8 @@ void ipr_runner_get_stats(const ipr_runner *r, ipr_runner_stats *st) {
     st->score_s = r->score_s;
     st->forwards = r->forwards;
     st->images = r->images;
+    st->arena_bytes = r->arena_bytes;
+    st->host_threads = ipr_pool_threads(r->pool);
 }
 
 /* ---------------- draws (through the hooks in tests) ---------------- */
@@ -607,6 +615,7 @@ static int chain_start(ipr_runner *r, chain *ch, int res, uint64_t instance, ipr
     ch->n_refinable = 0;
     for (int reg = 0; reg < r->R; ++reg)
         if (!ch->given[reg]) ch->refinable[ch->n_refinable++] = (uint16_t)reg;
+    IPR_TRY_ID(ch->ipr_passes = plan_passes(&r->cfg, ipr_subset_size(ch->n_refinable, r->cfg.ipr_ratio), 1, ch->starts));
     if (ipr_task_correction(r->task)) {
         /* spec 3.2 correction: no base generation; entry 0 scores the corrupted grid */
         memcpy(ch->z, ch->clean, r->chw * sizeof(float));
@@ -641,10 +650,7 @@ static void chain_finish(ipr_runner *r, chain *ch, int last) {
         o->nfe[k] = o->nfe[last];
         o->changed[k] = 0;
     }
-    if (last < K) {
-        const int m = ipr_subset_size(ch->n_refinable, r->cfg.ipr_ratio);
-        o->nfe_saved = (uint32_t)(K - last) * (uint32_t)ipr_sampler_generation_passes(&r->cfg, m, 1);
-    }
+    if (last < K) o->nfe_saved = (uint32_t)(K - last) * (uint32_t)ch->ipr_passes;
     if (r->cfg.keep_images && o->image) memcpy(o->image, ch->z, r->chw * sizeof(float));
     ch->in_use = 0;
 }
