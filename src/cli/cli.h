@@ -12,6 +12,7 @@
 int ipr_cmd_datagen(int argc, char **argv);
 int ipr_cmd_forward(int argc, char **argv);
 int ipr_cmd_bench(int argc, char **argv);
+int ipr_cmd_sample(int argc, char **argv);
 
 /* Print the recorded error as "ipr CMD: error: ..." and return IPR_EXIT_USAGE. */
 int ipr_cli_fail(const char *cmd);

@@ -20,6 +20,7 @@ static const struct {
     {"datagen", ipr_cmd_datagen, "write benchmark instances (images, labels, clues) to an HDF5 file"},
     {"forward", ipr_cmd_forward, "run the SRM U-Net once over a batch in an HDF5 file (CPU or CUDA)"},
     {"bench", ipr_cmd_bench, "U-Net forward passes per second on the CPU and the GPU (a benchmark, not a test)"},
+    {"sample", ipr_cmd_sample, "SRM generation + IPR refinement of benchmark instances, scores per iteration"},
 };
 #define NUM_COMMANDS (sizeof k_commands / sizeof k_commands[0])
 
