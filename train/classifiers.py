@@ -9,7 +9,7 @@ parameter names, and `export_h5` writing the "ipr-classifier" checkpoint the C l
   heads.numbers_label). numbers_label class i is the pair of ipr_polygons_pair_index (src/bench/
   counting_polygons.c): vertices 3..7 outer, counts 1..9 inner, each unordered pair once.
 
-Both take images in [-1, 1] as they are (spec 7 pitfall 7). Training them is another issue.
+Both take images in [-1, 1] as they are (spec 7 pitfall 7). Trained by train_digit.py and train_polygons.py.
 """
 import h5py
 import numpy as np

@@ -136,9 +136,10 @@ def classifier_card(a, attrs):
             "Input: a 28x28 cell in [-1, 1] (x / 127.5 - 1), as the scorer sees generated Sudoku cells.",
             "", "## Data",
             f"- Training: the TRAIN pool of `datasets/mnist` ({m['train_count']:,} digits, the C loader's split), "
-            "with random affine augmentation (rotation up to 12 degrees, scale 0.9-1.1, shift up to 2.5 px) and, "
-            "for half of each batch, Gaussian noise of std U(0, 0.15).",
-            f"- Reported: the TEST pool ({m['test_count']:,} digits), never used for a choice (fixed schedule).",
+            "with random affine augmentation (rotation up to 12 degrees, scale 0.9-1.1, shift up to 2.5 px), "
+            + (f"elastic distortion ({m['elastic_px']} px RMS, smoothing 4 px), " if m.get("elastic_px") else "")
+            + f"and, for half of each batch, Gaussian noise of std U(0, {m.get('noise_max', 0.15)}).",
+            f"- Reported: the TEST pool ({m['test_count']:,} digits); the schedule is fixed in advance.",
             "", "## Training",
             f"- {m['epochs']} epochs, batch {m['batch']}, AdamW (weight decay 1e-4), one-cycle lr peak {m['lr']}, "
             f"label smoothing 0.05, weights averaged over the last {m['weight_average_last_epochs']} epochs; "

@@ -201,7 +201,9 @@ def main(argv=None):
         out = model(x)
         loss = 0.0
         for k, _ in classifiers.HEADS:
-            loss = loss + F.cross_entropy(out[k], labs[k].to(device), ignore_index=-1)
+            y = labs[k].to(device)  # -1 = not trained (num_vertices of a non-uniform image)
+            ce = F.cross_entropy(out[k], y, ignore_index=-1, reduction="sum")
+            loss = loss + ce / (y >= 0).sum().clamp(min=1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
