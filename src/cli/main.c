@@ -20,6 +20,12 @@ static const struct {
     {"datagen", ipr_cmd_datagen, "write benchmark instances (images, labels, clues) to an HDF5 file"},
     {"forward", ipr_cmd_forward, "run the SRM U-Net once over a batch in an HDF5 file (CPU or CUDA)"},
     {"bench", ipr_cmd_bench, "U-Net forward passes per second on the CPU and the GPU (a benchmark, not a test)"},
+    {"plan", ipr_cmd_plan, "print the work units, network passes and estimated time of a config (dry run)"},
+    {"show-config", ipr_cmd_plan, "print a config resolved (canonical JSON) and its SHA-256"},
+    {"status", ipr_cmd_status, "progress of a run directory (safe while it runs)"},
+    {"merge", ipr_cmd_merge, "merge a run's committed segments into results.h5 (after --shard job arrays)"},
+    {"bundle", ipr_cmd_bundle, "write a reproducible archive of a finished run"},
+    {"verify", ipr_cmd_verify, "check a bundle or a run directory (exit 4 when it fails)"},
 };
 #define NUM_COMMANDS (sizeof k_commands / sizeof k_commands[0])
 
@@ -40,7 +46,7 @@ static void print_version(void) {
 static void print_help(void) {
     printf("usage: ipr COMMAND [OPTIONS]\n\n"
            "Evaluate Iterative Partial Refinement (IPR) on SRM diffusion models.\n\ncommands:\n");
-    for (size_t i = 0; i < NUM_COMMANDS; ++i) printf("  %-10s %s\n", k_commands[i].name, k_commands[i].summary);
+    for (size_t i = 0; i < NUM_COMMANDS; ++i) printf("  %-12s %s\n", k_commands[i].name, k_commands[i].summary);
     printf("\n`ipr COMMAND --help` describes a command. `ipr --version` prints versions.\n"
            "exit codes: 0 ok, 1 usage/config/input error, 2 finished with failed units,\n"
            "            3 interrupted (resumable), 4 verification failed.\n");
