@@ -111,5 +111,27 @@ float ipr_rng_normal_at(uint64_t seed, uint32_t purpose, uint64_t instance, uint
 
 void ipr_rng_fill_normal(uint64_t seed, uint32_t purpose, uint64_t instance, uint32_t step, float *out,
                          uint64_t n) {
-    for (uint64_t i = 0; i < n; ++i) out[i] = ipr_rng_normal_at(seed, purpose, instance, step, i);
+    ipr_rng_fill_normal_range(seed, purpose, instance, step, 0, out, n);
+}
+
+void ipr_rng_fill_normal_range(uint64_t seed, uint32_t purpose, uint64_t instance, uint32_t step, uint64_t first,
+                               float *out, uint64_t n) {
+    const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+    uint32_t ctr[4], blk[4];
+    uint64_t have = UINT64_MAX; /* block index held in blk */
+    for (uint64_t i = 0; i < n; ++i) {
+        const uint64_t index = first + i;
+        if ((index >> 2) != have) {
+            have = index >> 2;
+            set_counter(ctr, (uint32_t)have, purpose, instance, step);
+            ipr_philox4x32_10(ctr, key, blk);
+        }
+        /* the same arithmetic as ipr_rng_normal_at, so both give the same bits */
+        const unsigned pair = (unsigned)((index >> 1) & 1u);
+        const double u1 = ((double)blk[2 * pair] + 0.5) * 0x1.0p-32;
+        const double u2 = (double)blk[2 * pair + 1] * 0x1.0p-32;
+        const double rad = sqrt(-2.0 * log(u1));
+        const double ang = 6.283185307179586476925 * u2;
+        out[i] = (float)((index & 1u) ? rad * sin(ang) : rad * cos(ang));
+    }
 }

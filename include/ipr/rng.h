@@ -60,6 +60,10 @@ void ipr_rng_shuffle_u32(ipr_rng *r, uint32_t *v, uint32_t n);
 float ipr_rng_normal_at(uint64_t seed, uint32_t purpose, uint64_t instance, uint32_t step, uint64_t index);
 void ipr_rng_fill_normal(uint64_t seed, uint32_t purpose, uint64_t instance, uint32_t step, float *out,
                          uint64_t n);
+/* Elements [first, first + n) of the same stream: out[i] == ipr_rng_normal_at(..., first + i) bitwise, with
+ * one Philox block per four elements (the sampler draws a region's rows this way). */
+void ipr_rng_fill_normal_range(uint64_t seed, uint32_t purpose, uint64_t instance, uint32_t step, uint64_t first,
+                               float *out, uint64_t n);
 
 #ifdef __cplusplus
 }

@@ -67,8 +67,11 @@ void ipr_task_shape(const ipr_task *t, int *C, int *H, int *W, int *patch, int *
  * and every region is refinable (given all 0). `seed` keys the corruption swaps. */
 int ipr_task_instance(ipr_task *t, uint64_t seed, uint64_t index, float *clean, uint8_t *given);
 /* Score n generated images (n, C, H, W) in [-1, 1]: valid (n) 0/1 and error (n) (Sudoku distance,
- * Even Pixels |count - 512|, Counting Polygons: 0 when both metrics hold, else the number that fail). */
+ * Even Pixels |count - 512|, Counting Polygons: 0 when both metrics hold, else the number that fail).
+ * A Sudoku or Counting Polygons task opened without scorer_path scores valid 0 and error NAN. */
 int ipr_task_score(ipr_task *t, const float *images, int n, uint8_t *valid, float *error);
+/* 1 when the task can score (Even Pixels always; the others with a scorer checkpoint). */
+int ipr_task_has_scorer(const ipr_task *t);
 
 /* ---------------- sampler and IPR settings ---------------- */
 
@@ -102,12 +105,27 @@ typedef struct {
     double selection_mix;       /* with IPR_SELECT_MIX: fraction chosen by uncertainty; 0.5 */
     int early_stop;             /* stop a chain once an iteration changes no region's decoded content */
     int keep_images;            /* copy each chain's final image into its result */
+    int skip_idle;              /* end a generation at the first pass where every region is at t = 0 (the
+                                   reference runs it: spec 9c); 0 */
 } ipr_sampler_config;
 
 /* Defaults: the reference's MNIST Sudoku hard settings (spec 3.3) with K = 0. */
 void ipr_sampler_config_init(ipr_sampler_config *cfg);
 /* Range checks (ratio in (0, 1], overlaps in [0, 1), steps >= 1, ...): IPR_ERR naming the bad field. */
 int ipr_sampler_config_validate(const ipr_sampler_config *cfg);
+/* Set one field from text, by its name in the struct ("order" = parallel|fixed|random|graph|adaptive,
+ * "selection" = uniform|uncertainty|mix, numbers for the rest): for the CLI, configs and ctypes. The value
+ * is parsed strictly; ranges are left to ipr_sampler_config_validate. */
+int ipr_sampler_config_set(ipr_sampler_config *cfg, const char *key, const char *value);
+/* sizeof(ipr_sampler_config), for ctypes callers that allocate it as bytes. */
+size_t ipr_sampler_config_size(void);
+const char *ipr_order_name(ipr_order order);
+int ipr_order_from_name(const char *name, ipr_order *out);
+const char *ipr_selection_name(ipr_selection selection);
+int ipr_selection_from_name(const char *name, ipr_selection *out);
+/* Network passes of one generation of `regions` regions: the base generation (ipr = 0) or an IPR
+ * iteration (ipr = 1); 0 when regions is 0. The same arithmetic the runner uses (spec 3.1, 9a). */
+int ipr_sampler_generation_passes(const ipr_sampler_config *cfg, int regions, int ipr);
 
 /* ---------------- running chains ---------------- */
 
@@ -122,6 +140,7 @@ typedef struct {
     uint32_t *nfe;         /* (K + 1) network passes spent up to and including this entry */
     uint16_t *changed;     /* (K + 1) regions whose decoded content changed (entry 0: regions generated) */
     float *image;          /* (C, H, W) final image when keep_images, else NULL */
+    uint32_t nfe_saved;    /* passes the iterations skipped by early_stop would have cost (0 without) */
 } ipr_chain_result;
 
 int ipr_chain_result_alloc(ipr_chain_result *r, int iterations, size_t image_floats);
@@ -138,6 +157,23 @@ void ipr_runner_free(ipr_runner *r);
 typedef void (*ipr_progress_fn)(int done, int total, void *ctx);
 int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int n, ipr_chain_result *results,
                    ipr_progress_fn progress, void *ctx);
+
+/* Where the time of the runs so far went. A forward pass over B chains charges 1/B of its time (and of the
+ * host work after it) to each chain's current phase: phase 0 = base generation, phase k = IPR iteration k,
+ * so instances/s of phase k = generations[k] / seconds[k] whatever mix of phases shared the batches. */
+typedef struct {
+    int phases;              /* K + 1 */
+    const double *seconds;   /* (K + 1) wall seconds charged to each phase */
+    const uint64_t *generations; /* (K + 1) generations completed per phase (skipped ones not counted) */
+    const uint64_t *passes;  /* (K + 1) network passes per phase, summed over chains */
+    double forward_s;        /* wall seconds in the denoiser */
+    double host_s;           /* host work around the passes: schedules, noise, transitions, scoring */
+    double score_s;          /* of which the scorer */
+    uint64_t forwards;       /* forward calls */
+    uint64_t images;         /* images over all forward calls (mean batch = images / forwards) */
+} ipr_runner_stats;
+/* Valid until the next run or free. */
+void ipr_runner_get_stats(const ipr_runner *r, ipr_runner_stats *stats);
 
 #ifdef __cplusplus
 }

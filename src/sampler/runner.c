@@ -1,0 +1,748 @@
+/* runner.c: chains of SRM sequential generation + IPR refinement (spec 2.6, 3), many per forward pass: each
+ * chain has its own schedule, region states and image; a finished chain frees its slot for the next. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ipr/common.h"
+#include "ipr/rng.h"
+#include "ipr/sampler.h"
+#include "sampler_internal.h"
+
+/* ================================ settings ================================ */
+
+void ipr_sampler_config_init(ipr_sampler_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    /* spec 3.3, MNIST Sudoku hard (ms_hard_test): overlap 0, 3 steps per region, IPR 10 steps at overlap
+     * 0.8, stochasticity 0.5, temperature 1, resampling ratio 0.25, uniform subsets */
+    cfg->order = IPR_ORDER_ADAPTIVE;
+    cfg->steps_per_region = 3;
+    cfg->overlap = 0.0;
+    cfg->max_steps = 0;
+    cfg->alpha = 0.5;
+    cfg->temperature = 1.0;
+    cfg->ipr_iterations = 0;
+    cfg->ipr_ratio = 0.25;
+    cfg->ipr_steps_per_region = 10;
+    cfg->ipr_overlap = 0.8;
+    cfg->selection = IPR_SELECT_UNIFORM;
+    cfg->selection_mix = 0.5;
+    cfg->early_stop = 0;
+    cfg->keep_images = 0;
+    cfg->skip_idle = 0;
+}
+
+size_t ipr_sampler_config_size(void) { return sizeof(ipr_sampler_config); }
+
+static const char *const k_order_names[] = {"parallel", "random", "graph", "adaptive"};
+static const char *const k_selection_names[] = {"uniform", "uncertainty", "mix"};
+
+const char *ipr_order_name(ipr_order order) {
+    return (unsigned)order <= IPR_ORDER_ADAPTIVE ? k_order_names[order] : "unknown";
+}
+
+int ipr_order_from_name(const char *name, ipr_order *out) {
+    if (name && strcmp(name, "fixed") == 0) { /* the reference's name for the parallel sampler */
+        *out = IPR_ORDER_PARALLEL;
+        return IPR_OK;
+    }
+    for (int i = 0; name && i <= IPR_ORDER_ADAPTIVE; ++i)
+        if (strcmp(name, k_order_names[i]) == 0) {
+            *out = (ipr_order)i;
+            return IPR_OK;
+        }
+    ipr_error_set(__FILE__, __LINE__, "unknown order '%s' (expected parallel (or fixed), random, graph or adaptive)",
+                  name ? name : "");
+    return IPR_ERR;
+}
+
+const char *ipr_selection_name(ipr_selection selection) {
+    return (unsigned)selection <= IPR_SELECT_MIX ? k_selection_names[selection] : "unknown";
+}
+
+int ipr_selection_from_name(const char *name, ipr_selection *out) {
+    for (int i = 0; name && i <= IPR_SELECT_MIX; ++i)
+        if (strcmp(name, k_selection_names[i]) == 0) {
+            *out = (ipr_selection)i;
+            return IPR_OK;
+        }
+    ipr_error_set(__FILE__, __LINE__, "unknown selection '%s' (expected uniform, uncertainty or mix)",
+                  name ? name : "");
+    return IPR_ERR;
+}
+
+int ipr_sampler_config_validate(const ipr_sampler_config *cfg) {
+    IPR_CHECK(cfg != NULL, "sampler config: NULL");
+    IPR_CHECK((unsigned)cfg->order <= IPR_ORDER_ADAPTIVE, "order %d is not a known order", (int)cfg->order);
+    IPR_CHECK(cfg->steps_per_region >= 1, "steps_per_region %d must be >= 1", cfg->steps_per_region);
+    IPR_CHECK(cfg->overlap >= 0.0 && cfg->overlap < 1.0, "overlap %g outside [0, 1) (1 would never advance)",
+              cfg->overlap);
+    IPR_CHECK(cfg->max_steps >= 0 && cfg->max_steps < IPR_MAX_PASSES, "max_steps %d outside 0..%d (0 = derived)",
+              cfg->max_steps, IPR_MAX_PASSES - 1);
+    IPR_CHECK(cfg->alpha >= 0.0 && cfg->alpha <= 1.0, "alpha (stochasticity) %g outside [0, 1]", cfg->alpha);
+    IPR_CHECK(cfg->temperature >= 0.0 && isfinite(cfg->temperature), "temperature %g must be finite and >= 0",
+              cfg->temperature);
+    IPR_CHECK(cfg->ipr_iterations >= 0 && cfg->ipr_iterations <= IPR_MAX_ITERATIONS,
+              "ipr_iterations %d outside 0..%d", cfg->ipr_iterations, IPR_MAX_ITERATIONS);
+    IPR_CHECK(cfg->ipr_ratio > 0.0 && cfg->ipr_ratio <= 1.0, "ipr_ratio %g outside (0, 1]", cfg->ipr_ratio);
+    IPR_CHECK(cfg->ipr_steps_per_region >= 1, "ipr_steps_per_region %d must be >= 1", cfg->ipr_steps_per_region);
+    IPR_CHECK(cfg->ipr_overlap >= 0.0 && cfg->ipr_overlap < 1.0, "ipr_overlap %g outside [0, 1)", cfg->ipr_overlap);
+    IPR_CHECK((unsigned)cfg->selection <= IPR_SELECT_MIX, "selection %d is not a known rule", (int)cfg->selection);
+    IPR_CHECK(cfg->selection_mix >= 0.0 && cfg->selection_mix <= 1.0, "selection_mix %g outside [0, 1]",
+              cfg->selection_mix);
+    IPR_CHECK(cfg->early_stop == 0 || cfg->early_stop == 1, "early_stop %d is not 0 or 1", cfg->early_stop);
+    IPR_CHECK(cfg->keep_images == 0 || cfg->keep_images == 1, "keep_images %d is not 0 or 1", cfg->keep_images);
+    IPR_CHECK(cfg->skip_idle == 0 || cfg->skip_idle == 1, "skip_idle %d is not 0 or 1", cfg->skip_idle);
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+static int parse_int(const char *key, const char *value, int *out) {
+    char *end = NULL;
+    errno = 0;
+    long v = value ? strtol(value, &end, 10) : 0;
+    IPR_CHECK(value && *value && errno == 0 && end && *end == '\0' && v >= -2147483647L && v <= 2147483647L,
+              "%s: '%s' is not an integer", key, value ? value : "");
+    *out = (int)v;
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+int ipr_sampler_config_set(ipr_sampler_config *cfg, const char *key, const char *value) {
+    IPR_CHECK(cfg && key, "sampler config set: NULL argument");
+    static const struct {
+        const char *name;
+        size_t off;
+        char kind; /* i int, d double */
+    } fields[] = {
+        {"steps_per_region", offsetof(ipr_sampler_config, steps_per_region), 'i'},
+        {"overlap", offsetof(ipr_sampler_config, overlap), 'd'},
+        {"max_steps", offsetof(ipr_sampler_config, max_steps), 'i'},
+        {"alpha", offsetof(ipr_sampler_config, alpha), 'd'},
+        {"temperature", offsetof(ipr_sampler_config, temperature), 'd'},
+        {"ipr_iterations", offsetof(ipr_sampler_config, ipr_iterations), 'i'},
+        {"ipr_ratio", offsetof(ipr_sampler_config, ipr_ratio), 'd'},
+        {"ipr_steps_per_region", offsetof(ipr_sampler_config, ipr_steps_per_region), 'i'},
+        {"ipr_overlap", offsetof(ipr_sampler_config, ipr_overlap), 'd'},
+        {"selection_mix", offsetof(ipr_sampler_config, selection_mix), 'd'},
+        {"early_stop", offsetof(ipr_sampler_config, early_stop), 'i'},
+        {"keep_images", offsetof(ipr_sampler_config, keep_images), 'i'},
+        {"skip_idle", offsetof(ipr_sampler_config, skip_idle), 'i'},
+    };
+    if (strcmp(key, "order") == 0) return ipr_order_from_name(value, &cfg->order);
+    if (strcmp(key, "selection") == 0) return ipr_selection_from_name(value, &cfg->selection);
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; ++i) {
+        if (strcmp(key, fields[i].name) != 0) continue;
+        char *p = (char *)cfg + fields[i].off;
+        if (fields[i].kind == 'i') return parse_int(key, value, (int *)(void *)p);
+        return ipr_parse_double(value, key, (double *)(void *)p);
+    }
+    IPR_FAIL("unknown sampler setting '%s'", key);
+fail:
+    return IPR_ERR;
+}
+
+/* The plan of one generation of B >= 1 regions (base: the configured order; IPR: adaptive). */
+static int generation_plan(const ipr_sampler_config *cfg, int B, int ipr, ipr_block_plan *plan, int *starts) {
+    if (ipr) return ipr_block_plan_make(B, cfg->ipr_steps_per_region, cfg->ipr_overlap, 0, 0, plan, starts);
+    if (cfg->order == IPR_ORDER_PARALLEL)
+        return ipr_block_plan_parallel(B, cfg->steps_per_region, cfg->overlap, cfg->max_steps, plan, starts);
+    /* spec 2.6: with max_steps given, the manual (random, graph) scheduler floors the block length and the
+     * adaptive one takes its ceiling; without it, spec 3.1 derives max_steps from steps_per_region */
+    const int floor_length = cfg->max_steps > 0 && cfg->order != IPR_ORDER_ADAPTIVE;
+    return ipr_block_plan_make(B, cfg->steps_per_region, cfg->overlap, cfg->max_steps, floor_length, plan, starts);
+}
+
+int ipr_sampler_generation_passes(const ipr_sampler_config *cfg, int regions, int ipr) {
+    int starts_small[1];
+    int *starts = NULL;
+    int n = -1;
+    if (regions <= 0) return 0;
+    starts = regions <= 1 ? starts_small : ipr_malloc(sizeof(int) * (size_t)regions, "starts");
+    if (!starts) return -1;
+    ipr_block_plan plan;
+    if (generation_plan(cfg, regions, ipr, &plan, starts) == IPR_OK) n = plan.max_steps;
+    if (starts != starts_small) free(starts);
+    return n;
+}
+
+/* ================================ results ================================ */
+
+int ipr_chain_result_alloc(ipr_chain_result *r, int iterations, size_t image_floats) {
+    memset(r, 0, sizeof *r);
+    IPR_CHECK(iterations >= 0 && iterations <= IPR_MAX_ITERATIONS, "chain result: %d iterations outside 0..%d",
+              iterations, IPR_MAX_ITERATIONS);
+    const size_t n = (size_t)iterations + 1;
+    r->iterations = iterations;
+    r->valid = ipr_calloc(n, sizeof *r->valid, "chain result");
+    r->error = ipr_calloc(n, sizeof *r->error, "chain result");
+    r->nfe = ipr_calloc(n, sizeof *r->nfe, "chain result");
+    r->changed = ipr_calloc(n, sizeof *r->changed, "chain result");
+    if (image_floats) r->image = ipr_calloc(image_floats, sizeof *r->image, "chain result image");
+    if (!r->valid || !r->error || !r->nfe || !r->changed || (image_floats && !r->image)) goto fail;
+    return IPR_OK;
+fail:
+    ipr_chain_result_free(r);
+    return IPR_ERR;
+}
+
+void ipr_chain_result_free(ipr_chain_result *r) {
+    if (!r) return;
+    free(r->valid), free(r->error), free(r->nfe), free(r->changed), free(r->image);
+    memset(r, 0, sizeof *r);
+}
+
+/* ================================ chains ================================ */
+
+#define REGION_WAITING (-1) /* t = 1 until its ramp starts */
+#define REGION_CLEAN (-2)   /* t = 0 for the whole generation (a clue, or not in the IPR subset) */
+
+typedef struct {
+    int in_use;
+    int res;                /* index into the run's instances / results */
+    uint64_t instance;
+    ipr_chain_result *out;
+    /* images (C, H, W) */
+    float *z;               /* current sample */
+    float *clean;           /* clue values (correction: the corrupted grid) */
+    float *noise;           /* draws of the current pass */
+    /* regions (R) */
+    uint8_t *given;         /* 1 = clue */
+    float *sigma;           /* pooled sigma_theta of the last pass */
+    float *sigma_start;     /* pooled sigma_theta when the region last started its ramp; NAN = never */
+    float *t_cur, *t_next;  /* levels of the current pass and the next */
+    int32_t *start_of;      /* ramp start step, REGION_WAITING or REGION_CLEAN */
+    int *starts;            /* (B) start step of the k-th block */
+    uint16_t *order;        /* predetermined order (parallel, random, graph) */
+    uint16_t *refinable;    /* non-clue regions, ascending */
+    uint16_t *chosen;       /* IPR subset */
+    int n_refinable;
+    uint8_t *decoded, *decoded_prev; /* per-region decoded content of the last two generations */
+    /* the generation in progress */
+    int iteration;          /* 0 = base, k = IPR iteration k */
+    int adaptive;           /* choose by lowest sigma (else order[]) */
+    ipr_block_plan plan;
+    int B;                  /* regions of this generation (0: nothing to do) */
+    int next_k;             /* next block to start */
+    int pass;               /* next pass */
+    int ended;              /* the generation has run its passes */
+    uint32_t nfe;           /* passes of this chain so far */
+} chain;
+
+struct ipr_runner {
+    ipr_denoiser *den;
+    ipr_task *task;
+    ipr_sampler_config cfg;
+    ipr_sampler_hooks hooks;
+    int have_hooks;
+    int C, H, W, patch, gh, gw, R, d_out;
+    size_t chw, hw, dec_bytes;
+    int max_batch;
+    chain *slots;
+    void *arena;            /* every buffer below and the slots' buffers */
+    float *bx, *bt, *by;    /* batch (MB, C, H, W), (MB, 1, H, W), (MB, d_out, H, W) */
+    int *row_slot;          /* (MB) slot of each batch row */
+    const ipr_unet_config *ucfg;
+    uint64_t seed;
+    /* stats */
+    double *ph_seconds;
+    uint64_t *ph_generations, *ph_passes;
+    double forward_s, host_s, score_s;
+    uint64_t forwards, images;
+};
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+ipr_runner *ipr_runner_new(ipr_denoiser *d, ipr_task *t, const ipr_sampler_config *cfg) {
+    ipr_runner *r = NULL;
+    IPR_CHECK(d && t && cfg, "runner: NULL argument");
+    IPR_TRY(ipr_sampler_config_validate(cfg));
+    r = ipr_calloc(1, sizeof *r, "runner");
+    if (!r) goto fail;
+    r->den = d, r->task = t, r->cfg = *cfg;
+    ipr_task_shape(t, &r->C, &r->H, &r->W, &r->patch, &r->R);
+    r->gh = r->H / r->patch, r->gw = r->W / r->patch;
+    r->ucfg = ipr_denoiser_unet_config(d);
+    const ipr_unet_config *u = r->ucfg;
+    /* the checkpoint must be a model of this benchmark's images and regions */
+    IPR_CHECK(u->image_size[0] == r->H && u->image_size[1] == r->W,
+              "checkpoint images are %d x %d, the benchmark's are %d x %d", u->image_size[0], u->image_size[1], r->H,
+              r->W);
+    IPR_CHECK(u->d_in == r->C, "checkpoint takes %d channels (d_in), the benchmark's images have %d", u->d_in, r->C);
+    IPR_CHECK(u->d_out == 2 * r->C + 1,
+              "checkpoint has d_out %d; the sampler needs 2 x %d + 1 (velocity, learned-range v, sigma: spec 1.2)",
+              u->d_out, r->C);
+    IPR_CHECK(u->patch_size == r->patch, "checkpoint regions are %d pixels wide, the benchmark's are %d",
+              u->patch_size, r->patch);
+    IPR_CHECK(r->R >= 1 && r->R <= IPR_MAX_REGIONS, "%d regions (1..%d supported)", r->R, IPR_MAX_REGIONS);
+    IPR_CHECK(cfg->order != IPR_ORDER_GRAPH || (r->gh == r->gw && (r->gw == 4 || r->gw == 9 || r->gw == 16)),
+              "order graph needs a Sudoku grid of regions (4 x 4, 9 x 9 or 16 x 16), this task has %d x %d", r->gh,
+              r->gw);
+    r->d_out = u->d_out;
+    r->hw = (size_t)r->H * r->W;
+    r->chw = (size_t)r->C * r->hw;
+    r->dec_bytes = ipr_task_decoded_bytes(t);
+    r->max_batch = ipr_denoiser_max_batch(d);
+    const int MB = r->max_batch, R = r->R, K = cfg->ipr_iterations;
+
+    /* style habit 5: every buffer planned here, one arena; nothing is allocated while chains run */
+    const size_t slot_bytes = 3 * align64(r->chw * sizeof(float)) + 2 * align64(r->dec_bytes) + align64((size_t)R) +
+                              4 * align64((size_t)R * sizeof(float)) + 2 * align64((size_t)R * sizeof(int32_t)) +
+                              3 * align64((size_t)R * sizeof(uint16_t));
+    const size_t batch_bytes = align64((size_t)MB * r->chw * sizeof(float)) + align64((size_t)MB * r->hw * sizeof(float)) +
+                               align64((size_t)MB * r->d_out * r->hw * sizeof(float)) + align64((size_t)MB * sizeof(int));
+    const size_t stats_bytes = align64((size_t)(K + 1) * sizeof(double)) + 2 * align64((size_t)(K + 1) * sizeof(uint64_t));
+    const size_t total = align64((size_t)MB * sizeof(chain)) + (size_t)MB * slot_bytes + batch_bytes + stats_bytes;
+    r->arena = ipr_calloc(1, total, "sampler arena");
+    if (!r->arena) goto fail;
+    char *p = r->arena;
+#define CARVE(ptr, bytes)                      \
+    do {                                       \
+        (ptr) = (void *)p;                     \
+        p += align64(bytes);                   \
+    } while (0)
+    CARVE(r->slots, (size_t)MB * sizeof(chain));
+    for (int s = 0; s < MB; ++s) {
+        chain *ch = &r->slots[s];
+        CARVE(ch->z, r->chw * sizeof(float));
+        CARVE(ch->clean, r->chw * sizeof(float));
+        CARVE(ch->noise, r->chw * sizeof(float));
+        CARVE(ch->decoded, r->dec_bytes);
+        CARVE(ch->decoded_prev, r->dec_bytes);
+        CARVE(ch->given, (size_t)R);
+        CARVE(ch->sigma, (size_t)R * sizeof(float));
+        CARVE(ch->sigma_start, (size_t)R * sizeof(float));
+        CARVE(ch->t_cur, (size_t)R * sizeof(float));
+        CARVE(ch->t_next, (size_t)R * sizeof(float));
+        CARVE(ch->start_of, (size_t)R * sizeof(int32_t));
+        CARVE(ch->starts, (size_t)R * sizeof(int32_t));
+        CARVE(ch->order, (size_t)R * sizeof(uint16_t));
+        CARVE(ch->refinable, (size_t)R * sizeof(uint16_t));
+        CARVE(ch->chosen, (size_t)R * sizeof(uint16_t));
+    }
+    CARVE(r->bx, (size_t)MB * r->chw * sizeof(float));
+    CARVE(r->bt, (size_t)MB * r->hw * sizeof(float));
+    CARVE(r->by, (size_t)MB * r->d_out * r->hw * sizeof(float));
+    CARVE(r->row_slot, (size_t)MB * sizeof(int));
+    CARVE(r->ph_seconds, (size_t)(K + 1) * sizeof(double));
+    CARVE(r->ph_generations, (size_t)(K + 1) * sizeof(uint64_t));
+    CARVE(r->ph_passes, (size_t)(K + 1) * sizeof(uint64_t));
+#undef CARVE
+    ipr_log(IPR_LOG_DEBUG, "sampler: arena %.1f MiB for %d chains of %d x %d x %d, %d regions", total / 1048576.0, MB,
+            r->C, r->H, r->W, R);
+    return r;
+fail:
+    ipr_runner_free(r);
+    return NULL;
+}
+
+void ipr_runner_free(ipr_runner *r) {
+    if (!r) return;
+    free(r->arena);
+    free(r);
+}
+
+void ipr_runner_set_hooks(ipr_runner *r, const ipr_sampler_hooks *hooks) {
+    if (hooks) {
+        r->hooks = *hooks;
+        r->have_hooks = 1;
+    } else {
+        memset(&r->hooks, 0, sizeof r->hooks);
+        r->have_hooks = 0;
+    }
+}
+
+void ipr_runner_get_stats(const ipr_runner *r, ipr_runner_stats *st) {
+    memset(st, 0, sizeof *st);
+    st->phases = r->cfg.ipr_iterations + 1;
+    st->seconds = r->ph_seconds;
+    st->generations = r->ph_generations;
+    st->passes = r->ph_passes;
+    st->forward_s = r->forward_s;
+    st->host_s = r->host_s;
+    st->score_s = r->score_s;
+    st->forwards = r->forwards;
+    st->images = r->images;
+}
+
+/* ---------------- draws (through the hooks in tests) ---------------- */
+
+/* Noise of (purpose, step) for the regions with want[r] != 0 (NULL: all), into ch->noise at the pixels'
+ * own indices (c * H * W + y * W + x): a pure function of (seed, instance, purpose, step, index). */
+static int draw_noise(ipr_runner *r, chain *ch, uint32_t purpose, uint32_t step, const uint8_t *want,
+                      const float *t_next) {
+    if (r->have_hooks && r->hooks.noise) {
+        if (r->hooks.noise(r->hooks.ctx, purpose, ch->instance, step, ch->noise, r->chw) != IPR_OK) {
+            ipr_error_set(__FILE__, __LINE__, "noise hook failed (purpose %u, step %u)", purpose, step);
+            return IPR_ERR;
+        }
+        return IPR_OK;
+    }
+    for (int reg = 0; reg < r->R; ++reg) {
+        if (want && !want[reg]) continue;
+        if (t_next && !(t_next[reg] > 0.0f)) continue;
+        const int gy = reg / r->gw, gx = reg % r->gw;
+        for (int c = 0; c < r->C; ++c)
+            for (int y = gy * r->patch; y < (gy + 1) * r->patch; ++y) {
+                const size_t first = (size_t)c * r->hw + (size_t)y * r->W + (size_t)gx * r->patch;
+                ipr_rng_fill_normal_range(r->seed, purpose, ch->instance, step, first, ch->noise + first,
+                                          (uint64_t)r->patch);
+            }
+    }
+    return IPR_OK;
+}
+
+/* Copy region reg of src into dst (C, H, W). */
+static void copy_region(const ipr_runner *r, float *dst, const float *src, int reg) {
+    const int gy = reg / r->gw, gx = reg % r->gw;
+    for (int c = 0; c < r->C; ++c)
+        for (int y = gy * r->patch; y < (gy + 1) * r->patch; ++y) {
+            const size_t o = (size_t)c * r->hw + (size_t)y * r->W + (size_t)gx * r->patch;
+            memcpy(dst + o, src + o, sizeof(float) * (size_t)r->patch);
+        }
+}
+
+/* spec 2.5: given regions are re-pasted after every step (z = masked + mask * z) */
+static void paste_clues(const ipr_runner *r, chain *ch) {
+    for (int reg = 0; reg < r->R; ++reg)
+        if (ch->given[reg]) copy_region(r, ch->z, ch->clean, reg);
+}
+
+static float region_level(const chain *ch, int reg, int s) {
+    const int32_t st = ch->start_of[reg];
+    if (st == REGION_CLEAN || s >= ch->plan.max_steps) return 0.0f;
+    if (st == REGION_WAITING) return 1.0f;
+    return ipr_block_level(&ch->plan, st, s);
+}
+
+/* ---------------- generations ---------------- */
+
+/* Begin generation `iteration` over the regions with gen[r] != 0 (the rest stay clean): plan, order, state.
+ * z must already hold the starting image. */
+static int gen_begin(ipr_runner *r, chain *ch, int iteration, const uint8_t *gen) {
+    const ipr_sampler_config *cfg = &r->cfg;
+    ch->iteration = iteration;
+    ch->pass = 0;
+    ch->next_k = 0;
+    ch->ended = 0;
+    int B = 0;
+    for (int reg = 0; reg < r->R; ++reg) {
+        ch->start_of[reg] = gen[reg] ? REGION_WAITING : REGION_CLEAN;
+        B += gen[reg] ? 1 : 0;
+    }
+    ch->B = B;
+    memset(&ch->plan, 0, sizeof ch->plan);
+    if (B == 0) {
+        ch->ended = 1; /* nothing to generate: no pass */
+        return IPR_OK;
+    }
+    const int ipr = iteration > 0;
+    IPR_TRY(generation_plan(cfg, B, ipr, &ch->plan, ch->starts));
+    ch->adaptive = ipr || cfg->order == IPR_ORDER_ADAPTIVE;
+    if (!ch->adaptive) {
+        int n = 0;
+        if (cfg->order == IPR_ORDER_RANDOM) {
+            n = ipr_order_random(r->seed, ch->instance, (uint32_t)iteration, gen, r->R, ch->order);
+        } else if (cfg->order == IPR_ORDER_GRAPH) {
+            IPR_TRY_ID(n = ipr_order_graph(r->seed, ch->instance, (uint32_t)iteration, gen, r->gh, r->gw, ch->order));
+        } else {
+            for (int reg = 0; reg < r->R; ++reg)
+                if (gen[reg]) ch->order[n++] = (uint16_t)reg;
+        }
+        IPR_CHECK(n == B, "order: %d regions ordered, %d to generate", n, B);
+    }
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+/* Before a pass: the per-region levels and the batch row (x, t). */
+static void gen_fill_row(ipr_runner *r, chain *ch, float *x, float *t) {
+    for (int reg = 0; reg < r->R; ++reg) ch->t_cur[reg] = region_level(ch, reg, ch->pass);
+    memcpy(x, ch->z, r->chw * sizeof(float));
+    /* spec 1.4: the network gets a per-pixel level map, constant on each region */
+    for (int y = 0; y < r->H; ++y) {
+        const float *tr = ch->t_cur + (size_t)(y / r->patch) * r->gw;
+        float *row = t + (size_t)y * r->W;
+        for (int gx = 0; gx < r->gw; ++gx)
+            for (int k = 0; k < r->patch; ++k) row[gx * r->patch + k] = tr[gx];
+    }
+    if (r->have_hooks && r->hooks.on_pass)
+        r->hooks.on_pass(r->hooks.ctx, ch->instance, ch->iteration, ch->pass, ch->z, ch->t_cur, r->R);
+}
+
+/* After a pass with raw output y (d_out, H, W): start the blocks due at this pass, then the transition. */
+static int gen_after_pass(ipr_runner *r, chain *ch, const float *y) {
+    const int s = ch->pass;
+    IPR_TRY(ipr_unet_split_output(r->ucfg, y, 1, r->H, r->W, NULL, NULL, NULL, ch->sigma));
+    /* blocks starting at s: usually one; several when float starts repeat (spec 2.6's degenerate case),
+     * and then the several lowest-sigma regions start together (the reference stops choosing instead) */
+    while (ch->next_k < ch->B && ch->starts[ch->next_k] == s) {
+        int reg = -1;
+        if (ch->adaptive) {
+            /* spec 2.6 / 9d: argmin of the pooled sigma over the waiting regions, ties to the lowest index */
+            for (int q = 0; q < r->R; ++q)
+                if (ch->start_of[q] == REGION_WAITING && (reg < 0 || ch->sigma[q] < ch->sigma[reg])) reg = q;
+        } else {
+            reg = ch->order[ch->next_k];
+        }
+        IPR_CHECK(reg >= 0 && ch->start_of[reg] == REGION_WAITING, "schedule: no waiting region for block %d",
+                  ch->next_k);
+        ch->start_of[reg] = s;
+        ch->sigma_start[reg] = ch->sigma[reg];
+        ch->next_k++;
+        if (r->have_hooks && r->hooks.on_choice)
+            r->hooks.on_choice(r->hooks.ctx, ch->instance, ch->iteration, s, reg, ch->sigma, r->R);
+    }
+    int any_next = 0;
+    for (int reg = 0; reg < r->R; ++reg) {
+        ch->t_next[reg] = region_level(ch, reg, s + 1);
+        any_next |= ch->t_next[reg] > 0.0f;
+    }
+    /* spec 9b: every pixel with t* > 0 draws, even at alpha 0 and in waiting regions (std e^-15) */
+    const uint32_t key = ((uint32_t)ch->iteration << IPR_STEP_BITS) | (uint32_t)s;
+    IPR_TRY(draw_noise(r, ch, IPR_RNG_STEP_NOISE, key, NULL, ch->t_next));
+    ipr_transition(ch->z, y, ch->noise, ch->t_cur, ch->t_next, r->C, r->H, r->W, r->patch, r->cfg.alpha,
+                   r->cfg.temperature);
+    paste_clues(r, ch);
+    ch->pass = s + 1;
+    ch->nfe++;
+    /* spec 9c: the reference runs every pass; skip_idle ends once all regions are clean and none waits */
+    if (ch->pass >= ch->plan.max_steps || (r->cfg.skip_idle && !any_next && ch->next_k == ch->B)) ch->ended = 1;
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+/* ---------------- chain life ---------------- */
+
+/* Score the current image into entry k and count changed regions against the previous entry. */
+static int chain_record(ipr_runner *r, chain *ch, int k, int generated) {
+    const double t0 = now_s();
+    ipr_chain_result *o = ch->out;
+    uint8_t valid = 0;
+    float error = NAN;
+    IPR_TRY(ipr_task_score_decode(r->task, ch->z, &valid, &error, ch->decoded));
+    o->valid[k] = valid;
+    o->error[k] = error;
+    o->nfe[k] = ch->nfe;
+    o->changed[k] = (uint16_t)(k == 0 ? generated : ipr_task_decoded_changed(r->task, ch->decoded_prev, ch->decoded));
+    uint8_t *tmp = ch->decoded_prev;
+    ch->decoded_prev = ch->decoded;
+    ch->decoded = tmp;
+    r->score_s += now_s() - t0;
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+/* Begin IPR iteration k (spec 3.2): choose the subset, re-noise it at t = 1, keep the rest clean. */
+static int chain_begin_iteration(ipr_runner *r, chain *ch, int k) {
+    uint8_t gen[IPR_MAX_REGIONS];
+    memset(gen, 0, (size_t)r->R);
+    const int m = ipr_subset_size(ch->n_refinable, r->cfg.ipr_ratio);
+    if (m > 0) {
+        if (r->have_hooks && r->hooks.subset) {
+            if (r->hooks.subset(r->hooks.ctx, ch->instance, k, ch->refinable, ch->n_refinable, m, ch->chosen) !=
+                IPR_OK) {
+                ipr_error_set(__FILE__, __LINE__, "subset hook failed (iteration %d)", k);
+                return IPR_ERR;
+            }
+        } else {
+            ipr_subset_choose(r->seed, ch->instance, (uint32_t)k, ch->refinable, ch->n_refinable, m, r->cfg.selection,
+                              r->cfg.selection_mix, ch->sigma_start, ch->chosen);
+        }
+        for (int i = 0; i < m; ++i) {
+            IPR_CHECK(ch->chosen[i] < r->R && !ch->given[ch->chosen[i]] && !gen[ch->chosen[i]],
+                      "IPR subset: region %d is not a distinct refinable region", (int)ch->chosen[i]);
+            gen[ch->chosen[i]] = 1;
+        }
+        /* fresh N(0, 1) for the subset (noise_type "random"), keyed by the iteration */
+        IPR_TRY(draw_noise(r, ch, IPR_RNG_IPR_NOISE, (uint32_t)k, gen, NULL));
+        for (int reg = 0; reg < r->R; ++reg)
+            if (gen[reg]) copy_region(r, ch->z, ch->noise, reg);
+        paste_clues(r, ch);
+    }
+    return gen_begin(r, ch, k, gen);
+fail:
+    return IPR_ERR;
+}
+
+static int chain_start(ipr_runner *r, chain *ch, int res, uint64_t instance, ipr_chain_result *out) {
+    ch->in_use = 1;
+    ch->res = res;
+    ch->instance = instance;
+    ch->out = out;
+    ch->nfe = 0;
+    out->instance = instance;
+    out->iterations_run = 0;
+    out->nfe_saved = 0;
+    for (int reg = 0; reg < r->R; ++reg) ch->sigma_start[reg] = NAN;
+    /* the instance: clue values and mask (or, in correction mode, the corrupted grid) */
+    if (r->have_hooks && r->hooks.instance) {
+        IPR_CHECK(r->hooks.instance(r->hooks.ctx, instance, ch->clean, ch->given) == IPR_OK, "instance hook failed");
+    } else if (ipr_task_conditional(r->task)) {
+        IPR_TRY(ipr_task_instance(r->task, r->seed, instance, ch->clean, ch->given));
+    } else {
+        memset(ch->clean, 0, r->chw * sizeof(float));
+        memset(ch->given, 0, (size_t)r->R);
+    }
+    ch->n_refinable = 0;
+    for (int reg = 0; reg < r->R; ++reg)
+        if (!ch->given[reg]) ch->refinable[ch->n_refinable++] = (uint16_t)reg;
+    if (ipr_task_correction(r->task)) {
+        /* spec 3.2 correction: no base generation; entry 0 scores the corrupted grid */
+        memcpy(ch->z, ch->clean, r->chw * sizeof(float));
+        IPR_TRY(chain_record(r, ch, 0, 0));
+        if (r->cfg.ipr_iterations == 0) {
+            ch->ended = 1;
+            ch->iteration = 0;
+            ch->B = -1; /* marks "recorded" for chain_settle */
+            return IPR_OK;
+        }
+        return chain_begin_iteration(r, ch, 1);
+    }
+    /* z = masked + mask * z_init (spec 2.5; fixtures/README.md) */
+    uint8_t gen[IPR_MAX_REGIONS];
+    for (int reg = 0; reg < r->R; ++reg) gen[reg] = !ch->given[reg];
+    IPR_TRY(draw_noise(r, ch, IPR_RNG_INIT_NOISE, 0, NULL, NULL));
+    memcpy(ch->z, ch->noise, r->chw * sizeof(float));
+    paste_clues(r, ch);
+    return gen_begin(r, ch, 0, gen);
+fail:
+    return IPR_ERR;
+}
+
+/* Finish the chain: repeat the last entry into the skipped ones, copy the image, free the slot. */
+static void chain_finish(ipr_runner *r, chain *ch, int last) {
+    ipr_chain_result *o = ch->out;
+    const int K = r->cfg.ipr_iterations;
+    o->iterations_run = last;
+    for (int k = last + 1; k <= K; ++k) {
+        o->valid[k] = o->valid[last];
+        o->error[k] = o->error[last];
+        o->nfe[k] = o->nfe[last];
+        o->changed[k] = 0;
+    }
+    if (last < K) {
+        const int m = ipr_subset_size(ch->n_refinable, r->cfg.ipr_ratio);
+        o->nfe_saved = (uint32_t)(K - last) * (uint32_t)ipr_sampler_generation_passes(&r->cfg, m, 1);
+    }
+    if (r->cfg.keep_images && o->image) memcpy(o->image, ch->z, r->chw * sizeof(float));
+    ch->in_use = 0;
+}
+
+/* Process ended generations until the chain needs a pass (*finished = 0) or is done (*finished = 1). */
+static int chain_settle(ipr_runner *r, chain *ch, int *finished) {
+    *finished = 0;
+    const int K = r->cfg.ipr_iterations;
+    while (ch->ended) {
+        const int k = ch->iteration;
+        if (ch->B >= 0) {
+            /* a generation ended: hooks, stats, score */
+            if (ch->B > 0) r->ph_generations[k]++;
+            if (r->have_hooks && r->hooks.on_generation)
+                r->hooks.on_generation(r->hooks.ctx, ch->instance, k, ch->pass, ch->z);
+            IPR_TRY(chain_record(r, ch, k, ch->B));
+        }
+        const int stop = r->cfg.early_stop && k >= 1 && ch->out->changed[k] == 0;
+        if (k >= K || stop) {
+            chain_finish(r, ch, k);
+            *finished = 1;
+            return IPR_OK;
+        }
+        IPR_TRY(chain_begin_iteration(r, ch, k + 1));
+    }
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+/* ================================ the run ================================ */
+
+int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int n, ipr_chain_result *results,
+                   ipr_progress_fn progress, void *ctx) {
+    IPR_CHECK(r && n >= 0 && (n == 0 || (instances && results)), "runner run: bad arguments");
+    const int K = r->cfg.ipr_iterations, MB = r->max_batch;
+    for (int i = 0; i < n; ++i) {
+        IPR_CHECK(instances[i] < (1ull << 48), "instance %llu is not below 2^48", (unsigned long long)instances[i]);
+        IPR_CHECK(results[i].iterations == K && results[i].valid && results[i].error && results[i].nfe &&
+                      results[i].changed,
+                  "result %d was not allocated for %d iterations (ipr_chain_result_alloc)", i, K);
+        IPR_CHECK(!r->cfg.keep_images || results[i].image, "result %d has no image buffer but keep_images is set", i);
+    }
+    r->seed = seed;
+    memset(r->ph_seconds, 0, (size_t)(K + 1) * sizeof(double));
+    memset(r->ph_generations, 0, (size_t)(K + 1) * sizeof(uint64_t));
+    memset(r->ph_passes, 0, (size_t)(K + 1) * sizeof(uint64_t));
+    r->forward_s = r->host_s = r->score_s = 0.0;
+    r->forwards = r->images = 0;
+    for (int s = 0; s < MB; ++s) r->slots[s].in_use = 0;
+
+    int next = 0, done = 0;
+    while (done < n) {
+        double t0 = now_s();
+        /* fill free slots; a chain with nothing to run finishes at once */
+        for (int s = 0; s < MB && next < n; ++s) {
+            chain *ch = &r->slots[s];
+            while (!ch->in_use && next < n) {
+                const int i = next++;
+                IPR_TRY(chain_start(r, ch, i, instances[i], &results[i]));
+                int fin = 0;
+                IPR_TRY(chain_settle(r, ch, &fin));
+                if (fin) {
+                    ++done;
+                    if (progress) progress(done, n, ctx);
+                }
+            }
+        }
+        /* one forward over every chain in flight, rows in slot order */
+        int B = 0;
+        for (int s = 0; s < MB; ++s) {
+            chain *ch = &r->slots[s];
+            if (!ch->in_use) continue;
+            gen_fill_row(r, ch, r->bx + (size_t)B * r->chw, r->bt + (size_t)B * r->hw);
+            r->row_slot[B++] = s;
+        }
+        if (B == 0) continue;
+        const double t1 = now_s();
+        IPR_TRY(ipr_denoiser_forward(r->den, r->bx, r->bt, B, r->by));
+        const double t2 = now_s();
+        r->forward_s += t2 - t1;
+        r->forwards++;
+        r->images += (uint64_t)B;
+        int phase[4096];
+        for (int b = 0; b < B; ++b) {
+            chain *ch = &r->slots[r->row_slot[b]];
+            phase[b] = ch->iteration;
+            r->ph_passes[ch->iteration]++;
+            IPR_TRY(gen_after_pass(r, ch, r->by + (size_t)b * r->d_out * r->hw));
+            int fin = 0;
+            IPR_TRY(chain_settle(r, ch, &fin));
+            if (fin) {
+                ++done;
+                if (progress) progress(done, n, ctx);
+            }
+        }
+        const double t3 = now_s();
+        r->host_s += (t1 - t0) + (t3 - t2);
+        /* charge the cycle's time evenly to the chains that shared it, by their phase */
+        const double share = (t3 - t0) / B;
+        for (int b = 0; b < B; ++b) r->ph_seconds[phase[b]] += share;
+    }
+    return IPR_OK;
+fail:
+    ipr_error_context("sampler: ");
+    return IPR_ERR;
+}

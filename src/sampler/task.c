@@ -1,0 +1,291 @@
+/* task.c: a benchmark as the sampler sees it: image geometry and regions, each instance's clues (or the
+ * corrupted grid of the correction mode, spec 3.2), and the scorer (spec 4.1-4.3) with per-region decoding. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ipr/bench.h"
+#include "ipr/classifier.h"
+#include "ipr/common.h"
+#include "ipr/mnist.h"
+#include "ipr/rng.h"
+#include "ipr/sampler.h"
+#include "sampler_internal.h"
+
+struct ipr_task {
+    ipr_task_config cfg;
+    int custom;                          /* test geometry: no instances, no scorer */
+    int C, H, W, patch, gh, gw, R;
+    ipr_mnist_pool pool;                 /* Sudoku digit images */
+    int have_pool;
+    ipr_sudoku_instance *sudoku;         /* scratch for one Sudoku instance */
+    ipr_digit_classifier *digit_net;     /* Sudoku scorer */
+    ipr_polygons_classifier *poly_net;   /* Counting Polygons scorer */
+};
+
+void ipr_task_config_init(ipr_task_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->bench = IPR_BENCH_SUDOKU;
+    cfg->split = IPR_SPLIT_TEST;
+    cfg->difficulty = IPR_SUDOKU_HARD;
+    cfg->data_seed = 0;
+    cfg->mnist_dir = NULL;
+    cfg->scorer_path = NULL;
+    cfg->correction = 0;
+    cfg->correction_swaps = 5; /* ms_corrupted_test.yaml (spec 3.2) */
+}
+
+static void task_geometry(ipr_task *t, int C, int H, int W, int patch) {
+    t->C = C, t->H = H, t->W = W, t->patch = patch;
+    t->gh = H / patch, t->gw = W / patch;
+    t->R = t->gh * t->gw;
+}
+
+ipr_task *ipr_task_new(const ipr_task_config *cfg) {
+    ipr_task *t = NULL;
+    IPR_CHECK(cfg != NULL, "task: NULL config");
+    IPR_CHECK((unsigned)cfg->bench < IPR_BENCH_COUNT, "task: unknown benchmark %d", (int)cfg->bench);
+    IPR_CHECK(cfg->split == IPR_SPLIT_TRAIN || cfg->split == IPR_SPLIT_TEST, "task: unknown split %d",
+              (int)cfg->split);
+    IPR_CHECK((unsigned)cfg->difficulty <= IPR_SUDOKU_ANY, "task: unknown Sudoku difficulty %d",
+              (int)cfg->difficulty);
+    IPR_CHECK(!cfg->correction || cfg->bench == IPR_BENCH_SUDOKU,
+              "task: correction mode applies to sudoku only (spec 3.2), not %s", ipr_bench_name(cfg->bench));
+    IPR_CHECK(!cfg->correction || (cfg->correction_swaps >= 0 && cfg->correction_swaps <= 1000),
+              "task: correction_swaps %d outside 0..1000", cfg->correction_swaps);
+    IPR_CHECK(cfg->bench != IPR_BENCH_EVEN_PIXELS || cfg->scorer_path == NULL,
+              "task: even_pixels is scored by its rule; it takes no scorer checkpoint");
+    t = ipr_calloc(1, sizeof *t, "task");
+    if (!t) goto fail;
+    t->cfg = *cfg;
+    t->cfg.mnist_dir = NULL, t->cfg.scorer_path = NULL; /* not owned: never kept */
+    switch (cfg->bench) {
+    case IPR_BENCH_SUDOKU: {
+        task_geometry(t, 1, IPR_SUDOKU_SIDE, IPR_SUDOKU_SIDE, IPR_SUDOKU_CELL);
+        const char *dir = cfg->mnist_dir ? cfg->mnist_dir : ipr_mnist_default_dir();
+        if (ipr_mnist_pool_load(dir, cfg->split, &t->pool) != IPR_OK) {
+            ipr_error_context("task sudoku: ");
+            goto fail;
+        }
+        t->have_pool = 1;
+        t->sudoku = ipr_malloc(sizeof *t->sudoku, "Sudoku instance");
+        if (!t->sudoku) goto fail;
+        if (cfg->scorer_path) IPR_TRY_PTR(t->digit_net = ipr_digit_classifier_load(cfg->scorer_path, 81));
+        break;
+    }
+    case IPR_BENCH_EVEN_PIXELS: task_geometry(t, 3, IPR_EP_SIDE, IPR_EP_SIDE, 4); break;
+    default:
+        task_geometry(t, 3, IPR_POLY_SIDE, IPR_POLY_SIDE, 8);
+        if (cfg->scorer_path) {
+            IPR_TRY_PTR(t->poly_net = ipr_polygons_classifier_load(cfg->scorer_path, 1));
+            const ipr_polygons_classifier_config *pc = ipr_polygons_classifier_get_config(t->poly_net);
+            IPR_CHECK(pc->image_size == IPR_POLY_SIDE, "task: polygons scorer %s takes %d x %d images, not %d x %d",
+                      cfg->scorer_path, pc->image_size, pc->image_size, IPR_POLY_SIDE, IPR_POLY_SIDE);
+        }
+        break;
+    }
+    return t;
+fail:
+    ipr_task_free(t);
+    return NULL;
+}
+
+ipr_task *ipr_task_new_custom(int C, int H, int W, int patch) {
+    ipr_task *t = NULL;
+    IPR_CHECK(C >= 1 && patch >= 1 && H >= patch && W >= patch && H % patch == 0 && W % patch == 0,
+              "custom task: %d x %d x %d image with %d-pixel regions does not tile", C, H, W, patch);
+    IPR_CHECK((H / patch) * (W / patch) <= IPR_MAX_REGIONS, "custom task: more than %d regions", IPR_MAX_REGIONS);
+    t = ipr_calloc(1, sizeof *t, "task");
+    if (!t) goto fail;
+    ipr_task_config_init(&t->cfg);
+    t->cfg.bench = IPR_BENCH_COUNT; /* none */
+    t->custom = 1;
+    task_geometry(t, C, H, W, patch);
+    return t;
+fail:
+    return NULL;
+}
+
+void ipr_task_free(ipr_task *t) {
+    if (!t) return;
+    if (t->have_pool) ipr_mnist_pool_free(&t->pool);
+    free(t->sudoku);
+    ipr_digit_classifier_free(t->digit_net);
+    ipr_polygons_classifier_free(t->poly_net);
+    free(t);
+}
+
+void ipr_task_shape(const ipr_task *t, int *C, int *H, int *W, int *patch, int *regions) {
+    if (C) *C = t->C;
+    if (H) *H = t->H;
+    if (W) *W = t->W;
+    if (patch) *patch = t->patch;
+    if (regions) *regions = t->R;
+}
+
+int ipr_task_conditional(const ipr_task *t) { return !t->custom && t->cfg.bench == IPR_BENCH_SUDOKU; }
+int ipr_task_correction(const ipr_task *t) { return !t->custom && t->cfg.correction; }
+
+int ipr_task_has_scorer(const ipr_task *t) {
+    if (t->custom) return 0;
+    return t->cfg.bench == IPR_BENCH_EVEN_PIXELS || t->digit_net != NULL || t->poly_net != NULL;
+}
+
+/* uint8 -> [-1, 1]: ToTensor then Normalize(0.5, 0.5) (spec 2.1) */
+static float from_u8(uint8_t v) { return (float)v / 255.0f * 2.0f - 1.0f; }
+
+/* Correction mode (spec 3.2): `swaps` exchanges of two cells in different rows and columns, each pair drawn
+ * uniformly (rejection) from the stream (seed, IPR_RNG_CORRUPT_SWAPS, index). Swaps the 28 x 28 images. */
+static void corrupt(uint8_t *img, int swaps, uint64_t seed, uint64_t index) {
+    ipr_rng r;
+    ipr_rng_init(&r, seed, IPR_RNG_CORRUPT_SWAPS, index, 0);
+    for (int s = 0; s < swaps; ++s) {
+        uint32_t a, b;
+        do {
+            a = ipr_rng_below(&r, 81);
+            b = ipr_rng_below(&r, 81);
+        } while (a / 9 == b / 9 || a % 9 == b % 9);
+        const int ra = (int)(a / 9) * IPR_SUDOKU_CELL, ca = (int)(a % 9) * IPR_SUDOKU_CELL;
+        const int rb = (int)(b / 9) * IPR_SUDOKU_CELL, cb = (int)(b % 9) * IPR_SUDOKU_CELL;
+        for (int y = 0; y < IPR_SUDOKU_CELL; ++y) {
+            uint8_t *pa = img + (size_t)(ra + y) * IPR_SUDOKU_SIDE + ca;
+            uint8_t *pb = img + (size_t)(rb + y) * IPR_SUDOKU_SIDE + cb;
+            for (int x = 0; x < IPR_SUDOKU_CELL; ++x) {
+                const uint8_t tmp = pa[x];
+                pa[x] = pb[x];
+                pb[x] = tmp;
+            }
+        }
+    }
+}
+
+int ipr_task_instance(ipr_task *t, uint64_t seed, uint64_t index, float *clean, uint8_t *given) {
+    IPR_CHECK(t && clean && given, "task instance: NULL argument");
+    IPR_CHECK(index < (1ull << 48), "task instance: index %llu is not below 2^48", (unsigned long long)index);
+    const size_t n = (size_t)t->C * t->H * t->W;
+    if (t->custom) {
+        memset(clean, 0, n * sizeof *clean);
+        memset(given, 0, (size_t)t->R);
+        return IPR_OK;
+    }
+    switch (t->cfg.bench) {
+    case IPR_BENCH_SUDOKU: {
+        ipr_sudoku_instance *s = t->sudoku;
+        IPR_TRY(ipr_sudoku_make(&t->pool, t->cfg.data_seed, t->cfg.split, t->cfg.difficulty, index, s));
+        if (t->cfg.correction) {
+            /* the solved grid (every cell rendered) with swaps; nothing given, all 81 refinable */
+            corrupt(s->image, t->cfg.correction_swaps, seed, index);
+            memset(given, 0, 81);
+        } else {
+            memcpy(given, s->given, 81);
+        }
+        for (size_t i = 0; i < n; ++i) clean[i] = from_u8(s->image[i]);
+        break;
+    }
+    case IPR_BENCH_EVEN_PIXELS: {
+        ipr_even_pixels_instance e;
+        IPR_TRY(ipr_even_pixels_make(t->cfg.data_seed, t->cfg.split, index, &e));
+        const size_t HW = (size_t)t->H * t->W;
+        for (int c = 0; c < 3; ++c)
+            for (size_t i = 0; i < HW; ++i) clean[c * HW + i] = from_u8(e.image[3 * i + (size_t)c]);
+        memset(given, 0, (size_t)t->R);
+        break;
+    }
+    default: {
+        ipr_polygons_instance *p = ipr_malloc(sizeof *p, "polygons instance");
+        if (!p) goto fail;
+        if (ipr_polygons_make(t->cfg.data_seed, t->cfg.split, index, p) != IPR_OK) {
+            free(p);
+            goto fail;
+        }
+        const size_t HW = (size_t)t->H * t->W;
+        for (int c = 0; c < 3; ++c)
+            for (size_t i = 0; i < HW; ++i) clean[c * HW + i] = from_u8(p->image[3 * i + (size_t)c]);
+        free(p);
+        memset(given, 0, (size_t)t->R);
+        break;
+    }
+    }
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+/* ---------------- scoring and decoding ---------------- */
+
+size_t ipr_task_decoded_bytes(const ipr_task *t) {
+    if (t->digit_net) return 81;
+    return (size_t)t->C * t->H * t->W;
+}
+
+/* round((x + 1) * 127.5) clamped to 0..255: the pixel as an 8-bit image would store it */
+static uint8_t to_u8(float x) {
+    const float v = (x + 1.0f) * 127.5f;
+    if (!(v > 0.0f)) return 0; /* NaN too */
+    if (v >= 255.0f) return 255;
+    return (uint8_t)lrintf(v);
+}
+
+int ipr_task_score_decode(ipr_task *t, const float *image, uint8_t *valid, float *error, uint8_t *decoded) {
+    *valid = 0;
+    *error = NAN;
+    if (t->digit_net) {
+        /* one image (81 cells) per call, so the numbers never depend on other chains */
+        uint8_t digits[81];
+        int dist = 0;
+        IPR_TRY(ipr_sudoku_score_images(t->digit_net, image, 1, digits, &dist, valid));
+        *error = (float)dist;
+        if (decoded) memcpy(decoded, digits, 81);
+        return IPR_OK;
+    }
+    if (decoded) {
+        const size_t n = (size_t)t->C * t->H * t->W;
+        for (size_t i = 0; i < n; ++i) decoded[i] = to_u8(image[i]);
+    }
+    if (t->custom) return IPR_OK;
+    if (t->cfg.bench == IPR_BENCH_EVEN_PIXELS) {
+        const int e = ipr_even_pixels_error_chw(image, t->H, t->W);
+        *error = (float)e;
+        *valid = e == 0;
+    } else if (t->poly_net) {
+        ipr_polygons_prediction pr;
+        IPR_TRY(ipr_polygons_score_images(t->poly_net, image, 1, &pr));
+        /* IPR's checker (spec 4.3): valid when the vertices are uniform and the numerals match the counts;
+         * error = how many of the two fail */
+        *valid = (uint8_t)pr.valid;
+        *error = (float)((pr.is_uniform ? 0 : 1) + (pr.numbers_consistent ? 0 : 1));
+    }
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+int ipr_task_decoded_changed(const ipr_task *t, const uint8_t *a, const uint8_t *b) {
+    if (t->digit_net) {
+        int n = 0;
+        for (int i = 0; i < 81; ++i) n += a[i] != b[i];
+        return n;
+    }
+    const size_t HW = (size_t)t->H * t->W;
+    int n = 0;
+    for (int gy = 0; gy < t->gh; ++gy)
+        for (int gx = 0; gx < t->gw; ++gx) {
+            int diff = 0;
+            for (int c = 0; c < t->C && !diff; ++c)
+                for (int y = gy * t->patch; y < (gy + 1) * t->patch && !diff; ++y) {
+                    const size_t o = (size_t)c * HW + (size_t)y * t->W + (size_t)gx * t->patch;
+                    diff = memcmp(a + o, b + o, (size_t)t->patch) != 0;
+                }
+            n += diff;
+        }
+    return n;
+}
+
+int ipr_task_score(ipr_task *t, const float *images, int n, uint8_t *valid, float *error) {
+    IPR_CHECK(t && n >= 0 && (n == 0 || (images && valid && error)), "task score: bad arguments");
+    const size_t img = (size_t)t->C * t->H * t->W;
+    for (int i = 0; i < n; ++i) IPR_TRY(ipr_task_score_decode(t, images + (size_t)i * img, valid + i, error + i, NULL));
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
