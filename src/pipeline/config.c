@@ -56,6 +56,8 @@ static const pl_key k_schema[] = {
     {"sampler.overlap", PL_T_FLOAT, 0, 0, 1, "0.0", 0, 1, 0, 1, NULL, 0, "o: overlap of consecutive regions"},
     {"sampler.max_steps", PL_T_INT, 0, 0, 1, "0", 0, 1000000, 0, 0, NULL, 0,
      "total steps of the parallel/random/graph orders; 0 = derived from p and o"},
+    {"sampler.skip_idle", PL_T_BOOL, 0, 0, 1, "false", 0, 0, 0, 0, NULL, 0,
+     "end a generation at the first pass where every region is clean (the reference runs idle passes, spec 9c)"},
     {"sampler.alpha", PL_T_FLOAT, 0, 0, 1, "0.5", 0, 1, 0, 0, NULL, 0, "stochasticity (spec 2.5)"},
     {"sampler.temperature", PL_T_FLOAT, 0, 0, 1, "1.0", 0, 100, 0, 0, NULL, 0, "noise temperature"},
     {"ipr.iterations", PL_T_INT, 0, 0, 1, "30", 0, 100000, 0, 0, NULL, 0,
@@ -564,6 +566,9 @@ static int resolve(const store *st, pl_config *c) {
     c->per_unit = (int)get_i(st, "instances.per_unit");
 
     const slot *m = get(st, "model.checkpoint");
+    snprintf(c->where_model, sizeof c->where_model, "%s", m->source);
+    snprintf(c->where_scorer, sizeof c->where_scorer, "%s", get(st, "scorer")->source);
+    snprintf(c->where_mnist, sizeof c->where_mnist, "%s", get(st, "mnist_dir")->source);
     c->n_models = m->n;
     for (int i = 0; i < m->n; ++i) {
         snprintf(c->model_path[i], PL_PATH_MAX, "%s", m->items[i].path);
@@ -597,7 +602,7 @@ static int resolve(const store *st, pl_config *c) {
     c->allow_gpu_sharing = (int)get_i(st, "device.allow_gpu_sharing");
 
     ipr_sampler_config *s = &c->sampler;
-    memset(s, 0, sizeof *s);
+    ipr_sampler_config_init(s);
     s->order = order_from(get_s(st, "sampler.order"));
     IPR_CHECK(s->order != IPR_ORDER_GRAPH || c->bench == IPR_BENCH_SUDOKU,
               "%s: key 'sampler.order': graph order needs the Sudoku graph (benchmark is %s)",
@@ -607,6 +612,7 @@ static int resolve(const store *st, pl_config *c) {
     s->max_steps = (int)get_i(st, "sampler.max_steps");
     s->alpha = get_f(st, "sampler.alpha");
     s->temperature = get_f(st, "sampler.temperature");
+    s->skip_idle = (int)get_i(st, "sampler.skip_idle");
     s->ipr_iterations = (int)get_i(st, "ipr.iterations");
     s->ipr_ratio = 0.25;
     s->ipr_steps_per_region = (int)get_i(st, "ipr.steps_per_region");
@@ -750,26 +756,26 @@ int pl_config_check_files(const pl_config *cfg) {
     for (int i = 0; i < cfg->n_models; ++i) {
         const char *p = cfg->model_path[i];
         IPR_CHECK(file_readable(p), "%s: key 'model.checkpoint': model file %s does not exist or is not readable",
-                  cfg->file, p);
+                  cfg->where_model, p);
         ipr_unet_config uc;
         if (ipr_unet_config_read(p, &uc) != IPR_OK) {
-            ipr_error_context("%s: key 'model.checkpoint': %s is not an SRM checkpoint", cfg->file, p);
+            ipr_error_context("%s: key 'model.checkpoint': %s is not an SRM checkpoint", cfg->where_model, p);
             return IPR_ERR;
         }
         IPR_CHECK(uc.d_in == C && uc.image_size[0] == side && uc.image_size[1] == side,
                   "%s: key 'model.checkpoint': %s was trained on %dx%d images with %d channels; %s has %dx%d with %d",
-                  cfg->file, p, uc.image_size[0], uc.image_size[1], uc.d_in, ipr_bench_name(cfg->bench), side, side, C);
+                  cfg->where_model, p, uc.image_size[0], uc.image_size[1], uc.d_in, ipr_bench_name(cfg->bench), side, side, C);
         IPR_CHECK(uc.patch_size > 0 && side % uc.patch_size == 0,
-                  "%s: key 'model.checkpoint': %s has patch size %d, which does not tile %dx%d regions", cfg->file, p,
+                  "%s: key 'model.checkpoint': %s has patch size %d, which does not tile %dx%d regions", cfg->where_model, p,
                   uc.patch_size, side, side);
     }
     if (cfg->has_scorer)
-        IPR_CHECK(file_readable(cfg->scorer_path), "%s: key 'scorer': %s does not exist or is not readable", cfg->file,
-                  cfg->scorer_path);
+        IPR_CHECK(file_readable(cfg->scorer_path), "%s: key 'scorer': %s does not exist or is not readable",
+                  cfg->where_scorer, cfg->scorer_path);
     if (cfg->has_mnist_dir) {
         struct stat sb;
         IPR_CHECK(stat(cfg->mnist_dir, &sb) == 0 && S_ISDIR(sb.st_mode), "%s: key 'mnist_dir': %s is not a directory",
-                  cfg->file, cfg->mnist_dir);
+                  cfg->where_mnist, cfg->mnist_dir);
     }
     return IPR_OK;
 fail:

@@ -89,6 +89,7 @@ typedef struct {
     char *sources_json;     /* where each key's value came from: "default", "FILE:LINE", "--set" */
     char sha256[65];        /* SHA-256 of resolved_json */
     char file[PL_PATH_MAX]; /* the config file as given */
+    char where_model[PL_PATH_MAX + 32], where_scorer[PL_PATH_MAX + 32], where_mnist[PL_PATH_MAX + 32]; /* "FILE:LINE" */
 } pl_config;
 
 /* Parse `yaml` (len bytes; the contents of `path`, used for messages and relative paths; NULL = read

@@ -14,14 +14,6 @@
 #include "ipr/unet.h"
 #include "pipeline/table.h"
 
-int pl_schedule_steps(int B, int p, double o) {
-    if (B <= 0) return 0;
-    /* spec 9a: (1 - o) rounded to float32, then float32 products */
-    float omo = (float)(1.0 - o);
-    float ms = ceilf((float)p + ((float)(B - 1) * omo) * (float)p);
-    return (int)ms;
-}
-
 static uint64_t unit_id(const char *cfg_sha, const pl_unit *u, double fraction) {
     char text[256], hex[IPR_SHA256_HEX];
     uint64_t fbits;
@@ -85,17 +77,20 @@ int pl_plan_build(const pl_config *cfg, pl_plan *out) {
         g->H = g->W = side;
         out->regions[m] = R;
         out->refinable[m] = unknown;
-        const ipr_sampler_config *s = &cfg->sampler;
+        /* the runner's own block arithmetic (spec 3.1, 9a): idle passes included unless skip_idle */
+        ipr_sampler_config sc;
+        pl_config_sampler(cfg, cfg->fractions[0], cfg->selections[0], &sc);
         int B = (int)lround(unknown);
-        double base = cfg->mode == PL_MODE_CORRECTION ? 0.0
-                      : (s->order != IPR_ORDER_ADAPTIVE && s->max_steps > 0)
-                          ? s->max_steps
-                          : pl_schedule_steps(B, s->steps_per_region, s->overlap);
+        int base = cfg->mode == PL_MODE_CORRECTION ? 0 : ipr_sampler_generation_passes(&sc, B, 0);
+        IPR_CHECK(base >= 0, "cannot plan the base generation of %d regions", B);
         out->base_nfe[m] = base;
         for (int f = 0; f < cfg->n_fractions; ++f) {
             int mm = (int)floor(unknown * cfg->fractions[f]);
             if (mm < 1) mm = 1;
-            out->iter_nfe[m][f] = pl_schedule_steps(mm, s->ipr_steps_per_region, s->ipr_overlap);
+            pl_config_sampler(cfg, cfg->fractions[f], cfg->selections[0], &sc);
+            int it = ipr_sampler_generation_passes(&sc, mm, 1);
+            IPR_CHECK(it >= 0, "cannot plan an IPR iteration of %d regions", mm);
+            out->iter_nfe[m][f] = it;
         }
     }
     int64_t blocks = (cfg->instance_count + cfg->per_unit - 1) / cfg->per_unit;

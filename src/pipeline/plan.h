@@ -54,9 +54,6 @@ typedef struct {
 /* Expand cfg (its checkpoints are read for their patch size). */
 int pl_plan_build(const pl_config *cfg, pl_plan *out);
 void pl_plan_free(pl_plan *p);
-/* Steps of the region-sequential schedule for B regions, p steps each, overlap o (spec 3.1, in the
- * reference's float32 arithmetic, spec 9a). */
-int pl_schedule_steps(int B, int p, double o);
 /* plan.h5 in the run directory: the grid and the units, so that merge/status/verify need no config. */
 int pl_plan_save(const pl_plan *p, const char *path);
 int pl_plan_load(const char *path, pl_plan *p);

@@ -127,6 +127,8 @@ int pl_rows_add_unit(pl_rows *r, const pl_grid *g, const pl_unit *u, const ipr_c
     double share = batch_chains ? (double)u->count / (double)batch_chains : 1.0;
     pl_set_f32(&r->timing, PL_T_WALL_S, tr, (float)(info->wall_s * share));
     pl_set_f32(&r->timing, PL_T_CHAINS_PER_S, tr, info->wall_s > 0 ? (float)((double)batch_chains / info->wall_s) : 0.0f);
+    pl_set_f32(&r->timing, PL_T_FORWARD_S, tr, (float)(info->forward_s * share));
+    pl_set_f32(&r->timing, PL_T_MEAN_BATCH, tr, (float)info->mean_batch);
     pl_set_u64(&r->timing, PL_T_RANK, tr, (uint64_t)info->rank);
     pl_set_u64(&r->timing, PL_T_BATCH_SIZE, tr, (uint64_t)info->batch_size);
     return IPR_OK;

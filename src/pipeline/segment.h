@@ -25,6 +25,8 @@ typedef struct {
     int rank, world_size;
     int batch_size;
     double wall_s;          /* the whole batch */
+    double forward_s;       /* of which in the denoiser */
+    double mean_batch;      /* images per forward pass */
     const char *hostname, *session, *device_name, *run_id, *config_sha256;
 } pl_batch_info;
 

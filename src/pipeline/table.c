@@ -64,6 +64,8 @@ const pl_table_def pl_timing_def = {
     PL_T_NCOLS,
     {{"wall_s", PL_COL_F32, "seconds the unit's batch took, shared out by chains"},
      {"chains_per_s", PL_COL_F32, "chains per second of the batch the unit ran in"},
+     {"forward_s", PL_COL_F32, "of wall_s, seconds in the denoiser's forward passes"},
+     {"mean_batch", PL_COL_F32, "images per forward pass, averaged over the batch's passes"},
      {"rank", PL_COL_U32, "MPI rank that ran it"},
      {"host", PL_COL_U16, "index into /meta/host_names"},
      {"session", PL_COL_U16, "index into /meta/session_names (each start or resume is a session)"},
