@@ -310,6 +310,8 @@ int ipr_cmd_run(int argc, char **argv) {
         fflush(stdout);
     }
     pl_logf(IPR_LOG_INFO, "exit %d", code);
+    /* rank 0 has said everything before any rank exits non-zero (mpirun then tears the job down) */
+    MPI_Barrier(MPI_COMM_WORLD);
     goto out;
 crash:
     code = IPR_EXIT_USAGE;

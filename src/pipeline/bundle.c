@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "ipr/h5io.h"
 #include "ipr/hash.h"
@@ -360,6 +361,30 @@ static int check_results(const char *h5path, const char *manifest, int *problems
     return IPR_OK;
 }
 
+/* libarchive's gzip reader does not check the trailer (CRC-32 and length); zlib's gzread does. */
+static int check_gzip(const char *path, char *buf, int *problems) {
+    unsigned char magic[2] = {0, 0};
+    FILE *fp = fopen(path, "rb");
+    IPR_IO(fp != NULL, path);
+    size_t got = fread(magic, 1, 2, fp);
+    IPR_IO(fclose(fp) == 0, path);
+    if (got != 2 || magic[0] != 0x1f || magic[1] != 0x8b) return IPR_OK;
+    gzFile gz = gzopen(path, "rb");
+    IPR_CHECK(gz != NULL, "%s: cannot open as gzip", path);
+    int n;
+    while ((n = gzread(gz, buf, BLOCK)) > 0) {
+    }
+    if (n < 0) {
+        int err = 0;
+        const char *msg = gzerror(gz, &err);
+        problem(problems, "%s: gzip stream is damaged (%s)", path, msg ? msg : "read error");
+    }
+    gzclose(gz);
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
 int pl_bundle_verify(const char *path, int *problems) {
     struct archive *a = NULL;
     struct archive_entry *e;
@@ -384,6 +409,7 @@ int pl_bundle_verify(const char *path, int *problems) {
         free(text);
     }
     IPR_TRY_PTR(buf = ipr_malloc(BLOCK, "read buffer"));
+    IPR_TRY(check_gzip(path, buf, problems));
     a = archive_read_new();
     IPR_CHECK(a != NULL, "out of memory (archive)");
     IPR_AR(a, archive_read_support_filter_all(a));
@@ -392,11 +418,13 @@ int pl_bundle_verify(const char *path, int *problems) {
     for (;;) {
         int r = archive_read_next_header(a, &e);
         if (r == ARCHIVE_EOF) break;
-        if (r < ARCHIVE_WARN) {
-            problem(problems, "%s: unreadable archive (%s)", path, archive_error_string(a));
+        /* a bundle we wrote reads without warnings; RETRY means a damaged header was skipped */
+        const char *name = r == ARCHIVE_OK ? archive_entry_pathname(e) : NULL;
+        if (!name) {
+            problem(problems, "%s: damaged archive (%s)", path,
+                    archive_error_string(a) ? archive_error_string(a) : "unreadable header");
             goto done;
         }
-        const char *name = archive_entry_pathname(e);
         const char *slash = strchr(name, '/');
         size_t toplen = slash ? (size_t)(slash - name) : strlen(name);
         if (!top[0]) snprintf(top, sizeof top, "%.*s", (int)toplen, name);
