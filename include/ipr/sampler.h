@@ -72,6 +72,9 @@ int ipr_task_instance(ipr_task *t, uint64_t seed, uint64_t index, float *clean, 
 int ipr_task_score(ipr_task *t, const float *images, int n, uint8_t *valid, float *error);
 /* 1 when the task can score (Even Pixels always; the others with a scorer checkpoint). */
 int ipr_task_has_scorer(const ipr_task *t);
+/* IPR_OK when a network of this architecture (ipr_unet_config_read of a checkpoint) fits the task's images:
+ * image size, d_in = C, d_out = 2 C + 1, patch size; else an error naming both values. */
+int ipr_task_check_model(const ipr_task *t, const ipr_unet_config *u);
 
 /* ---------------- sampler and IPR settings ---------------- */
 

@@ -12,6 +12,7 @@
 int ipr_cmd_datagen(int argc, char **argv);
 int ipr_cmd_forward(int argc, char **argv);
 int ipr_cmd_bench(int argc, char **argv);
+int ipr_cmd_sample(int argc, char **argv);
 /* the evaluation pipeline (src/pipeline) */
 int ipr_cmd_run(int argc, char **argv);
 int ipr_cmd_plan(int argc, char **argv);

@@ -20,6 +20,7 @@ static const struct {
     {"datagen", ipr_cmd_datagen, "write benchmark instances (images, labels, clues) to an HDF5 file"},
     {"forward", ipr_cmd_forward, "run the SRM U-Net once over a batch in an HDF5 file (CPU or CUDA)"},
     {"bench", ipr_cmd_bench, "U-Net forward passes per second on the CPU and the GPU (a benchmark, not a test)"},
+    {"sample", ipr_cmd_sample, "SRM generation + IPR refinement of benchmark instances, scores per iteration"},
     {"run", ipr_cmd_run, "evaluate IPR over a config's grid (MPI, resumable); results.h5 and summaries"},
     {"plan", ipr_cmd_plan, "print the work units, network passes and estimated time of a config (dry run)"},
     {"show-config", ipr_cmd_plan, "print a config resolved (canonical JSON) and its SHA-256"},

@@ -275,16 +275,7 @@ ipr_runner *ipr_runner_new(ipr_denoiser *d, ipr_task *t, const ipr_sampler_confi
     r->gh = r->H / r->patch, r->gw = r->W / r->patch;
     r->ucfg = ipr_denoiser_unet_config(d);
     const ipr_unet_config *u = r->ucfg;
-    /* the checkpoint must be a model of this benchmark's images and regions */
-    IPR_CHECK(u->image_size[0] == r->H && u->image_size[1] == r->W,
-              "checkpoint images are %d x %d, the benchmark's are %d x %d", u->image_size[0], u->image_size[1], r->H,
-              r->W);
-    IPR_CHECK(u->d_in == r->C, "checkpoint takes %d channels (d_in), the benchmark's images have %d", u->d_in, r->C);
-    IPR_CHECK(u->d_out == 2 * r->C + 1,
-              "checkpoint has d_out %d; the sampler needs 2 x %d + 1 (velocity, learned-range v, sigma: spec 1.2)",
-              u->d_out, r->C);
-    IPR_CHECK(u->patch_size == r->patch, "checkpoint regions are %d pixels wide, the benchmark's are %d",
-              u->patch_size, r->patch);
+    IPR_TRY(ipr_task_check_model(t, u));
     IPR_CHECK(r->R >= 1 && r->R <= IPR_MAX_REGIONS, "%d regions (1..%d supported)", r->R, IPR_MAX_REGIONS);
     IPR_CHECK(cfg->order != IPR_ORDER_GRAPH || (r->gh == r->gw && (r->gw == 4 || r->gw == 9 || r->gw == 16)),
               "order graph needs a Sudoku grid of regions (4 x 4, 9 x 9 or 16 x 16), this task has %d x %d", r->gh,
@@ -743,6 +734,6 @@ int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int 
     }
     return IPR_OK;
 fail:
-    ipr_error_context("sampler: ");
+    ipr_error_context("sampler");
     return IPR_ERR;
 }

@@ -78,8 +78,9 @@ float ipr_block_level(const ipr_block_plan *plan, int start, int s) {
     if (j < 0) return 1.0f;
     if (j >= plan->L) return 0.0f;
     if (plan->ramp == IPR_RAMP_LINEAR) return (float)(plan->L - j) / (float)plan->L; /* (L - j) / L, float32 */
-    /* torch.linspace(1, 0, n + 1) in float32 as its CPU kernel computes it: from the start for the first
-     * half, from the end for the second (spec 2.6 'fixed') */
+    /* torch.linspace(1, 0, n + 1) in float32 as its CUDA kernel (and the CPU kernel's scalar path) computes
+     * it: from the start for the first half, from the end for the second (spec 2.6 'fixed'). The CPU
+     * kernel's vectorised path differs by an ulp in places; the reference samples on GPUs. */
     const int n = plan->max_steps + 1;
     const float step = (0.0f - 1.0f) / (float)(n - 1);
     if (j < n / 2) return 1.0f + step * (float)j;

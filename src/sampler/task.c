@@ -64,7 +64,7 @@ ipr_task *ipr_task_new(const ipr_task_config *cfg) {
         task_geometry(t, 1, IPR_SUDOKU_SIDE, IPR_SUDOKU_SIDE, IPR_SUDOKU_CELL);
         const char *dir = cfg->mnist_dir ? cfg->mnist_dir : ipr_mnist_default_dir();
         if (ipr_mnist_pool_load(dir, cfg->split, &t->pool) != IPR_OK) {
-            ipr_error_context("task sudoku: ");
+            ipr_error_context("sudoku task");
             goto fail;
         }
         t->have_pool = 1;
@@ -206,6 +206,22 @@ int ipr_task_instance(ipr_task *t, uint64_t seed, uint64_t index, float *clean, 
         break;
     }
     }
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+int ipr_task_check_model(const ipr_task *t, const ipr_unet_config *u) {
+    /* the checkpoint must be a model of this benchmark's images and regions */
+    IPR_CHECK(u->image_size[0] == t->H && u->image_size[1] == t->W,
+              "checkpoint images are %d x %d, the benchmark's are %d x %d", u->image_size[0], u->image_size[1], t->H,
+              t->W);
+    IPR_CHECK(u->d_in == t->C, "checkpoint takes %d channels (d_in), the benchmark's images have %d", u->d_in, t->C);
+    IPR_CHECK(u->d_out == 2 * t->C + 1,
+              "checkpoint has d_out %d; the sampler needs 2 x %d + 1 (velocity, learned-range v, sigma: spec 1.2)",
+              u->d_out, t->C);
+    IPR_CHECK(u->patch_size == t->patch, "checkpoint regions are %d pixels wide, the benchmark's are %d",
+              u->patch_size, t->patch);
     return IPR_OK;
 fail:
     return IPR_ERR;
