@@ -138,6 +138,10 @@ class SRMUNet(nn.Module):
                  d_emb=256, dropout=0.1, temb="distinct"):
         super().__init__()
         self.temb_mode = temb
+        # the checkpoint's root attributes (fixtures/README.md), for export
+        self.config = {"hid_dims": [int(c) for c in hid_dims], "attention": [int(bool(a)) for a in attention],
+                       "d_in": int(d_in), "d_out": int(d_out), "num_blocks": int(num_blocks),
+                       "num_head_channels": int(num_head_channels), "t_emb_dim": int(t_emb_dim), "d_emb": int(d_emb)}
         self.time_embedding = TimeEmbedding(d_emb, t_emb_dim)
         te = self.time_embedding
         L = len(hid_dims)

@@ -1,0 +1,295 @@
+#!/usr/bin/python3
+"""test_train.py: CPU tests of the training code in train/ (PyTorch): the mean_beta sampler, the training step,
+the data bindings, and that exported checkpoints load in the C engine and compute what PyTorch computes.
+
+Usage: test_train.py CASE --ipr build/ipr --lib build/libipr.so   (ctest runs one CASE per entry)
+CASE: mean_beta | data | step | export | digit. Every check raises (non-zero exit) on failure.
+"""
+import argparse
+import ctypes
+import os
+import subprocess
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "train"))
+import classifiers  # noqa: E402
+import srm_ckpt  # noqa: E402
+import srm_data  # noqa: E402
+import srm_losses  # noqa: E402
+import srm_noise  # noqa: E402
+import srm_unet  # noqa: E402
+import train_srm  # noqa: E402
+
+# Tolerances (where each number comes from):
+MEAN_TOL = 1e-12      # float64 recursion: the sum of n <= 256 levels reproduces m n to rounding (~1e-14)
+FORWARD_REL_L2 = 1e-4  # fixtures/README.md: a float32 engine lands near 1e-5; above 1e-4 is a bug
+DIGIT_LOGIT_TOL = 1e-4  # float32 C vs float64 PyTorch logits, |logit| ~ 10: relative to the max |logit|
+
+
+def check(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def case_mean_beta(args):
+    # spec 2.3's top-level concentrations
+    for n, s, a in ((64, 0.75, 58.13), (256, 0.5, 168.20), (81, 1.0, 98.29)):
+        got = srm_noise.top_level_concentration(n, s)
+        check(abs(got - a) < 0.005, f"a({n}, {s}) = {got:.4f}, spec says {a}")
+    torch.manual_seed(3)
+    for n, s in ((64, 0.75), (256, 0.5), (81, 1.0), (7, 1.0), (1, 1.0)):
+        m = torch.rand(400, dtype=torch.float64)
+        m[:4] = torch.tensor([0.0, 1.0, 1e-9, 1 - 1e-9], dtype=torch.float64)
+        t = srm_noise.mean_beta_levels(m, n, s)
+        check(t.shape == (400, n), f"shape {tuple(t.shape)}")
+        check(float(t.min()) >= 0.0 and float(t.max()) <= 1.0, f"n={n}: levels outside [0, 1]")
+        err = float((t.mean(1) - m).abs().max())
+        check(err < MEAN_TOL, f"n={n}: per-image mean differs from the drawn mean by {err:.3g}")
+        if n > 4:  # spread: the levels of an image are not all equal to its mean (a real split happened)
+            check(float(t[4:].std(1).mean()) > 1e-3, f"n={n}: no spread")
+    # the sampler object: density normalised to mean 1, weights inverse density, add_zeros zeroes weight too
+    smp = srm_noise.RegionNoiseSampler("mean_beta", (8, 8), 0.75, add_zeros=True, density_samples=4000, seed=1)
+    check(abs(float(smp.density.mean()) - 1.0) < 1e-5, "density histogram not normalised to mean 1")
+    tt = torch.tensor([0.0005, 0.5, 0.9995])
+    w = smp.weights_of(tt)
+    p = smp.density[torch.clamp((tt * 1000).long(), 0, 999)]
+    check(torch.allclose(w, (1 + 1e-6) / (p + 1e-6)), "weights are not (1 + eps) / (p + eps)")
+    check(float(w[1]) > float(w[0]), "levels near 0 are the most frequent: their weight should be smallest")
+    t, w = smp.sample(2000)
+    check(t.shape == (2000, 8, 8) and w.shape == t.shape, "sample shapes")
+    zero = t == 0
+    check(bool((w[zero] == 0).all()), "add_zeros: a zeroed region kept a non-zero weight")
+    frac = float(zero.float().mean())
+    check(0.40 < frac < 0.60, f"add_zeros zeroed {frac:.3f} of the regions, expected about 1/2 (r ~ U(0, 1))")
+    nz = smp.sample(2000)[0]
+    check(float(nz.min()) >= 0 and float(nz.max()) <= 1, "sampler levels outside [0, 1]")
+    # without add_zeros the exact mean holds through the sampler too (float32 output)
+    smp2 = srm_noise.RegionNoiseSampler("mean_beta", (9, 9), 1.0, density_samples=2000)
+    torch.manual_seed(5)
+    m = torch.rand(300, dtype=torch.float64)
+    torch.manual_seed(5)
+    t2, _ = smp2.sample(300)
+    check(float((t2.double().flatten(1).mean(1) - m).abs().max()) < 1e-6, "sampler mean != drawn mean (float32)")
+    # the Kronecker upsampling puts each region's level on its p x p square
+    px = srm_noise.to_pixels(t2[:2], 28)
+    check(px.shape == (2, 1, 252, 252) and float(px[1, 0, 28 * 3 + 5, 28 * 7 + 27]) == float(t2[1, 3, 7]),
+          "to_pixels layout")
+    print("mean_beta: ok")
+
+
+def case_data(args):
+    """The ctypes structs of train/srm_data.py read what `ipr datagen` writes (same layout as bench.h)."""
+    with tempfile.TemporaryDirectory() as d:
+        for bench in ("even_pixels", "counting_polygons", "sudoku"):
+            path = os.path.join(d, f"{bench}.h5")
+            subprocess.run([args.ipr, "datagen", "--benchmark", bench, "--count", "6", "--seed", "11", "--split",
+                            "train", "--start", "40", "--output", path, "--quiet"], check=True)
+            gen = srm_data.Generator(bench, 11, srm_data.SPLIT_TRAIN, lib=args.lib)
+            imgs, given, labels = gen.batch(40, 6)
+            with h5py.File(path, "r") as f:
+                ref = f["images"][:]
+                ref = ref[:, None] if ref.ndim == 3 else ref.transpose(0, 3, 1, 2)
+                check(np.array_equal(ref, imgs), f"{bench}: images differ from ipr datagen")
+                if given is not None:
+                    check(np.array_equal(f["given"][:], given), "sudoku: given masks differ")
+                for k, v in labels.items():
+                    check(np.array_equal(f[k][:], v), f"{bench}: {k} differs")
+            x = srm_data.to_unit(imgs)
+            check(float(x.min()) >= -1 and float(x.max()) <= 1, "to_unit range")
+    print("data: ok")
+
+
+def tiny_cfg():
+    args = train_srm.parse_args(["--preset", "tiny_ep", "--batch", "8", "--warmup", "0", "--lr", "1e-3",
+                                 "--dropout", "0"])
+    cfg = train_srm.resolve(args)
+    # 16 x 16 crops of Even Pixels images (4 x 4 regions of 4 px) keep the CPU test fast
+    return dict(cfg, image=(16, 16), grid=(4, 4))
+
+
+def case_step(args):
+    torch.set_num_threads(1)
+    cfg = tiny_cfg()
+    gen = srm_data.Generator("even_pixels", 5, srm_data.SPLIT_TRAIN, lib=args.lib)
+    x = srm_data.to_unit(gen.batch(0, 8)[0])[:, :, :16, :16].contiguous()
+    tr = train_srm.Trainer(cfg, torch.device("cpu"), density_samples=4000)
+
+    def fixed_loss():
+        torch.manual_seed(99)
+        tr.model.eval()
+        with torch.no_grad():
+            total, parts = tr.loss(tr.model, x, None)
+        return float(total), {k: float(v) for k, v in parts.items()}
+
+    l0, p0 = fixed_loss()
+    check(all(np.isfinite(v) for v in p0.values()), f"non-finite initial losses {p0}")
+    for _ in range(25):
+        parts = tr.train_step(x, None)
+        check(all(torch.isfinite(v) for v in parts.values()), f"non-finite training losses {parts}")
+    l1, p1 = fixed_loss()
+    print(f"step: fixed-batch loss {l0:.4f} -> {l1:.4f} ({p0} -> {p1})")
+    check(l1 < 0.8 * l0, f"the loss did not decrease: {l0:.4f} -> {l1:.4f}")
+    check(p1["mu"] < p0["mu"], "L_mu did not decrease")
+    check(tr.step == 25 and tr.samples == 200, "step / samples counters")
+
+    # resume: 2 steps, save, a new trainer loads the state and runs 2 more == 4 steps straight
+    tr_a = train_srm.Trainer(cfg, torch.device("cpu"), density=tr.sampler.density.cpu())
+    for _ in range(4):
+        tr_a.train_step(x, None)
+    tr_b = train_srm.Trainer(cfg, torch.device("cpu"), density=tr.sampler.density.cpu())
+    for _ in range(2):
+        tr_b.train_step(x, None)
+    with tempfile.TemporaryDirectory() as d:
+        train_srm.save_atomic(tr_b.state(), os.path.join(d, "state.pt"))
+        st = torch.load(os.path.join(d, "state.pt"), weights_only=False)
+    tr_c = train_srm.Trainer(cfg, torch.device("cpu"), density=st["density"])
+    tr_c.load_state(st)
+    for _ in range(2):
+        tr_c.train_step(x, None)
+    for (n, a), b in zip(tr_a.ema.state_dict().items(), tr_c.ema.state_dict().values()):
+        check(torch.equal(a, b), f"resumed run differs from the uninterrupted one at {n}")
+
+    # Sudoku clue cells: t = 0 and weight 0 where given
+    cfg_ms = dict(cfg, grid=(9, 9), patch=28, bench="sudoku")
+    tr.cfg = cfg_ms
+    tr.sampler = srm_noise.RegionNoiseSampler("mean_beta", (9, 9), 1.0, density_samples=2000)
+    given = torch.zeros(3, 9, 9, dtype=torch.uint8)
+    given[0, 2, 3] = 1
+    given[2] = 1
+    t, w = tr.levels(3, given)
+    check(float(t[0, 0, 2 * 28 + 5, 3 * 28 + 9]) == 0 and float(w[0, 0, 60, 90]) == 0, "clue cell not clean")
+    check(float(t[2].abs().max()) == 0 and float(w[2].abs().max()) == 0, "all-given image should be all clean")
+    check(float(t[1].max()) > 0, "no-clue image should be noisy")
+    print("step: ok")
+
+
+def run_forward(ipr, ckpt, x, t, d):
+    inp, out = os.path.join(d, "in.h5"), os.path.join(d, "out.h5")
+    with h5py.File(inp, "w") as f:
+        f["input/x"] = x.numpy().astype(np.float32)
+        f["input/t"] = t.numpy().astype(np.float32)
+    r = subprocess.run([ipr, "forward", "--checkpoint", ckpt, "--input", inp, "--output", out, "--force"],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, f"ipr forward failed: {r.stderr}")
+    with h5py.File(out, "r") as f:
+        return torch.from_numpy(f["output/y"][:]).double()
+
+
+def case_export(args):
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as d:
+        # a random tiny network (weights perturbed away from the zero init so every path matters), odd size
+        m = srm_unet.SRMUNet([32, 64, 64], [0, 0, 1], 1, 3, dropout=0.0)
+        with torch.no_grad():
+            for p in m.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        m.eval()
+        x = torch.randn(3, 1, 28, 28)
+        t = torch.rand(3, 4, 4)
+        t[0, :2] = 0
+        t[1, 2:] = 1
+        t = srm_noise.to_pixels(t, 7)
+        for storage in ("float32", "float16"):
+            ck = os.path.join(d, f"m_{storage}.h5")
+            srm_ckpt.export_h5(m, ck, 7, [28, 28], storage=storage, extra_attrs={"note": "test"})
+            back, attrs = srm_ckpt.load_h5(ck)
+            back.eval()
+            if storage == "float32":
+                for (n, a), b in zip(m.state_dict().items(), back.state_dict().values()):
+                    check(torch.equal(a, b), f"round trip changed {n}")
+            with h5py.File(ck, "r") as f:
+                w = f["weights"]
+                check(w["time_embedding.mlp.0.weight"].id == w["model.encoder.blocks.1.0.norm_with_embedding.t_emb"
+                                                                ".mlp.0.weight"].id, "shared MLP not a hard link")
+            y_c = run_forward(args.ipr, ck, x, t, d)
+            with torch.no_grad():
+                y_ref = back.double()(x.double(), t.double())
+            rel = float((y_c - y_ref).norm() / y_ref.norm())
+            print(f"export ({storage}): C engine vs PyTorch rel L2 {rel:.3g}")
+            check(rel < FORWARD_REL_L2, f"{storage}: C forward differs from PyTorch: rel L2 {rel:.3g}")
+        # a checkpoint written by the training script (EMA export path) and the shipped tiny model
+        cands = [os.path.join(ROOT, "models", "tiny_even_pixels.h5")]
+        for ck in cands:
+            if not os.path.exists(ck):
+                print(f"export: {ck} not present, skipped")
+                continue
+            mm, attrs = srm_ckpt.load_h5(ck)
+            mm.eval()
+            H, W = [int(v) for v in attrs["image_size"]]
+            p = int(attrs["patch_size"])
+            xx = torch.randn(2, int(attrs["d_in"]), H, W)
+            tt = srm_noise.to_pixels(torch.rand(2, H // p, W // p), p)
+            y_c = run_forward(args.ipr, ck, xx, tt, d)
+            with torch.no_grad():
+                y_ref = mm.double()(xx.double(), tt.double())
+            rel = float((y_c - y_ref).norm() / y_ref.norm())
+            print(f"export: {os.path.basename(ck)} C vs PyTorch rel L2 {rel:.3g}")
+            check(rel < FORWARD_REL_L2, f"{ck}: rel L2 {rel:.3g}")
+    print("export: ok")
+
+
+def case_digit(args):
+    lib = ctypes.CDLL(args.lib)
+    lib.ipr_digit_classifier_load.restype = ctypes.c_void_p
+    lib.ipr_digit_classifier_load.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    lib.ipr_digit_classifier_logits.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
+    lib.ipr_digit_classifier_free.argtypes = [ctypes.c_void_p]
+    lib.ipr_error_message.restype = ctypes.c_char_p
+    import train_digit
+    te_u8, te_y = train_digit.load_pool(os.path.join(ROOT, "datasets", "mnist"), "test")
+    x = train_digit.to_unit(te_u8)
+
+    def c_logits(path, xs):
+        net = lib.ipr_digit_classifier_load(path.encode(), 256)
+        check(net, f"C loader refused {path}: {lib.ipr_error_message().decode()}")
+        xs = np.ascontiguousarray(xs.numpy(), dtype=np.float32)
+        out = np.zeros((len(xs), 10), dtype=np.float32)
+        rc = lib.ipr_digit_classifier_logits(ctypes.c_void_p(net), xs.ctypes.data, len(xs), out.ctypes.data)
+        lib.ipr_digit_classifier_free(ctypes.c_void_p(net))
+        check(rc == 0, "ipr_digit_classifier_logits failed")
+        return torch.from_numpy(out).double()
+
+    with tempfile.TemporaryDirectory() as d:
+        torch.manual_seed(1)
+        m = classifiers.MNISTClassifier().eval()
+        path = os.path.join(d, "digit.h5")
+        classifiers.export_h5(m, path, classifiers.KIND_DIGIT)
+        with torch.no_grad():
+            ref = m.double()(x[:64].double())
+        got = c_logits(path, x[:64])
+        err = float((got - ref).abs().max() / ref.abs().max())
+        check(err < DIGIT_LOGIT_TOL, f"export of a random classifier: C logits differ by {err:.3g}")
+    shipped = os.path.join(ROOT, "models", "digit_classifier.h5")
+    if os.path.exists(shipped):
+        got = c_logits(shipped, x)
+        acc = float((got.argmax(1) == torch.from_numpy(te_y)).double().mean())
+        print(f"digit: shipped classifier, C engine, test-pool accuracy {acc:.4f}")
+        check(acc >= 0.99, f"shipped digit classifier below 99% on the test pool in C: {acc:.4f}")
+        m = classifiers.load_h5(shipped)
+        with torch.no_grad():
+            ref = m.double()(x[:200].double())
+        err = float((got[:200] - ref).abs().max() / ref.abs().max())
+        check(err < DIGIT_LOGIT_TOL, f"shipped classifier: C and PyTorch logits differ by {err:.3g}")
+    else:
+        print(f"digit: {shipped} not present, skipped")
+    print("digit: ok")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("case", choices=["mean_beta", "data", "step", "export", "digit"])
+    ap.add_argument("--ipr", default=os.path.join(ROOT, "build", "ipr"))
+    ap.add_argument("--lib", default=os.path.join(ROOT, "build", "libipr.so"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    globals()["case_" + args.case](args)
+
+
+if __name__ == "__main__":
+    main()
