@@ -154,7 +154,9 @@ int ipr_cmd_plan(int argc, char **argv) {
         duration(plan.nfe_total / (rate * o.ranks), b, sizeof b);
         printf("estimated time on %d rank(s) at %.0f passes/s each (%s): %s\n", o.ranks, rate,
                cfg->has_passes_per_s ? "estimate.passes_per_s"
-                                     : "reference H200 rate of the full-size model, reference-throughput.md",
+               : cfg->precision == IPR_PREC_FP32
+                   ? "reference H200 FP32 rate of the full-size model, reference-throughput.md"
+                   : "reference H200 BF16 rate of the full-size model, reference-throughput.md",
                b);
     } else {
         printf("estimated time: unknown for the CPU (set estimate.passes_per_s; `ipr bench` measures it)\n");

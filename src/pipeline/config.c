@@ -76,13 +76,11 @@ static const pl_key k_schema[] = {
     {"output.keep_images", PL_T_BOOL, 0, 0, 1, "false", 0, 0, 0, 0, NULL, 0, "store each chain's final image"},
     {"run.retries", PL_T_INT, 0, 0, 0, "1", 0, 100, 0, 0, NULL, 0, "retries of a failed unit"},
     {"run.max_failures", PL_T_INT, 0, 1, 0, "null", 0, 1e9, 0, 0, NULL, 0,
-     "stop handing out work after this many failed units (null: never, 0: fail fast)"},
+     "stop handing out work once more units than this failed after their retries (null: never, 0: at the first)"},
     {"run.units_per_request", PL_T_INT, 0, 1, 0, "null", 1, 65536, 0, 0, NULL, 0,
      "units a rank takes per request (null: enough to fill device.batch)"},
     {"run.progress_interval", PL_T_FLOAT, 0, 0, 0, "60.0", 0.1, 86400, 0, 0, NULL, 0,
      "seconds between progress lines in logs and status.json rewrites"},
-    {"run.hdf5_file_locking", PL_T_BOOL, 0, 0, 0, "false", 0, 0, 0, 0, NULL, 0,
-     "HDF5 file locking of segments (each has one writer)"},
     {"estimate.passes_per_s", PL_T_FLOAT, 0, 1, 0, "null", 0, 1e12, 1, 0, NULL, 0,
      "image-passes per second per rank for `ipr plan` (null: the reference H200 rate on CUDA)"},
 };
@@ -655,7 +653,6 @@ static int resolve(const store *st, pl_config *c) {
     c->has_units_per_request = !get(st, "run.units_per_request")->is_null;
     c->units_per_request = c->has_units_per_request ? (int)get_i(st, "run.units_per_request") : 0;
     c->progress_interval = get_f(st, "run.progress_interval");
-    c->hdf5_file_locking = (int)get_i(st, "run.hdf5_file_locking");
     c->has_passes_per_s = !get(st, "estimate.passes_per_s")->is_null;
     c->passes_per_s = c->has_passes_per_s ? get_f(st, "estimate.passes_per_s") : 0.0;
     return IPR_OK;
@@ -890,8 +887,8 @@ int pl_config_schema_markdown(char **text) {
                 snprintf(lo, sizeof lo, "%.0f", k->lo);
                 snprintf(hi, sizeof hi, "%.0f", k->hi);
             } else {
-                pl_format_double(k->lo, lo, sizeof lo);
-                pl_format_double(k->hi, hi, sizeof hi);
+                snprintf(lo, sizeof lo, "%g", k->lo);
+                snprintf(hi, sizeof hi, "%g", k->hi);
             }
             snprintf(range, sizeof range, "%s%s, %s%s", k->lo_open ? "(" : "[", lo, hi, k->hi_open ? ")" : "]");
         } else if (k->type == PL_T_U64) {

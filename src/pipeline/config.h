@@ -79,7 +79,6 @@ typedef struct {
     int has_units_per_request;
     int units_per_request;
     double progress_interval;
-    int hdf5_file_locking;
     int has_passes_per_s;
     double passes_per_s;
     int limited;                                   /* made with --limit: marked in every output */

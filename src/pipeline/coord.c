@@ -23,6 +23,9 @@ enum { ST_OK = 0, ST_FAILED = 1, ST_RETURNED = 2 };
 enum { U_PENDING = 0, U_ASSIGNED = 1, U_DONE = 2, U_FAILED = 3, U_OUT = 4 };
 
 #define MAX_CHUNK 4096
+/* Batches a worker asks for ahead of the one it runs. Rank 0 answers requests only between its own
+ * chains, so a worker keeps PREFETCH requests in flight to ride out one of rank 0's batches. */
+#define PREFETCH 2
 
 /* ---------------- signals ---------------- */
 
@@ -59,7 +62,7 @@ typedef struct {
     int *ustate, *attempt, *session_tries;
     int *retry, n_retry;
     int *queue, q_head, q_len;
-    int *outstanding, *waiting, *final, *units_by_rank, *busy;
+    int *outstanding, *waiting, *final, *units_by_rank, *busy; /* waiting: unanswered requests per rank */
     double *last_seen;
     int *chains_partial;
     char (*hosts)[64];
@@ -321,7 +324,7 @@ static int service(rank_state *s) {
         s->last_seen[w] = now();
         switch (stt.MPI_TAG) {
         case TAG_REQ:
-            s->waiting[w] = 1;
+            s->waiting[w]++;
             break;
         case TAG_DONE: {
             int n = (int)buf[0];
@@ -347,16 +350,19 @@ static int service(rank_state *s) {
         default: IPR_FAIL("unexpected message tag %d from rank %d", stt.MPI_TAG, w);
         }
     }
-    /* answer waiting requests: work, or stop once no more can appear */
+    /* answer waiting requests: work, or stop once no more can appear (a request for more work is deferred
+     * while batches elsewhere may fail and come back as retries) */
     for (int w = 1; w < s->size; ++w) {
-        if (!s->waiting[w]) continue;
-        if (!s->draining && !s->stopping && has_work(s)) {
-            int n = take_chunk(s, units, attempts, s->chunk_max);
-            IPR_TRY(send_assign(s, w, units, attempts, n));
-            s->waiting[w] = 0;
-        } else if (!may_get_work(s)) {
-            IPR_TRY(send_assign(s, w, units, attempts, 0));
-            s->waiting[w] = 0;
+        while (s->waiting[w] > 0) {
+            if (!s->draining && !s->stopping && has_work(s)) {
+                int n = take_chunk(s, units, attempts, s->chunk_max);
+                IPR_TRY(send_assign(s, w, units, attempts, n));
+            } else if (!may_get_work(s)) {
+                IPR_TRY(send_assign(s, w, units, attempts, 0));
+            } else {
+                break;
+            }
+            s->waiting[w]--;
         }
     }
     return IPR_OK;
@@ -474,27 +480,74 @@ fail:
     return IPR_ERR;
 }
 
+/* A worker's batches received ahead of time, first in first out. */
+typedef struct {
+    int n[PREFETCH + 1];
+    int units[PREFETCH + 1][MAX_CHUNK], attempts[PREFETCH + 1][MAX_CHUNK];
+    int head, len;
+} batch_queue;
+
 static int worker_loop(rank_state *s) {
-    static int cur[MAX_CHUNK], cur_att[MAX_CHUNK], nxt[MAX_CHUNK], nxt_att[MAX_CHUNK], status[MAX_CHUNK];
-    int n = 0, m = 0, drained = 0;
+    static batch_queue q;
+    static int cur[MAX_CHUNK], cur_att[MAX_CHUNK], status[MAX_CHUNK], tmp_u[MAX_CHUNK], tmp_a[MAX_CHUNK];
+    int asked = 0, stopped = 0, drained = 0;
     int64_t z = 0;
-    IPR_MPI(MPI_Send(&z, 1, MPI_INT64_T, 0, TAG_REQ, s->comm));
-    IPR_TRY(recv_assign(s, cur, cur_att, &n, &drained));
-    while (n > 0) {
+    memset(&q, 0, sizeof q);
+    for (; asked < PREFETCH; ++asked) IPR_MPI(MPI_Send(&z, 1, MPI_INT64_T, 0, TAG_REQ, s->comm));
+    for (;;) {
+        /* wait for a batch, or for every request to be answered with "stop" */
+        while (q.len == 0 && asked > 0) {
+            int n = 0;
+            IPR_TRY(recv_assign(s, tmp_u, tmp_a, &n, &drained));
+            asked--;
+            if (n == 0) {
+                stopped = 1;
+                continue;
+            }
+            int slot = (q.head + q.len) % (PREFETCH + 1);
+            q.n[slot] = n;
+            memcpy(q.units[slot], tmp_u, (size_t)n * sizeof(int));
+            memcpy(q.attempts[slot], tmp_a, (size_t)n * sizeof(int));
+            q.len++;
+        }
+        if (q.len == 0) break;
+        int n = q.n[q.head];
+        memcpy(cur, q.units[q.head], (size_t)n * sizeof(int));
+        memcpy(cur_att, q.attempts[q.head], (size_t)n * sizeof(int));
+        q.head = (q.head + 1) % (PREFETCH + 1);
+        q.len--;
         if (drained || pl_signal_received()) {
+            /* give back every batch not started, including those still to arrive */
             for (int i = 0; i < n; ++i) status[i] = ST_RETURNED;
             IPR_TRY(send_done(s, cur, status, n, 0, 0.0));
-            break;
+            continue;
         }
-        IPR_MPI(MPI_Send(&z, 1, MPI_INT64_T, 0, TAG_REQ, s->comm)); /* the next batch arrives while this one runs */
+        if (!stopped) { /* keep PREFETCH requests in flight */
+            IPR_MPI(MPI_Send(&z, 1, MPI_INT64_T, 0, TAG_REQ, s->comm));
+            asked++;
+        }
         uint64_t chains = 0;
         double wall = 0;
         run_batch(s, cur, cur_att, n, status, &chains, &wall);
         IPR_TRY(send_done(s, cur, status, n, chains, wall));
-        IPR_TRY(recv_assign(s, nxt, nxt_att, &m, &drained));
-        memcpy(cur, nxt, (size_t)m * sizeof(int));
-        memcpy(cur_att, nxt_att, (size_t)m * sizeof(int));
-        n = m;
+        /* take in batches that arrived meanwhile, so that a DRAIN behind them is seen before the next one */
+        for (;;) {
+            int flag = 0;
+            IPR_MPI(MPI_Iprobe(0, MPI_ANY_TAG, s->comm, &flag, MPI_STATUS_IGNORE));
+            if (!flag || asked == 0 || q.len == PREFETCH + 1) break;
+            int m = 0;
+            IPR_TRY(recv_assign(s, tmp_u, tmp_a, &m, &drained));
+            asked--;
+            if (m == 0) {
+                stopped = 1;
+                continue;
+            }
+            int slot = (q.head + q.len) % (PREFETCH + 1);
+            q.n[slot] = m;
+            memcpy(q.units[slot], tmp_u, (size_t)m * sizeof(int));
+            memcpy(q.attempts[slot], tmp_a, (size_t)m * sizeof(int));
+            q.len++;
+        }
     }
     /* leave: FINAL, then wait for BYE (a DRAIN sent meanwhile is received on the way) */
     IPR_MPI(MPI_Send(&z, 1, MPI_INT64_T, 0, TAG_FINAL, s->comm));

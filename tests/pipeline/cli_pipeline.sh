@@ -122,6 +122,27 @@ else
   bad "re-run of a finished run ($(tail -2 again.out))"
 fi
 
+# ---- failing units: retried, then recorded; exit 2; a rerun retries them ----
+cp ep.h5 broken.h5
+# the architecture attributes still pass the config check; loading the weights fails (a tensor is missing)
+$py -c "import h5py; f = h5py.File('broken.h5', 'a'); del f['weights/model.bottleneck.blocks.0.conv_1.2.weight']"
+sed 's/checkpoint: ep.h5/checkpoint: broken.h5/' q.yaml > broken.yaml
+mpirun -n 2 "$ipr" run broken.yaml -o fl --progress none > fl.out 2>&1
+rc=$?
+if [ $rc -eq 2 ] && grep -q "0 units done (0 this session), 8 failed" fl.out && [ -f fl/DONE ] && $py - fl/results.h5 <<'EOF2'
+import sys
+import h5py
+f = h5py.File(sys.argv[1], "r")
+assert f.attrs["n_units_failed"] == 8 and f.attrs["complete"] == 1
+assert list(f["units/status"][()]) == [1] * 8 and list(f["units/attempts"][()]) == [2] * 8, f["units/attempts"][()]
+assert len(f["chains/instance"]) == 0
+EOF2
+then
+  ok "a failing unit is retried once (run.retries 1), recorded with status 1, exit 2 ($(grep -c '"ev":"fail"' fl/journal/*.jsonl | awk -F: '{s+=$2} END {print s}') fail records)"
+else
+  bad "failing units (rc=$rc, $(tail -3 fl.out))"
+fi
+
 # ---- crashes and interruptions resume to the same results ----
 mpirun -n 3 "$ipr" run q32.yaml -o ref32 --progress none > ref32.out 2>&1 || bad "reference run of q32 ($(tail -3 ref32.out))"
 # kill -9 of one rank, then the same command
