@@ -135,8 +135,8 @@ static int write_build_provenance(const pl_run *run) {
     int len = 0;
     pl_buf b;
     pl_buf_init(&b);
-    H5get_libversion(&maj, &min, &rel);
-    MPI_Get_library_version(v, &len);
+    if (H5get_libversion(&maj, &min, &rel) < 0) maj = min = rel = 0;
+    if (MPI_Get_library_version(v, &len) != MPI_SUCCESS) snprintf(v, sizeof v, "unknown");
     char *nl = strchr(v, '\n');
     if (nl) *nl = '\0';
     pl_buf_printf(&b, "{\n  \"producer\": \"ipr %s\",\n  \"git_sha\": \"%s\",\n  \"git_dirty\": %s,\n", IPR_VERSION,
@@ -167,8 +167,36 @@ static int write_build_provenance(const pl_run *run) {
 }
 
 static int finish(int code, int mpi) {
-    if (mpi) MPI_Finalize();
+    if (mpi && MPI_Finalize() != MPI_SUCCESS) fprintf(stderr, "ipr run: warning: MPI_Finalize failed\n");
     return code;
+}
+
+/* MPI_Init unless a caller did, errors returned (not fatal), this process's rank and the world size. */
+static int mpi_start(int *argc, char ***argv, int *rank, int *size) {
+    int initialized = 0;
+    IPR_MPI(MPI_Initialized(&initialized));
+    if (!initialized) IPR_MPI(MPI_Init(argc, argv));
+    IPR_MPI(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+    IPR_MPI(MPI_Comm_rank(MPI_COMM_WORLD, rank));
+    IPR_MPI(MPI_Comm_size(MPI_COMM_WORLD, size));
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+/* 1 when `ok` holds on every rank (root = -1) or on rank `root`; an MPI failure counts as "not ok". */
+static int agree(int ok, int root) {
+    int all = 0;
+    if (root >= 0) {
+        all = ok;
+        IPR_MPI(MPI_Bcast(&all, 1, MPI_INT, root, MPI_COMM_WORLD));
+    } else {
+        IPR_MPI(MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    }
+    return all;
+fail:
+    ipr_error_print("ipr run");
+    return 0;
 }
 
 int ipr_cmd_run(int argc, char **argv) {
@@ -181,15 +209,8 @@ int ipr_cmd_run(int argc, char **argv) {
     if (exit_now) return IPR_EXIT_OK;
     ipr_log_set_level(o.log_level);
 
-    int initialized = 0, rank = 0, size = 1;
-    MPI_Initialized(&initialized);
-    if (!initialized && MPI_Init(&argc, &argv) != MPI_SUCCESS) {
-        fprintf(stderr, "ipr run: error: MPI_Init failed\n");
-        return IPR_EXIT_USAGE;
-    }
-    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    int rank = 0, size = 1;
+    if (mpi_start(&argc, &argv, &rank, &size) != IPR_OK) return ipr_cli_fail("run");
     ipr_set_rank(rank);
 
     pl_config *cfg = NULL;
@@ -237,7 +258,7 @@ int ipr_cmd_run(int argc, char **argv) {
         }
         if (!ok) ipr_cli_fail("run");
     }
-    MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    ok = agree(ok, 0);
     if (!ok) goto out;
 
     /* the others parse the same bytes (rank 0 already validated them) and take rank 0's run identity */
@@ -254,11 +275,7 @@ int ipr_cmd_run(int argc, char **argv) {
     }
     if (ok && pl_log_open(&run, rank) != IPR_OK) ok = 0;
     if (!ok) ipr_cli_fail("run");
-    {
-        int all = 0;
-        MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-        if (!all) goto crash;
-    }
+    if (!agree(ok, -1)) goto crash;
     if (rank == 0) {
         printf("ipr run: %s%s (%d units, config %.12s, %d rank%s)\n", run.dir, run.resumed ? " (resuming)" : "",
                plan.n_units, cfg->sha256, size, size == 1 ? "" : "s");
@@ -278,11 +295,7 @@ int ipr_cmd_run(int argc, char **argv) {
     x = pl_exec_new(cfg, &plan, &bind);
     ok = x != NULL;
     if (!ok) ipr_cli_fail("run");
-    {
-        int all = 0;
-        MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-        if (!all) goto crash;
-    }
+    if (!agree(ok, -1)) goto crash;
 
     pl_signals_install();
     pl_coord_opts co = {cfg, &plan, &run, o.shard, o.nshards, o.progress};
@@ -311,7 +324,7 @@ int ipr_cmd_run(int argc, char **argv) {
     }
     pl_logf(IPR_LOG_INFO, "exit %d", code);
     /* rank 0 has said everything before any rank exits non-zero (mpirun then tears the job down) */
-    MPI_Barrier(MPI_COMM_WORLD);
+    if (MPI_Barrier(MPI_COMM_WORLD) != MPI_SUCCESS) pl_logf(IPR_LOG_WARN, "the final MPI_Barrier failed");
     goto out;
 crash:
     code = IPR_EXIT_USAGE;

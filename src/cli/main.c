@@ -1,9 +1,12 @@
 /* main.c: the `ipr` command: dispatches argv[1] to a subcommand, prints --help and --version.
  * Every subcommand reports failures as one line naming what and where, with a non-zero exit. */
 #define _POSIX_C_SOURCE 200809L
+#include <archive.h>
 #include <hdf5.h>
+#include <mpi.h>
 #include <stdio.h>
 #include <string.h>
+#include <yaml.h>
 #include <zlib.h>
 
 #include "cli.h"
@@ -43,6 +46,11 @@ static void print_version(void) {
     H5get_libversion(&maj, &min, &rel);
     printf("ipr %s (git %s)\n", IPR_VERSION, IPR_GIT_SHA);
     printf("  HDF5 %u.%u.%u, zlib %s\n", maj, min, rel, zlibVersion());
+    /* the evaluation pipeline's libraries (MPI_Get_library_version may be called before MPI_Init) */
+    char mpi[MPI_MAX_LIBRARY_VERSION_STRING] = "unknown";
+    int len = 0;
+    if (MPI_Get_library_version(mpi, &len) == MPI_SUCCESS) mpi[strcspn(mpi, ",\n")] = '\0';
+    printf("  %s, %s, libyaml %s\n", mpi, archive_version_string(), yaml_get_version_string());
 }
 
 static void print_help(void) {

@@ -767,6 +767,7 @@ int pl_coord_run(const pl_coord_opts *o, pl_exec *x, const pl_binding *b, pl_coo
     IPR_MPI(MPI_Bcast(shared, 4, MPI_INT64_T, 0, s.comm));
     res->exit_code = (int)shared[0];
     res->merged = (int)shared[1];
+    IPR_MPI(MPI_Comm_free(&s.comm)); /* sets s.comm to MPI_COMM_NULL */
     if (have_journal) pl_journal_close(&s.journal);
     free_rank0(&s);
     free(s.outstanding);
@@ -778,7 +779,6 @@ int pl_coord_run(const pl_coord_opts *o, pl_exec *x, const pl_binding *b, pl_coo
     free(s.hosts);
     free(s.devices);
     free(bind_all);
-    MPI_Comm_free(&s.comm);
     return IPR_OK;
 fail:
     if (have_journal) pl_journal_close(&s.journal);
