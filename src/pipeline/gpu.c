@@ -23,7 +23,7 @@ static void gpu_identity(int dev, pl_binding *b) {
         snprintf(b->gpu_uuid, sizeof b->gpu_uuid,
                  "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2], u[3],
                  u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
-        snprintf(b->device_name, sizeof b->device_name, "%s", p.name);
+        snprintf(b->device_name, sizeof b->device_name, "%.127s", p.name);
         snprintf(b->pci_bus, sizeof b->pci_bus, "%04x:%02x:%02x", p.pciDomainID, p.pciBusID, p.pciDeviceID);
         return;
     }
