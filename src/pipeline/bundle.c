@@ -355,8 +355,8 @@ static int check_results(const char *h5path, const char *manifest, int *problems
         ipr_h5_read_attr_i64(g, "n_rows", &rows) != IPR_OK || rows != n_units)
         problem(problems, "results/results.h5: /units holds %lld rows, n_units says %lld", (long long)rows,
                 (long long)n_units);
-    if (g >= 0) H5Gclose(g);
-    H5Fclose(f);
+    if (g >= 0 && H5Gclose(g) < 0) problem(problems, "results/results.h5: H5Gclose failed");
+    if (H5Fclose(f) < 0) problem(problems, "results/results.h5: H5Fclose failed");
     ipr_error_clear();
     return IPR_OK;
 }

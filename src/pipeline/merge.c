@@ -501,6 +501,7 @@ int pl_verify_run_dir(const char *run_dir, int *problems) {
     char path[PL_PATH_MAX + 64];
     pl_rows rows;
     int have_rows = 0;
+    char *used = NULL;
     *problems = 0;
     IPR_TRY(pl_run_load(run_dir, &run, NULL));
     pl_run_path(&run, "plan.h5", path, sizeof path);
@@ -515,10 +516,11 @@ int pl_verify_run_dir(const char *run_dir, int *problems) {
         problem(problems, "%d journal record(s) name units that are not in plan.h5", st.n_foreign);
     }
     /* every committed segment's tables must agree with the plan */
+    IPR_TRY_PTR(used = ipr_calloc((size_t)st.n_segs + 1, 1, "segment flags"));
+    for (int u = 0; u < plan.n_units; ++u)
+        if (st.seg[u] >= 0) used[st.seg[u]] = 1;
     for (int i = 0; i < st.n_segs; ++i) {
-        int used = 0;
-        for (int u = 0; u < plan.n_units && !used; ++u) used = st.seg[u] == i;
-        if (!used) continue;
+        if (!used[i]) continue;
         pl_run_path(&run, st.seg_rel[i], path, sizeof path);
         pl_rows_init(&rows, plan.grid.C, plan.grid.H, plan.grid.W);
         have_rows = 1;
@@ -573,7 +575,7 @@ int pl_verify_run_dir(const char *run_dir, int *problems) {
             }
             pl_rows_free(&rows);
             have_rows = 0;
-            H5Fclose(f);
+            if (H5Fclose(f) < 0) problem(problems, "results.h5: H5Fclose failed");
         }
         char done[PL_PATH_MAX + 16], *text = NULL, hex[65];
         pl_run_path(&run, "DONE", done, sizeof done);
@@ -584,10 +586,12 @@ int pl_verify_run_dir(const char *run_dir, int *problems) {
         ipr_error_clear();
         free(text);
     }
+    free(used);
     pl_journal_state_free(&st);
     pl_plan_free(&plan);
     return IPR_OK;
 fail:
+    free(used);
     if (have_rows) pl_rows_free(&rows);
     if (have_st) pl_journal_state_free(&st);
     if (have_plan) pl_plan_free(&plan);

@@ -279,9 +279,11 @@ static int read_strings(hid_t loc, const char *name, char *out, size_t stride, i
     for (hssize_t i = 0; i < cnt; ++i) snprintf(out + (size_t)i * stride, stride, "%s", vals[i] ? vals[i] : "");
     if (have) IPR_H5(H5Dvlen_reclaim(t, sp, H5P_DEFAULT, vals));
     *n = (int)cnt;
-    H5Tclose(t);
-    H5Sclose(sp);
-    H5Dclose(ds);
+    IPR_H5(H5Tclose(t));
+    t = H5I_INVALID_HID;
+    IPR_H5(H5Sclose(sp));
+    sp = H5I_INVALID_HID;
+    IPR_H5(H5Dclose(ds));
     return IPR_OK;
 fail:
     if (t >= 0) H5Tclose(t);

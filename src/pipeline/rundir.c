@@ -466,18 +466,36 @@ static int parse_hex_id(const char *s, uint64_t *out) {
     return IPR_OK;
 }
 
+static uint64_t fnv1a(const char *s) {
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; ++s) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+int pl_journal_segment(const pl_journal_state *st, const char *rel) {
+    if (!st->hash_cap) return -1;
+    for (size_t k = (size_t)(fnv1a(rel) & (uint64_t)(st->hash_cap - 1));; k = (k + 1) & (size_t)(st->hash_cap - 1)) {
+        int i = st->seg_hash[k];
+        if (i < 0) return -1;
+        if (strcmp(st->seg_rel[i], rel) == 0) return i;
+    }
+}
+
 /* Index of `rel` among the state's segments, adding it (and checking its hash) on first sight.
  * *good = the file exists and matches sha. */
 static int segment_slot(pl_journal_state *st, const pl_run *run, const char *rel, const char *sha, int *good,
                         char (*sha_of)[65], int *ok_of, int *cap) {
-    for (int i = 0; i < st->n_segs; ++i)
-        if (strcmp(st->seg_rel[i], rel) == 0) {
-            *good = ok_of[i] && strcmp(sha_of[i], sha) == 0;
-            return i;
-        }
+    int found = pl_journal_segment(st, rel);
+    if (found >= 0) {
+        *good = ok_of[found] && strcmp(sha_of[found], sha) == 0;
+        return found;
+    }
     if (st->n_segs == *cap) return -1;
     int i = st->n_segs++;
     snprintf(st->seg_rel[i], sizeof st->seg_rel[i], "%s", rel);
+    size_t k = (size_t)(fnv1a(st->seg_rel[i]) & (uint64_t)(st->hash_cap - 1));
+    while (st->seg_hash[k] >= 0) k = (k + 1) & (size_t)(st->hash_cap - 1);
+    st->seg_hash[k] = i;
     char path[PL_PATH_MAX + 200];
     pl_run_path(run, rel, path, sizeof path);
     ok_of[i] = ipr_sha256_file(path, sha_of[i]) == IPR_OK;
@@ -532,6 +550,10 @@ int pl_journal_scan(const pl_run *run, const pl_plan *plan, pl_journal_state *st
     IPR_TRY_PTR(st->seg_rel = ipr_calloc((size_t)cap_segs, sizeof *st->seg_rel, "segment list"));
     IPR_TRY_PTR(sha_of = ipr_calloc((size_t)cap_segs, sizeof *sha_of, "segment hashes"));
     IPR_TRY_PTR(ok_of = ipr_calloc((size_t)cap_segs, sizeof *ok_of, "segment checks"));
+    for (st->hash_cap = 2; st->hash_cap < 2 * cap_segs; st->hash_cap *= 2) {
+    }
+    IPR_TRY_PTR(st->seg_hash = ipr_malloc((size_t)st->hash_cap * sizeof(int), "segment index"));
+    for (int i = 0; i < st->hash_cap; ++i) st->seg_hash[i] = -1;
     for (int f = 0; f < n_names; ++f) {
         char path[PL_PATH_MAX + 300];
         snprintf(path, sizeof path, "%s/%s", dir, names[f]);
@@ -614,6 +636,7 @@ void pl_journal_state_free(pl_journal_state *st) {
     free(st->seg);
     free(st->fails);
     free(st->seg_rel);
+    free(st->seg_hash);
     memset(st, 0, sizeof *st);
 }
 
@@ -642,9 +665,10 @@ int pl_quarantine(const pl_run *run, const pl_journal_state *st, int *moved) {
             snprintf(rel, sizeof rel, "segments/%s/%s", e->d_name, f->d_name);
             int referenced = 0;
             /* keep a segment when a commit record names it and some unit is credited to it */
-            if (!strstr(f->d_name, ".tmp"))
-                for (int i = 0; i < st->n_segs && !referenced; ++i)
-                    if (credited[i] && strcmp(st->seg_rel[i], rel) == 0) referenced = 1;
+            if (!strstr(f->d_name, ".tmp")) {
+                int i = pl_journal_segment(st, rel);
+                referenced = i >= 0 && credited[i];
+            }
             if (referenced) continue;
             char qdir[PL_PATH_MAX + 400], from[PL_PATH_MAX + 700], to[PL_PATH_MAX + 700];
             snprintf(qdir, sizeof qdir, "%s/quarantine/%s", run->dir, e->d_name);

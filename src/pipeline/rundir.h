@@ -58,6 +58,7 @@ typedef struct {
     int *fails;          /* per unit: failure records */
     int n_segs;
     char (*seg_rel)[160];
+    int *seg_hash, hash_cap;  /* open addressing: segment path -> index into seg_rel (pl_journal_segment) */
     int n_done, n_bad;   /* units done; commit records whose segment is missing or altered */
     int n_foreign;       /* records naming units of no unit of this plan */
 } pl_journal_state;
@@ -66,6 +67,8 @@ typedef struct {
  * against their recorded SHA-256 (each file once); a missing or altered segment does not count. */
 int pl_journal_scan(const pl_run *run, const pl_plan *plan, pl_journal_state *st);
 void pl_journal_state_free(pl_journal_state *st);
+/* Index into st->seg_rel of a segment path relative to RUN_DIR, or -1. */
+int pl_journal_segment(const pl_journal_state *st, const char *rel);
 /* Move *.tmp* files and segments that no commit record names into RUN_DIR/quarantine/. */
 int pl_quarantine(const pl_run *run, const pl_journal_state *st, int *moved);
 
