@@ -34,7 +34,7 @@ expect_fail() {
   fi
 }
 
-ep=(--checkpoint "$tmp/ep.h5" --benchmark even_pixels --count 3 --seed 5 --steps-per-region 1
+ep=(--checkpoint "$tmp/ep.h5" --benchmark even_pixels --count 3 --seed 5 --steps-per-region 1 --overlap 0.9
     --ipr-iterations 2 --ipr-steps-per-region 1 --quiet)
 
 # a run, its layout, and the same results with another batch size

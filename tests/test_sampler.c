@@ -287,6 +287,16 @@ static void test_block_arithmetic(void **state) {
     assert_true(plan.L_ideal < 10.0f && plan.L_ideal > 9.9999f);
     assert_int_equal(ipr_block_plan_make(17, 10, 0.8, 0, 0, &plan, starts), IPR_OK);
     assert_int_equal(plan.L, 11);
+    /* p = 3, o = 0, B = 7: L_ideal = 21 * (1 / 7) = 3.0000002 in float32, so ramps of 4 at a spacing of 3; the
+     * last region (start 18) would still be at 1/4 after pass 20, and the last row is 0 as in the reference
+     * (it zeroes schedules[-1]) */
+    assert_int_equal(ipr_block_plan_make(7, 3, 0.0, 0, 0, &plan, starts), IPR_OK);
+    assert_int_equal(plan.max_steps, 21);
+    assert_int_equal(plan.L, 4);
+    assert_int_equal(starts[6], 18);
+    assert_true(ipr_block_level(&plan, 18, 20) == 0.5f);
+    assert_true(ipr_block_level(&plan, 18, 21) == 0.0f);
+    assert_true(ipr_block_level(&plan, 15, 18) == 0.25f); /* overlaps the next block by one step */
     /* spec 9a: for o = 0.8, p = 10, 27 of B = 1..81 differ from exact arithmetic. Exact, with 1 - o = 1/5:
      * max_steps = ceil(p (B + 4) / 5), L_ideal = 5 max_steps / (B + 4), start_k = floor(k max_steps / (B + 4)) */
     int differ = 0;
@@ -632,9 +642,11 @@ static void test_determinism_and_batching(void **state) {
         run_out c = run_chains(ckpt, task, &cfg, 1, n, 42, NULL);
         assert_same_results(&a, &c, 768); /* batch 7 (3) vs batch 1 */
         if (full) {
-            run_out b = run_chains(ckpt, task, &cfg, 7, n, 42, NULL);
+            ipr_sampler_config cfg4 = cfg;
+            cfg4.host_threads = 4; /* the per-chain host work on 4 threads */
+            run_out b = run_chains(ckpt, task, &cfg4, 7, n, 42, NULL);
             run_out e = run_chains(ckpt, task, &cfg, 4, n, 43, NULL);
-            assert_same_results(&a, &b, 768); /* same run twice */
+            assert_same_results(&a, &b, 768); /* same run twice, on 4 host threads */
             /* another seed gives other images */
             assert_true(memcmp(a.res[0].image, e.res[0].image, 768 * sizeof(float)) != 0);
             free_out(&b), free_out(&e);

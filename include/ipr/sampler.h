@@ -110,6 +110,8 @@ typedef struct {
     int keep_images;            /* copy each chain's final image into its result */
     int skip_idle;              /* end a generation at the first pass where every region is at t = 0 (the
                                    reference runs it: spec 9c); 0 */
+    int host_threads;           /* threads for the per-chain host work between passes (noise, transitions);
+                                   0 = the online CPUs, at most 16. Results do not depend on it. */
 } ipr_sampler_config;
 
 /* Defaults: the reference's MNIST Sudoku hard settings (spec 3.3) with K = 0. */
@@ -174,6 +176,8 @@ typedef struct {
     double score_s;          /* of which the scorer */
     uint64_t forwards;       /* forward calls */
     uint64_t images;         /* images over all forward calls (mean batch = images / forwards) */
+    size_t arena_bytes;      /* the runner's one host arena (chains' images and states, batch buffers) */
+    int host_threads;        /* threads of the per-chain host work */
 } ipr_runner_stats;
 /* Valid until the next run or free. */
 void ipr_runner_get_stats(const ipr_runner *r, ipr_runner_stats *stats);

@@ -65,6 +65,7 @@ static void usage(FILE *to) {
             "  --precision fp32|tf32|bf16 GEMM precision on cuda (default fp32)\n"
             "  --batch B                  chains per forward pass (default 8)\n"
             "  --threads N                OpenBLAS threads on the CPU (default: OpenBLAS's own)\n"
+            "  --host-threads N           threads for noise and transitions between passes (default: CPUs, <= 16)\n"
             "  --save-images              also write each chain's final image to /images\n"
             "  --force                    overwrite FILE.h5\n"
             "  --quiet                    no progress lines\n"
@@ -98,7 +99,7 @@ static int parse(int argc, char **argv, sample_opts *o) {
     enum {
         O_CKPT = 256, O_BENCH, O_COUNT, O_SEED, O_OUT, O_DSEED, O_START, O_SPLIT, O_DIFF, O_MNIST, O_CORR, O_SWAPS,
         O_SCORER, O_ORDER, O_SPR, O_OVL, O_MAXS, O_ALPHA, O_TEMP, O_SKIP, O_K, O_RATIO, O_ISPR, O_IOVL, O_SEL,
-        O_MIX, O_EARLY, O_DEV, O_GPU, O_PREC, O_BATCH, O_THREADS, O_SAVE, O_FORCE, O_QUIET
+        O_MIX, O_EARLY, O_DEV, O_GPU, O_PREC, O_BATCH, O_THREADS, O_HOST, O_SAVE, O_FORCE, O_QUIET
     };
     static const struct option longopts[] = {
         {"checkpoint", required_argument, 0, O_CKPT}, {"benchmark", required_argument, 0, O_BENCH},
@@ -117,6 +118,7 @@ static int parse(int argc, char **argv, sample_opts *o) {
         {"early-stop", no_argument, 0, O_EARLY}, {"device", required_argument, 0, O_DEV},
         {"gpu", required_argument, 0, O_GPU}, {"precision", required_argument, 0, O_PREC},
         {"batch", required_argument, 0, O_BATCH}, {"threads", required_argument, 0, O_THREADS},
+        {"host-threads", required_argument, 0, O_HOST},
         {"save-images", no_argument, 0, O_SAVE}, {"force", no_argument, 0, O_FORCE},
         {"quiet", no_argument, 0, O_QUIET}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
@@ -180,6 +182,7 @@ static int parse(int argc, char **argv, sample_opts *o) {
             IPR_TRY(ipr_parse_u64(optarg, 1024, "--threads", &v));
             o->den.cpu_threads = (int)v;
             break;
+        case O_HOST: IPR_TRY(set_field(o, "--host-threads", "host_threads", optarg)); break;
         case O_SAVE: o->sampler.keep_images = 1; break;
         case O_FORCE: o->force = 1; break;
         case O_QUIET: o->quiet = 1; break;
@@ -316,6 +319,12 @@ int ipr_cmd_sample(int argc, char **argv) {
     }
     int C, H, W, P, R;
     ipr_task_shape(task, &C, &H, &W, &P, &R);
+    if (!o.quiet) {
+        ipr_runner_stats st0;
+        ipr_runner_get_stats(run, &st0);
+        ipr_log(IPR_LOG_INFO, "sample: host arena %.1f MiB, %d host threads", st0.arena_bytes / 1048576.0,
+                st0.host_threads);
+    }
     const size_t img = (size_t)C * H * W;
     res = ipr_calloc((size_t)n, sizeof *res, "results");
     inst = ipr_malloc(sizeof(uint64_t) * (size_t)n, "instances");

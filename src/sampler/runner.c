@@ -6,10 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ipr/common.h"
 #include "ipr/rng.h"
 #include "ipr/sampler.h"
+#include "pool.h"
 #include "sampler_internal.h"
 
 /* ================================ settings ================================ */
@@ -33,6 +35,7 @@ void ipr_sampler_config_init(ipr_sampler_config *cfg) {
     cfg->early_stop = 0;
     cfg->keep_images = 0;
     cfg->skip_idle = 0;
+    cfg->host_threads = 0;
 }
 
 size_t ipr_sampler_config_size(void) { return sizeof(ipr_sampler_config); }
@@ -96,6 +99,8 @@ int ipr_sampler_config_validate(const ipr_sampler_config *cfg) {
     IPR_CHECK(cfg->early_stop == 0 || cfg->early_stop == 1, "early_stop %d is not 0 or 1", cfg->early_stop);
     IPR_CHECK(cfg->keep_images == 0 || cfg->keep_images == 1, "keep_images %d is not 0 or 1", cfg->keep_images);
     IPR_CHECK(cfg->skip_idle == 0 || cfg->skip_idle == 1, "skip_idle %d is not 0 or 1", cfg->skip_idle);
+    IPR_CHECK(cfg->host_threads >= 0 && cfg->host_threads <= 256, "host_threads %d outside 0..256",
+              cfg->host_threads);
     return IPR_OK;
 fail:
     return IPR_ERR;
@@ -133,6 +138,7 @@ int ipr_sampler_config_set(ipr_sampler_config *cfg, const char *key, const char 
         {"early_stop", offsetof(ipr_sampler_config, early_stop), 'i'},
         {"keep_images", offsetof(ipr_sampler_config, keep_images), 'i'},
         {"skip_idle", offsetof(ipr_sampler_config, skip_idle), 'i'},
+        {"host_threads", offsetof(ipr_sampler_config, host_threads), 'i'},
     };
     if (strcmp(key, "order") == 0) return ipr_order_from_name(value, &cfg->order);
     if (strcmp(key, "selection") == 0) return ipr_selection_from_name(value, &cfg->selection);
@@ -158,17 +164,20 @@ static int generation_plan(const ipr_sampler_config *cfg, int B, int ipr, ipr_bl
     return ipr_block_plan_make(B, cfg->steps_per_region, cfg->overlap, cfg->max_steps, floor_length, plan, starts);
 }
 
-int ipr_sampler_generation_passes(const ipr_sampler_config *cfg, int regions, int ipr) {
-    int starts_small[1];
-    int *starts = NULL;
-    int n = -1;
-    if (regions <= 0) return 0;
-    starts = regions <= 1 ? starts_small : ipr_malloc(sizeof(int) * (size_t)regions, "starts");
-    if (!starts) return -1;
+/* Passes of a generation of B regions, using the caller's starts (B) as scratch; -1 on error. */
+static int plan_passes(const ipr_sampler_config *cfg, int B, int ipr, int *starts) {
+    if (B <= 0) return 0;
     ipr_block_plan plan;
-    if (generation_plan(cfg, regions, ipr, &plan, starts) == IPR_OK) n = plan.max_steps;
-    if (starts != starts_small) free(starts);
-    return n;
+    return generation_plan(cfg, B, ipr, &plan, starts) == IPR_OK ? plan.max_steps : -1;
+}
+
+int ipr_sampler_generation_passes(const ipr_sampler_config *cfg, int regions, int ipr) {
+    int starts[IPR_MAX_REGIONS];
+    if (regions > IPR_MAX_REGIONS) {
+        ipr_error_set(__FILE__, __LINE__, "%d regions (at most %d)", regions, IPR_MAX_REGIONS);
+        return -1;
+    }
+    return plan_passes(cfg, regions, ipr, starts);
 }
 
 /* ================================ results ================================ */
@@ -232,6 +241,7 @@ typedef struct {
     int pass;               /* next pass */
     int ended;              /* the generation has run its passes */
     uint32_t nfe;           /* passes of this chain so far */
+    int ipr_passes;         /* passes of one IPR iteration of this chain (its subset size is fixed) */
 } chain;
 
 struct ipr_runner {
@@ -245,8 +255,10 @@ struct ipr_runner {
     int max_batch;
     chain *slots;
     void *arena;            /* every buffer below and the slots' buffers */
+    size_t arena_bytes;
     float *bx, *bt, *by;    /* batch (MB, C, H, W), (MB, 1, H, W), (MB, d_out, H, W) */
     int *row_slot;          /* (MB) slot of each batch row */
+    ipr_pool *pool;         /* per-chain host work between passes */
     const ipr_unet_config *ucfg;
     uint64_t seed;
     /* stats */
@@ -330,8 +342,16 @@ ipr_runner *ipr_runner_new(ipr_denoiser *d, ipr_task *t, const ipr_sampler_confi
     CARVE(r->ph_generations, (size_t)(K + 1) * sizeof(uint64_t));
     CARVE(r->ph_passes, (size_t)(K + 1) * sizeof(uint64_t));
 #undef CARVE
-    ipr_log(IPR_LOG_DEBUG, "sampler: arena %.1f MiB for %d chains of %d x %d x %d, %d regions", total / 1048576.0, MB,
-            r->C, r->H, r->W, R);
+    int threads = cfg->host_threads;
+    if (threads == 0) {
+        const long online = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = online < 1 ? 1 : online > 16 ? 16 : (int)online;
+    }
+    if (threads > MB) threads = MB; /* one chain per item: more threads than chains would idle */
+    IPR_TRY_PTR(r->pool = ipr_pool_new(threads));
+    r->arena_bytes = total;
+    ipr_log(IPR_LOG_DEBUG, "sampler: arena %.1f MiB for %d chains of %d x %d x %d, %d regions; %d host threads",
+            total / 1048576.0, MB, r->C, r->H, r->W, R, threads);
     return r;
 fail:
     ipr_runner_free(r);
@@ -340,6 +360,7 @@ fail:
 
 void ipr_runner_free(ipr_runner *r) {
     if (!r) return;
+    ipr_pool_free(r->pool);
     free(r->arena);
     free(r);
 }
@@ -365,6 +386,8 @@ void ipr_runner_get_stats(const ipr_runner *r, ipr_runner_stats *st) {
     st->score_s = r->score_s;
     st->forwards = r->forwards;
     st->images = r->images;
+    st->arena_bytes = r->arena_bytes;
+    st->host_threads = ipr_pool_threads(r->pool);
 }
 
 /* ---------------- draws (through the hooks in tests) ---------------- */
@@ -592,6 +615,7 @@ static int chain_start(ipr_runner *r, chain *ch, int res, uint64_t instance, ipr
     ch->n_refinable = 0;
     for (int reg = 0; reg < r->R; ++reg)
         if (!ch->given[reg]) ch->refinable[ch->n_refinable++] = (uint16_t)reg;
+    IPR_TRY_ID(ch->ipr_passes = plan_passes(&r->cfg, ipr_subset_size(ch->n_refinable, r->cfg.ipr_ratio), 1, ch->starts));
     if (ipr_task_correction(r->task)) {
         /* spec 3.2 correction: no base generation; entry 0 scores the corrupted grid */
         memcpy(ch->z, ch->clean, r->chw * sizeof(float));
@@ -626,10 +650,7 @@ static void chain_finish(ipr_runner *r, chain *ch, int last) {
         o->nfe[k] = o->nfe[last];
         o->changed[k] = 0;
     }
-    if (last < K) {
-        const int m = ipr_subset_size(ch->n_refinable, r->cfg.ipr_ratio);
-        o->nfe_saved = (uint32_t)(K - last) * (uint32_t)ipr_sampler_generation_passes(&r->cfg, m, 1);
-    }
+    if (last < K) o->nfe_saved = (uint32_t)(K - last) * (uint32_t)ch->ipr_passes;
     if (r->cfg.keep_images && o->image) memcpy(o->image, ch->z, r->chw * sizeof(float));
     ch->in_use = 0;
 }
@@ -661,6 +682,28 @@ fail:
 }
 
 /* ================================ the run ================================ */
+
+static int job_fill(void *vr, int b) {
+    ipr_runner *r = vr;
+    gen_fill_row(r, &r->slots[r->row_slot[b]], r->bx + (size_t)b * r->chw, r->bt + (size_t)b * r->hw);
+    return IPR_OK;
+}
+
+static int job_step(void *vr, int b) {
+    ipr_runner *r = vr;
+    return gen_after_pass(r, &r->slots[r->row_slot[b]], r->by + (size_t)b * r->d_out * r->hw);
+}
+
+/* Run a per-row job on the pool; with hooks (tests record in order, unsynchronised) on this thread alone. */
+static int pool_rows(ipr_runner *r, ipr_pool_fn fn, int B) {
+    if (r->have_hooks) {
+        for (int b = 0; b < B; ++b) IPR_TRY(fn(r, b));
+        return IPR_OK;
+    }
+    return ipr_pool_run(r->pool, fn, r, B);
+fail:
+    return IPR_ERR;
+}
 
 int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int n, ipr_chain_result *results,
                    ipr_progress_fn progress, void *ctx) {
@@ -700,13 +743,10 @@ int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int 
         }
         /* one forward over every chain in flight, rows in slot order */
         int B = 0;
-        for (int s = 0; s < MB; ++s) {
-            chain *ch = &r->slots[s];
-            if (!ch->in_use) continue;
-            gen_fill_row(r, ch, r->bx + (size_t)B * r->chw, r->bt + (size_t)B * r->hw);
-            r->row_slot[B++] = s;
-        }
+        for (int s = 0; s < MB; ++s)
+            if (r->slots[s].in_use) r->row_slot[B++] = s;
         if (B == 0) continue;
+        IPR_TRY(pool_rows(r, job_fill, B));
         const double t1 = now_s();
         IPR_TRY(ipr_denoiser_forward(r->den, r->bx, r->bt, B, r->by));
         const double t2 = now_s();
@@ -715,10 +755,15 @@ int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int 
         r->images += (uint64_t)B;
         int phase[4096];
         for (int b = 0; b < B; ++b) {
+            phase[b] = r->slots[r->row_slot[b]].iteration;
+            r->ph_passes[phase[b]]++;
+        }
+        /* per chain, in parallel: block starts, noise, transition (chains share nothing) */
+        IPR_TRY(pool_rows(r, job_step, B));
+        /* then in order: ended generations are scored and the next iteration set up (the scorers' scratch
+         * is shared, and progress is reported in order) */
+        for (int b = 0; b < B; ++b) {
             chain *ch = &r->slots[r->row_slot[b]];
-            phase[b] = ch->iteration;
-            r->ph_passes[ch->iteration]++;
-            IPR_TRY(gen_after_pass(r, ch, r->by + (size_t)b * r->d_out * r->hw));
             int fin = 0;
             IPR_TRY(chain_settle(r, ch, &fin));
             if (fin) {
