@@ -102,6 +102,20 @@ def case_data(args):
                     check(np.array_equal(f[k][:], v), f"{bench}: {k} differs")
             x = srm_data.to_unit(imgs)
             check(float(x.min()) >= -1 and float(x.max()) <= 1, "to_unit range")
+    # train_polygons.py re-renders through libipr's rasterizer: with the original vertex counts it must give
+    # the generator's image byte for byte (so the rendering path tells nothing about the is_uniform label)
+    import train_polygons
+    r = train_polygons.Renderer(11, srm_data.SPLIT_TRAIN, args.lib)
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        inst = r.gen.make(i)
+        orig = np.frombuffer(inst.image, dtype=np.uint8).reshape(128, 128, 3).copy()
+        again = r.render(i, inst, [inst.num_vertices] * inst.num_polygons)
+        check(np.array_equal(orig, again), f"re-rendered polygons instance {i} differs from the generator's")
+        img, lab = r.sample(i, rng, 1.0, 1.0)
+        if inst.num_polygons >= 2:
+            check(lab["is_uniform"] == 0 and lab["num_vertices"] == -1 and not np.array_equal(img, orig),
+                  f"instance {i}: non-uniform sample not made")
     print("data: ok")
 
 

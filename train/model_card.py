@@ -1,8 +1,9 @@
-"""model_card.py: write the model card (models/NAME.md) of an SRM denoiser exported by train_srm.py, from the
-provenance stored in the checkpoint (root attribute `training`) and the loss log.
+"""model_card.py: write the model card (models/NAME.md) of an SRM denoiser exported by train_srm.py (from the
+provenance in the checkpoint's `training` attribute and the loss log) or of a scorer (from its _metrics.json).
 
 Usage: python3 train/model_card.py models/NAME.h5 --log LOG.csv --png models/NAME_loss.png [--notes FILE.md]
-Writes models/NAME.md (the PNG is drawn from the log when --png names a file that does not exist yet).
+       python3 train/model_card.py models/NAME.h5 --metrics models/NAME_metrics.json [--png ...] [--notes ...]
+Writes models/NAME.md (an SRM card's PNG is drawn from the log when --png names a file that does not exist).
 """
 import argparse
 import csv
@@ -44,13 +45,18 @@ def tail_means(rows, key, n=10):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("h5")
-    ap.add_argument("--log", required=True)
-    ap.add_argument("--png", required=True)
+    ap.add_argument("--log")
+    ap.add_argument("--png")
+    ap.add_argument("--metrics", help="a scorer's _metrics.json (train_digit.py / train_polygons.py)")
     ap.add_argument("--notes", help="markdown appended under 'Notes' (validation figures, caveats)")
     ap.add_argument("--out")
     a = ap.parse_args(argv)
     with h5py.File(a.h5, "r") as f:
         attrs = {k: f.attrs[k] for k in f.attrs}
+    if a.metrics:
+        return classifier_card(a, attrs)
+    if not (a.log and a.png):
+        raise SystemExit("an SRM card needs --log and --png")
     tr = json.loads(attrs["training"])
     cfg = tr["cfg"]
     with open(a.log) as f:
@@ -106,6 +112,66 @@ def main(argv=None):
         f"![loss curve]({os.path.basename(a.png)})",
         "",
     ]
+    if a.notes:
+        with open(a.notes) as f:
+            lines += ["## Notes", "", f.read().strip(), ""]
+    with open(out, "w") as f:
+        f.write("\n".join(lines))
+    print(f"model_card: wrote {out}")
+
+
+def classifier_card(a, attrs):
+    with open(a.metrics) as f:
+        m = json.load(f)
+    kind = attrs["kind"].decode() if isinstance(attrs["kind"], bytes) else str(attrs["kind"])
+    name = os.path.splitext(os.path.basename(a.h5))[0]
+    out = a.out or os.path.splitext(a.h5)[0] + ".md"
+    head = [f"# {name}", "", f"Scorer network of kind `{kind}` (include/ipr/classifier.h, train/classifiers.py). File: "
+            f"`{os.path.basename(a.h5)}`, {os.path.getsize(a.h5) / 2 ** 20:.2f} MiB float32, SHA-256 "
+            f"`{sha256(a.h5)}`.", "", "## Architecture"]
+    if kind == "mnist_digit":
+        body = [
+            "- The reference's digit classifier (spec 4.1): conv3x3 1->32, ReLU, maxpool 2, conv3x3 32->64, ReLU, "
+            "maxpool 2, FC 3136->128, ReLU, FC 128->10 (dropout 0.25 / 0.5 in training only); 421,642 parameters. "
+            "Input: a 28x28 cell in [-1, 1] (x / 127.5 - 1), as the scorer sees generated Sudoku cells.",
+            "", "## Data",
+            f"- Training: the TRAIN pool of `datasets/mnist` ({m['train_count']:,} digits, the C loader's split), "
+            "with random affine augmentation (rotation up to 12 degrees, scale 0.9-1.1, shift up to 2.5 px) and, "
+            "for half of each batch, Gaussian noise of std U(0, 0.15).",
+            f"- Reported: the TEST pool ({m['test_count']:,} digits), never used for a choice (fixed schedule).",
+            "", "## Training",
+            f"- {m['epochs']} epochs, batch {m['batch']}, AdamW (weight decay 1e-4), one-cycle lr peak {m['lr']}, "
+            f"label smoothing 0.05, weights averaged over the last {m['weight_average_last_epochs']} epochs; "
+            f"seed {m['seed']}.",
+            f"- {m['epochs'] * m['train_count']:,} samples seen; {m['cpu_minutes']:.1f} CPU-minutes "
+            f"({m['threads']} thread, shared 2-core machine), PyTorch {m['torch']}.",
+            "", "## Results",
+            f"- **Test-pool accuracy {100 * m['test_accuracy']:.2f}%** ({m['test_errors']} of {m['test_count']} "
+            f"wrong); train pool (clean) {100 * m['train_accuracy']:.2f}%.",
+            "- The C engine (`ipr_digit_classifier_*`) reads the same file; `ctest -R train_digit` checks its "
+            "logits against PyTorch and its test-pool accuracy (>= 99%).",
+        ]
+        if a.png:
+            body += ["", f"![training loss]({os.path.basename(a.png)})"]
+    else:
+        acc = m["heldout_accuracy"]
+        body = [
+            f"- This project's four-head network (spec 4.3 heads): {attrs.get('channels')} conv widths, hidden "
+            f"{int(attrs['hidden'])}, GroupNorm groups {int(attrs['norm_groups'])}, input "
+            f"{int(attrs['image_size'])}x{int(attrs['image_size'])} RGB in [-1, 1].",
+            "", "## Data",
+            "- Generated Counting Polygons images of the TRAIN split (libipr), a fraction re-rendered with some "
+            "polygons given another vertex count (non-uniform negatives for `is_uniform`); see train_polygons.py.",
+            f"- Reported: {m['heldout_counts']['num_polygons']} TEST-split images of the same mixture.",
+            "", "## Training",
+            f"- {m['steps']:,} steps, {m['samples_seen']:,} samples seen, {m['minutes']:.1f} minutes on {m['device']}, "
+            f"PyTorch {m['torch']}.",
+            "", "## Results (held-out accuracy per head)",
+            "| num_polygons | num_vertices | is_uniform | numbers_label |", "|---|---|---|---|",
+            "| " + " | ".join(f"{100 * acc[k]:.2f}%" for k in ("num_polygons", "num_vertices", "is_uniform",
+                                                               "numbers_label")) + " |",
+        ]
+    lines = head + body + [""]
     if a.notes:
         with open(a.notes) as f:
             lines += ["## Notes", "", f.read().strip(), ""]

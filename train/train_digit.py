@@ -48,9 +48,25 @@ def to_unit(u8):
     return torch.from_numpy(u8.astype(np.float32) / 127.5 - 1.0)[:, None]
 
 
-def augment(x, gen, max_rot=12.0, max_shift=2.5, scale=(0.9, 1.1), noise_p=0.5, noise_max=0.15):
-    """Random affine (rotation, scale, shift; background -1) and, for a fraction of the batch, Gaussian noise:
-    the cells the classifier scores come out of a diffusion model, not out of MNIST."""
+def elastic_field(B, gen, alpha, sigma, size=28):
+    """Smooth random displacement (B, size, size, 2) in grid units (Simard et al. 2003 elastic distortion):
+    uniform noise blurred by a Gaussian of `sigma` px, scaled to an RMS displacement of `alpha` px."""
+    r = int(3 * sigma)
+    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=torch.float32) / sigma) ** 2)
+    k = k / k.sum()
+    d = torch.rand(B * 2, 1, size, size, generator=gen) * 2 - 1
+    d = F.conv2d(F.pad(d, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
+    d = F.conv2d(F.pad(d, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
+    d = d.view(B, 2, size, size)
+    d = d / d.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp(min=1e-8)
+    return d.permute(0, 2, 3, 1) * (alpha * 2.0 / size)
+
+
+def augment(x, gen, max_rot=12.0, max_shift=2.5, scale=(0.9, 1.1), noise_p=0.5, noise_max=0.15, elastic=0.0,
+            elastic_sigma=4.0):
+    """Random affine (rotation, scale, shift; background -1), an optional elastic distortion (`elastic` px)
+    and, for a fraction of the batch, Gaussian noise: the cells the classifier scores come out of a
+    diffusion model, not out of MNIST."""
     B = x.shape[0]
     ang = (torch.rand(B, generator=gen) * 2 - 1) * math.radians(max_rot)
     s = scale[0] + (scale[1] - scale[0]) * torch.rand(B, generator=gen)
@@ -58,6 +74,8 @@ def augment(x, gen, max_rot=12.0, max_shift=2.5, scale=(0.9, 1.1), noise_p=0.5, 
     cos, sin = torch.cos(ang) / s, torch.sin(ang) / s
     theta = torch.stack([torch.stack([cos, -sin, sh[:, 0]], 1), torch.stack([sin, cos, sh[:, 1]], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    if elastic > 0:
+        grid = grid + elastic_field(B, gen, elastic, elastic_sigma)
     y = F.grid_sample(x + 1.0, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1.0
     noisy = (torch.rand(B, 1, 1, 1, generator=gen) < noise_p).float()
     sigma = torch.rand(B, 1, 1, 1, generator=gen) * noise_max
@@ -80,6 +98,8 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--elastic", type=float, default=0.0, help="elastic distortion strength in px (0: off)")
+    ap.add_argument("--noise-max", type=float, default=0.15, help="max std of the noise augmentation")
     ap.add_argument("--average-last", type=int, default=10, help="average the weights of the last N epochs (0: off)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -105,7 +125,7 @@ def main(argv=None):
         tot, n = 0.0, 0
         for i in range(0, len(xtr), args.batch):
             idx = perm[i:i + args.batch]
-            xb = augment(xtr[idx], gen)
+            xb = augment(xtr[idx], gen, noise_max=args.noise_max, elastic=args.elastic)
             loss = F.cross_entropy(model(xb), ytr[idx], label_smoothing=0.05)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -134,7 +154,7 @@ def main(argv=None):
     stem = args.output[:-3] if args.output.endswith(".h5") else args.output
     metrics = {"test_accuracy": test_acc, "test_errors": len(wrong), "test_count": len(yte),
                "train_accuracy": train_acc, "train_count": len(ytr), "epochs": args.epochs, "batch": args.batch,
-               "lr": args.lr, "seed": args.seed, "weight_average_last_epochs": n_avg, "cpu_minutes": cpu_min,
+               "lr": args.lr, "seed": args.seed, "elastic_px": args.elastic, "noise_max": args.noise_max, "weight_average_last_epochs": n_avg, "cpu_minutes": cpu_min,
                "threads": args.threads, "torch": torch.__version__,
                "wrong": [{"index": i, "label": int(yte[i]), "pred": int(pred[i])} for i in wrong], "log": log}
     with open(stem + "_metrics.json", "w") as f:

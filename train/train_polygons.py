@@ -143,8 +143,8 @@ def main(argv=None):
     ap.add_argument("--max-steps", type=int, default=0)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--channels", default="32,64,128,128")
-    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--channels", default="64,128,256,256")
+    ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--norm-groups", type=int, default=8)
     ap.add_argument("--data-seed", type=int, default=20250601, help="generator seed (the SRM training data's)")
     ap.add_argument("--seed", type=int, default=3)
@@ -160,6 +160,10 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     torch.manual_seed(args.seed)
     chans = [int(c) for c in args.channels.split(",")]
     if args.init:

@@ -385,10 +385,12 @@ def main(argv=None):
             stop_reason = f"max steps {args.max_steps}"
             break
         stop = args.minutes and elapsed >= args.minutes * 60
-        if world > 1:  # every rank stops at the same step
+        if world > 1 and tr.step % 10 == 0:  # every rank stops at the same step (checked every 10: a sync)
             flag = torch.tensor([1.0 if stop else 0.0], device=device)
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
             stop = flag.item() > 0
+        elif world > 1:
+            stop = False
         if stop:
             stop_reason = f"time limit {args.minutes} min"
             break

@@ -7,6 +7,11 @@
 #                                 state; ARGS go to train/train_srm.py (--hid-dims, --batch, --init FILE.h5, ...)
 #   polygons MINUTES [ARGS...]    train the Counting Polygons classifier (train/train_polygons.py)
 # Prepare here first: scripts/device/prepare.sh (the .deb files the machine lacks, carried in .deps/).
+# Examples (one device call each; MINUTES is the training time, the build adds ~1 min on a fresh machine):
+#   scripts/device/train.sh throughput ep,cp,ms
+#   scripts/device/train.sh srm ep 7 --hid-dims 32,64,64,128 --batch 512 --warmup 500   (repeat: resumes)
+#   scripts/device/train.sh srm ms 7 --init models/mnist_sudoku.h5 --init-log models/mnist_sudoku_log.csv ...
+#   scripts/device/train.sh polygons 7
 set -uo pipefail
 mode=${1:?usage: scripts/device/train.sh throughput|srm|polygons ...}
 shift
@@ -72,6 +77,12 @@ srm)
   # the export must load in the C engine and compute what PyTorch computes
   if [ -f "$out/$name.h5" ]; then
     "$py" train/check_export.py "$out/$name.h5" --ipr $build/ipr 2>&1 | tee "$out/${name}_check.txt"
+    # a device call returns files of at most 16 MiB: split a larger export, reassemble with
+    #   cat NAME.h5.part* > NAME.h5 && sha256sum -c NAME.h5.sha256
+    if [ "$(stat -c %s "$out/$name.h5")" -gt $((15 * 1024 * 1024)) ]; then
+      (cd "$out" && sha256sum "$name.h5" > "$name.h5.sha256" && split -b 15M -d "$name.h5" "$name.h5.part" \
+        && rm "$name.h5" && ls -l "$name.h5".part*)
+    fi
   fi
   exit $status
   ;;
