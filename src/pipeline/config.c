@@ -48,6 +48,8 @@ static const pl_key k_schema[] = {
     {"device.batch", PL_T_INT, 0, 0, 0, "16", 1, 4096, 0, 0, NULL, 0, "chains in flight per rank (images per forward)"},
     {"device.cpu_threads", PL_T_INT, 0, 0, 0, "0", 0, 1024, 0, 0, NULL, 0,
      "BLAS threads per rank on the CPU; 0 = the node's cores / ranks on the node"},
+    {"device.host_threads", PL_T_INT, 0, 0, 0, "0", 0, 16, 0, 0, NULL, 0,
+     "threads per rank for the sampler's host work between passes; 0 = the node's cores / ranks on the node"},
     {"device.allow_gpu_sharing", PL_T_BOOL, 0, 0, 0, "false", 0, 0, 0, 0, NULL, 0,
      "let two ranks of a node use the same GPU"},
     {"sampler.order", PL_T_ENUM, 0, 0, 1, "adaptive", 0, 0, 0, 0, "parallel|random|graph|adaptive", 0,
@@ -597,6 +599,7 @@ static int resolve(const store *st, pl_config *c) {
     IPR_TRY(ipr_precision_from_name(get_s(st, "device.precision"), &c->precision));
     c->batch = (int)get_i(st, "device.batch");
     c->cpu_threads = (int)get_i(st, "device.cpu_threads");
+    c->host_threads = (int)get_i(st, "device.host_threads");
     c->allow_gpu_sharing = (int)get_i(st, "device.allow_gpu_sharing");
 
     ipr_sampler_config *s = &c->sampler;

@@ -64,6 +64,7 @@ typedef struct {
     ipr_precision precision;
     int batch;
     int cpu_threads;                               /* 0: cores of the node / ranks on the node */
+    int host_threads;                              /* sampler host threads; 0: likewise, at most 16 */
     int allow_gpu_sharing;
     ipr_sampler_config sampler;                    /* ipr_ratio and selection are set per unit */
     int n_fractions;

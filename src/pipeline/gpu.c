@@ -73,6 +73,10 @@ int pl_bind_device(const pl_config *cfg, MPI_Comm world, pl_binding *b) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     b->cpu_threads = cfg->cpu_threads > 0 ? cfg->cpu_threads : (int)(cores / (b->local_size > 0 ? b->local_size : 1));
     if (b->cpu_threads < 1) b->cpu_threads = 1;
+    /* the host work shares the node's cores too (the sampler would take them all per rank) */
+    b->host_threads = cfg->host_threads > 0 ? cfg->host_threads : (int)(cores / (b->local_size > 0 ? b->local_size : 1));
+    if (b->host_threads < 1) b->host_threads = 1;
+    if (b->host_threads > 16) b->host_threads = 16;
 
     /* no two ranks of a node on one GPU, caught by identity rather than index (complaint #9) */
     IPR_TRY_PTR(all = ipr_calloc((size_t)b->local_size, 48, "GPU identities"));
@@ -110,8 +114,8 @@ void pl_binding_json(const pl_binding *b, int rank, char *out, size_t cap) {
     if (b->kind == PL_DEVICE_CUDA) snprintf(gpu, sizeof gpu, "%d", b->gpu);
     snprintf(out, cap,
              "{\"rank\": %d, \"host\": \"%s\", \"local_rank\": %d, \"local_size\": %d, \"device\": \"%s\", "
-             "\"device_name\": \"%s\", \"gpu\": %s, \"gpu_uuid\": \"%s\", \"pci_bus\": \"%s\", \"cpu_threads\": %d, "
+             "\"device_name\": \"%s\", \"gpu\": %s, \"gpu_uuid\": \"%s\", \"pci_bus\": \"%s\", \"cpu_threads\": %d, \"host_threads\": %d, "
              "\"CUDA_VISIBLE_DEVICES\": \"%s\", \"SLURM_LOCALID\": \"%s\", \"OMPI_COMM_WORLD_LOCAL_RANK\": \"%s\"}",
-             rank, b->hostname, b->local_rank, b->local_size, pl_device_name(b->kind), b->device_name, gpu, b->gpu_uuid, b->pci_bus, b->cpu_threads, cvd ? cvd : "",
+             rank, b->hostname, b->local_rank, b->local_size, pl_device_name(b->kind), b->device_name, gpu, b->gpu_uuid, b->pci_bus, b->cpu_threads, b->host_threads, cvd ? cvd : "",
              slurm ? slurm : "", ompi ? ompi : "");
 }
