@@ -72,6 +72,12 @@ for n in 1 2 3; do
     bad "mpirun -n $n ($(tail -3 r$n.out) $(cat cmp$n.out 2>/dev/null))"
   fi
 done
+if mpirun -n 2 "$ipr" run q.yaml -o rb --set device.batch=3 --set run.units_per_request=1 --progress none > rb.out 2>&1 &&
+   $compare r0/results.h5 rb/results.h5 > cmpb.out; then
+  ok "another batch size (3) and one unit per request: the same results ($(cat cmpb.out))"
+else
+  bad "batch size 3 ($(tail -3 rb.out) $(cat cmpb.out 2>/dev/null))"
+fi
 if $py - r0/results.h5 <<'EOF'
 import sys
 import h5py

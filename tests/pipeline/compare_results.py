@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """compare_results.py A.h5 B.h5: exit 0 when two results.h5 files hold the same results.
 
-Every dataset is compared element by element, except those that record where and when units ran
-(/timing/*, /meta/provenance_json, /meta/operational_json: batch size, threads..., /meta/{host,session,device}_names); root attributes likewise except
-run_id. Prints the first differences and exits 1 otherwise."""
+Every dataset is compared element by element, except those that record where, when and how units ran
+(/timing/*, /meta/provenance_json, /meta/operational_json (batch size, threads), and
+/meta/{host,session,device}_names); root attributes likewise except run_id. Prints the first
+differences and exits 1 otherwise."""
 import sys
 
 import h5py
