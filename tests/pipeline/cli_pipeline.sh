@@ -39,7 +39,7 @@ seeds: [11]
 output: {keep_images: true}
 run: {progress_interval: 0.5}
 EOF
-sed -e 's/count: 8, per_unit: 2/count: 32, per_unit: 2/' -e 's/keep_images: true/keep_images: false/' q.yaml > q32.yaml
+sed -e 's/count: 8, per_unit: 2/count: 24, per_unit: 2/' -e 's/keep_images: true/keep_images: false/' q.yaml > q24.yaml
 
 # children PID: the processes whose parent is PID (the ranks mpirun started), from /proc (no procps needed)
 children() {
@@ -159,9 +159,9 @@ else
 fi
 
 # ---- crashes and interruptions resume to the same results ----
-mpirun -n 3 "$ipr" run q32.yaml -o ref32 --progress none > ref32.out 2>&1 || bad "reference run of q32 ($(tail -3 ref32.out))"
+mpirun -n 3 "$ipr" run q24.yaml -o ref24 --progress none > ref24.out 2>&1 || bad "reference run of q24 ($(tail -3 ref24.out))"
 # kill -9 of one rank, then the same command
-mpirun -n 2 "$ipr" run q32.yaml -o k1 --progress none > k1.out 2>&1 &
+mpirun -n 2 "$ipr" run q24.yaml -o k1 --progress none > k1.out 2>&1 &
 mp=$!
 pids+=("$mp")
 if commits 2 k1; then
@@ -172,39 +172,39 @@ wait "$mp"
 rc=$?
 done_before=$(cat k1/journal/*.jsonl 2>/dev/null | wc -l)
 if [ $rc -ne 0 ] && [ ! -e k1/DONE ] && [ ! -e k1/results.h5 ] &&
-   mpirun -n 2 "$ipr" run q32.yaml -o k1 --progress none > k1b.out 2>&1 &&
-   grep -qE "32 units done \(([0-9]|[12][0-9]|3[01]) this session\)" k1b.out && $compare ref32/results.h5 k1/results.h5 > k1.cmp; then
+   mpirun -n 2 "$ipr" run q24.yaml -o k1 --progress none > k1b.out 2>&1 &&
+   grep -qE "24 units done \(([0-9]|1[0-9]|2[0-3]) this session\)" k1b.out && $compare ref24/results.h5 k1/results.h5 > k1.cmp; then
   ok "kill -9 of a rank ($done_before commits before): resumed, same results ($(grep -o '([0-9]* this session)' k1b.out))"
 else
   bad "kill -9 of a rank (rc=$rc, $(tail -3 k1b.out 2>/dev/null) $(cat k1.cmp 2>/dev/null))"
 fi
 # kill -9 of mpirun, then resumed on another world size (no mpirun at all)
-mpirun -n 2 "$ipr" run q32.yaml -o k2 --progress none > k2.out 2>&1 &
+mpirun -n 2 "$ipr" run q24.yaml -o k2 --progress none > k2.out 2>&1 &
 mp=$!
 pids+=("$mp")
 commits 2 k2 && kill -9 "$mp"
 wait "$mp"
 sleep 1
-if [ ! -e k2/DONE ] && "$ipr" run q32.yaml -o k2 --progress none > k2b.out 2>&1 &&
-   grep -qE "32 units done \(([0-9]|[12][0-9]|3[01]) this session\)" k2b.out && $compare ref32/results.h5 k2/results.h5 > k2.cmp; then
+if [ ! -e k2/DONE ] && "$ipr" run q24.yaml -o k2 --progress none > k2b.out 2>&1 &&
+   grep -qE "24 units done \(([0-9]|1[0-9]|2[0-3]) this session\)" k2b.out && $compare ref24/results.h5 k2/results.h5 > k2.cmp; then
   ok "kill -9 of mpirun: resumed on 1 rank, same results ($(grep -o '([0-9]* this session)' k2b.out))"
 else
   bad "kill -9 of mpirun ($(tail -3 k2b.out 2>/dev/null) $(cat k2.cmp 2>/dev/null))"
 fi
 # SIGUSR1 to mpirun (Slurm's --signal): drain, exit 3, resume
-mpirun -n 2 "$ipr" run q32.yaml -o k3 --progress none > k3.out 2>&1 &
+mpirun -n 2 "$ipr" run q24.yaml -o k3 --progress none > k3.out 2>&1 &
 mp=$!
 pids+=("$mp")
 commits 1 k3 && kill -USR1 "$mp"
 wait "$mp"
 rc=$?
 if [ $rc -eq 3 ] && grep -q '"state": "interrupted"' k3/status.json && [ ! -e k3/DONE ] &&
-   mpirun -n 3 "$ipr" run q32.yaml -o k3 --progress none > k3b.out 2>&1 && $compare ref32/results.h5 k3/results.h5 > k3.cmp; then
+   mpirun -n 3 "$ipr" run q24.yaml -o k3 --progress none > k3b.out 2>&1 && $compare ref24/results.h5 k3/results.h5 > k3.cmp; then
   ok "SIGUSR1: drained with exit 3, status interrupted; resumed on 3 ranks, same results"
 else
   bad "SIGUSR1 drain (rc=$rc, $(tail -3 k3.out) $(cat k3.cmp 2>/dev/null))"
 fi
-if "$ipr" status k3 > status.out 2>&1 && grep -q "units: 32 of 32 committed" status.out && grep -q "complete" status.out; then
+if "$ipr" status k3 > status.out 2>&1 && grep -q "units: 24 of 24 committed" status.out && grep -q "complete" status.out; then
   ok "ipr status: $(head -2 status.out | tail -1)"
 else
   bad "ipr status ($(cat status.out))"
