@@ -13,6 +13,13 @@ int ipr_cmd_datagen(int argc, char **argv);
 int ipr_cmd_forward(int argc, char **argv);
 int ipr_cmd_bench(int argc, char **argv);
 int ipr_cmd_sample(int argc, char **argv);
+/* the evaluation pipeline (src/pipeline) */
+int ipr_cmd_run(int argc, char **argv);
+int ipr_cmd_plan(int argc, char **argv);
+int ipr_cmd_status(int argc, char **argv);
+int ipr_cmd_merge(int argc, char **argv);
+int ipr_cmd_bundle(int argc, char **argv);
+int ipr_cmd_verify(int argc, char **argv);
 
 /* Print the recorded error as "ipr CMD: error: ..." and return IPR_EXIT_USAGE. */
 int ipr_cli_fail(const char *cmd);

@@ -1,9 +1,12 @@
 /* main.c: the `ipr` command: dispatches argv[1] to a subcommand, prints --help and --version.
  * Every subcommand reports failures as one line naming what and where, with a non-zero exit. */
 #define _POSIX_C_SOURCE 200809L
+#include <archive.h>
 #include <hdf5.h>
+#include <mpi.h>
 #include <stdio.h>
 #include <string.h>
+#include <yaml.h>
 #include <zlib.h>
 
 #include "cli.h"
@@ -21,6 +24,13 @@ static const struct {
     {"forward", ipr_cmd_forward, "run the SRM U-Net once over a batch in an HDF5 file (CPU or CUDA)"},
     {"bench", ipr_cmd_bench, "U-Net forward passes per second on the CPU and the GPU (a benchmark, not a test)"},
     {"sample", ipr_cmd_sample, "SRM generation + IPR refinement of benchmark instances, scores per iteration"},
+    {"run", ipr_cmd_run, "evaluate IPR over a config's grid (MPI, resumable); results.h5 and summaries"},
+    {"plan", ipr_cmd_plan, "print the work units, network passes and estimated time of a config (dry run)"},
+    {"show-config", ipr_cmd_plan, "print a config resolved (canonical JSON) and its SHA-256"},
+    {"status", ipr_cmd_status, "progress of a run directory (safe while it runs)"},
+    {"merge", ipr_cmd_merge, "merge a run's committed segments into results.h5 (after --shard job arrays)"},
+    {"bundle", ipr_cmd_bundle, "write a reproducible archive of a finished run"},
+    {"verify", ipr_cmd_verify, "check a bundle or a run directory (exit 4 when it fails)"},
 };
 #define NUM_COMMANDS (sizeof k_commands / sizeof k_commands[0])
 
@@ -36,12 +46,17 @@ static void print_version(void) {
     H5get_libversion(&maj, &min, &rel);
     printf("ipr %s (git %s)\n", IPR_VERSION, IPR_GIT_SHA);
     printf("  HDF5 %u.%u.%u, zlib %s\n", maj, min, rel, zlibVersion());
+    /* the evaluation pipeline's libraries (MPI_Get_library_version may be called before MPI_Init) */
+    char mpi[MPI_MAX_LIBRARY_VERSION_STRING] = "unknown";
+    int len = 0;
+    if (MPI_Get_library_version(mpi, &len) == MPI_SUCCESS) mpi[strcspn(mpi, ",\n")] = '\0';
+    printf("  %s, %s, libyaml %s\n", mpi, archive_version_string(), yaml_get_version_string());
 }
 
 static void print_help(void) {
     printf("usage: ipr COMMAND [OPTIONS]\n\n"
            "Evaluate Iterative Partial Refinement (IPR) on SRM diffusion models.\n\ncommands:\n");
-    for (size_t i = 0; i < NUM_COMMANDS; ++i) printf("  %-10s %s\n", k_commands[i].name, k_commands[i].summary);
+    for (size_t i = 0; i < NUM_COMMANDS; ++i) printf("  %-12s %s\n", k_commands[i].name, k_commands[i].summary);
     printf("\n`ipr COMMAND --help` describes a command. `ipr --version` prints versions.\n"
            "exit codes: 0 ok, 1 usage/config/input error, 2 finished with failed units,\n"
            "            3 interrupted (resumable), 4 verification failed.\n");

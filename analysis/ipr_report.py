@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""ipr_report.py: figures and tables of one `ipr run`.
+
+usage: ipr_report.py RUN_DIR|results.h5 [--output DIR] [--title TEXT]
+
+Writes into DIR (default RUN_DIR/report):
+  valid_vs_iterations.png   valid rate against IPR iterations k, one line per resampling fraction, shaded
+                            95% Wilson intervals; one panel per (model, selection)
+  compute_matched.png       the same rates against network passes spent per chain (mean nfe at k): which
+                            fraction buys the most validity per unit of compute
+  table.md, table.csv       the numbers (CSV: every k; Markdown: a few k)
+"""
+import argparse
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ipr_results as R  # noqa: E402
+
+
+def panels(c):
+    keys = []
+    for key, _ in R.groups(c, by=("model", "selection")):
+        keys.append(key)
+    return keys
+
+
+def plot(c, x_key, xlabel, path, title):
+    keys = panels(c)
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 4.0), squeeze=False)
+    fractions = sorted(set(float(f) for f in c["fraction"]))
+    cmap = plt.get_cmap("viridis")
+    for ax, (model, sel) in zip(axes[0], keys):
+        for j, fr in enumerate(fractions):
+            m = (c["model"] == model) & (c["selection"] == sel) & (c["fraction"] == np.float32(fr))
+            if not m.any():
+                continue
+            order = np.argsort(c["iteration"][m])
+            x = np.asarray(c[x_key][m], dtype=float)[order]
+            color = cmap(j / max(1, len(fractions) - 1))
+            ax.plot(x, c["rate"][m][order], marker="o", ms=3, color=color, label=f"fraction {fr:g}")
+            ax.fill_between(x, c["lo95"][m][order], c["hi95"][m][order], color=color, alpha=0.18, lw=0)
+        n = int(c["n"][(c["model"] == model) & (c["selection"] == sel)].max())
+        ax.set_title(f"{model}, {sel} selection (n = {n} chains per point)", fontsize=9)
+        ax.set_xlabel(xlabel)
+        if x_key == "iteration":
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_ylabel("valid rate")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("run", help="run directory or results.h5")
+    ap.add_argument("--output", help="output directory (default RUN_DIR/report)")
+    ap.add_argument("--title", help="figure title")
+    a = ap.parse_args(argv)
+    m = R.meta(a.run)
+    c = R.curves(a.run)
+    if not len(c["iteration"]):
+        print("ipr_report: the run has no results rows", file=sys.stderr)
+        return 1
+    out = a.output or os.path.join(a.run if os.path.isdir(a.run) else os.path.dirname(a.run), "report")
+    os.makedirs(out, exist_ok=True)
+    limited = " [LIMITED RUN]" if int(m.get("limited", 0)) else ""
+    title = a.title or (f"{m.get('benchmark', '?')}: valid rate with 95% Wilson intervals (run {m.get('run_id', '?')[:8]})"
+                        + limited)
+    plot(c, "iteration", "IPR iterations k", os.path.join(out, "valid_vs_iterations.png"), title)
+    plot(c, "mean_nfe", "network passes per chain (mean, up to k)", os.path.join(out, "compute_matched.png"),
+         title + ": compute-matched")
+    R.write_table(c, os.path.join(out, "table.csv"), os.path.join(out, "table.md"), f"# {title}")
+    print(f"ipr_report: {out}/valid_vs_iterations.png, compute_matched.png, table.md, table.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,797 @@
+/* coord.c: master/worker scheduling over MPI (pipeline-notes 7): a central queue in LPT order on rank 0,
+ * batches handed out on request with one request kept in flight per worker, retries, drain on signals,
+ * progress on the terminal or in logs, status.json, and the final merge. */
+#define _POSIX_C_SOURCE 200809L
+#include "pipeline/coord.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pipeline/check.h"
+#include "pipeline/json.h"
+#include "pipeline/merge.h"
+#include "pipeline/segment.h"
+
+enum { TAG_REQ = 1, TAG_DONE = 2, TAG_BEAT = 3, TAG_FINAL = 4, TAG_ASSIGN = 10, TAG_DRAIN = 11, TAG_BYE = 12 };
+enum { ST_OK = 0, ST_FAILED = 1, ST_RETURNED = 2 };
+enum { U_PENDING = 0, U_ASSIGNED = 1, U_DONE = 2, U_FAILED = 3, U_OUT = 4 };
+
+#define MAX_CHUNK 4096
+/* Batches a worker asks for ahead of the one it runs. Rank 0 answers requests only between its own
+ * chains, so a worker keeps PREFETCH requests in flight to ride out one of rank 0's batches. */
+#define PREFETCH 2
+
+/* ---------------- signals ---------------- */
+
+static volatile sig_atomic_t g_signal;
+
+static void on_signal(int sig) { g_signal = sig; }
+
+void pl_signals_install(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND; /* a second signal takes the default action: stop at once */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+int pl_signal_received(void) { return (int)g_signal; }
+
+/* ---------------- shared rank state ---------------- */
+
+typedef struct {
+    const pl_coord_opts *o;
+    pl_exec *x;
+    const pl_binding *b;
+    MPI_Comm comm;
+    int rank, size;
+    pl_journal journal;
+    int seq;                 /* segments written by this rank */
+    double last_beat;
+    int chunk_chains_done;   /* progress inside the running batch */
+    /* rank 0 only */
+    int *ustate, *attempt, *session_tries;
+    int *retry, n_retry;
+    int *queue, q_head, q_len;
+    int *outstanding, *waiting, *final, *units_by_rank, *busy; /* waiting: unanswered requests per rank */
+    double *last_seen;
+    int *chains_partial;
+    char (*hosts)[64];
+    char (*devices)[128];
+    int in_scope, done_before, done_now, failed, pending;
+    uint64_t chains_done;
+    double nfe_done, nfe_left;
+    int draining, stopping, interrupted;
+    int own_busy;            /* units in rank 0's own running batch */
+    double t_start, last_tick, last_status, last_line;
+    int tty;
+    int chunk_max;
+} rank_state;
+
+static double now(void) { return pl_now(); }
+
+static void fmt_duration(double s, char *out, size_t cap) {
+    if (!isfinite(s) || s < 0) {
+        snprintf(out, cap, "?");
+        return;
+    }
+    long t = (long)(s + 0.5);
+    if (t >= 3600)
+        snprintf(out, cap, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+    else if (t >= 60)
+        snprintf(out, cap, "%ldm%02lds", t / 60, t % 60);
+    else
+        snprintf(out, cap, "%lds", t);
+}
+
+/* ---------------- rank 0: queue ---------------- */
+
+static int take_chunk(rank_state *s, int *units, int *attempts, int max) {
+    const pl_plan *p = s->o->plan;
+    int n = 0, group = -1;
+    /* retries first, one grid point at a time */
+    for (int i = s->n_retry - 1; i >= 0 && n < max; --i) {
+        int u = s->retry[i];
+        if (group >= 0 && p->units[u].group != group) continue;
+        group = p->units[u].group;
+        units[n] = u;
+        attempts[n] = ++s->attempt[u];
+        s->session_tries[u]++;
+        n++;
+        memmove(&s->retry[i], &s->retry[i + 1], (size_t)(s->n_retry - i - 1) * sizeof(int));
+        s->n_retry--;
+    }
+    if (n > 0) goto out;
+    while (s->q_head < s->q_len && s->ustate[s->queue[s->q_head]] != U_PENDING) s->q_head++;
+    if (s->q_head == s->q_len) return 0;
+    /* the head, then units of the same grid point close behind it in the hand-out order */
+    int window = s->q_head + 8 * max + 64;
+    if (window > s->q_len) window = s->q_len;
+    for (int i = s->q_head; i < window && n < max; ++i) {
+        int u = s->queue[i];
+        if (s->ustate[u] != U_PENDING) continue;
+        if (group >= 0 && p->units[u].group != group) continue;
+        group = p->units[u].group;
+        units[n] = u;
+        attempts[n] = ++s->attempt[u];
+        s->session_tries[u]++;
+        n++;
+    }
+out:
+    for (int i = 0; i < n; ++i) {
+        s->ustate[units[i]] = U_ASSIGNED;
+        s->pending--;
+    }
+    return n;
+}
+
+static int has_work(const rank_state *s) { return s->pending > 0; }
+
+static void unit_finished(rank_state *s, int u, int status) {
+    const pl_config *cfg = s->o->cfg;
+    const pl_unit *un = &s->o->plan->units[u];
+    if (status == ST_OK) {
+        s->ustate[u] = U_DONE;
+        s->done_now++;
+        s->chains_done += un->count;
+        s->nfe_done += un->nfe;
+        s->nfe_left -= un->nfe;
+        return;
+    }
+    if (status == ST_RETURNED) { /* a drained worker gives back a batch it did not start */
+        s->ustate[u] = U_PENDING;
+        s->attempt[u]--;
+        s->session_tries[u]--;
+        s->retry[s->n_retry++] = u;
+        s->pending++;
+        return;
+    }
+    if (s->session_tries[u] <= cfg->retries) {
+        s->ustate[u] = U_PENDING;
+        s->retry[s->n_retry++] = u;
+        s->pending++;
+        pl_logf(IPR_LOG_WARN, "unit %016llx failed (attempt %d); retrying", (unsigned long long)un->id, s->attempt[u]);
+        return;
+    }
+    s->ustate[u] = U_FAILED;
+    s->failed++;
+    s->nfe_left -= un->nfe;
+    pl_logf(IPR_LOG_ERROR, "unit %016llx failed %d time(s); giving up on it", (unsigned long long)un->id,
+            s->session_tries[u]);
+    if (cfg->has_max_failures && s->failed > cfg->max_failures && !s->stopping) {
+        s->stopping = 1;
+        pl_logf(IPR_LOG_ERROR, "%d failed units exceed run.max_failures = %d: handing out no more work", s->failed,
+                cfg->max_failures);
+    }
+}
+
+/* ---------------- progress and status.json ---------------- */
+
+static int write_status(rank_state *s, const char *state) {
+    const pl_run *run = s->o->run;
+    pl_buf b;
+    pl_buf_init(&b);
+    double t = now(), el = t - s->t_start;
+    double rate = el > 0 ? (double)(s->chains_done) / el : 0.0;
+    double nrate = el > 0 ? s->nfe_done / el : 0.0;
+    double eta = nrate > 0 ? s->nfe_left / nrate : -1.0;
+    char stamp[32];
+    pl_utc_stamp((int64_t)t, stamp, sizeof stamp, 0);
+    pl_buf_printf(&b, "{\n  \"format\": \"ipr-status\",\n  \"run_id\": \"%s\",\n  \"session\": \"%s\",\n  \"state\": \"%s\",\n",
+                  run->run_id, run->session, state);
+    pl_buf_printf(&b, "  \"updated\": \"%s\",\n  \"updated_epoch\": %.3f,\n  \"started_epoch\": %.3f,\n", stamp, t,
+                  s->t_start);
+    pl_buf_printf(&b, "  \"progress_interval\": %.3f,\n  \"world_size\": %d,\n  \"shard\": ", s->o->cfg->progress_interval,
+                  s->size);
+    if (s->o->nshards > 0)
+        pl_buf_printf(&b, "\"%d/%d\",\n", s->o->shard, s->o->nshards);
+    else
+        pl_buf_add(&b, "null,\n");
+    pl_buf_printf(&b,
+                  "  \"units_total\": %d,\n  \"units_in_scope\": %d,\n  \"units_done\": %d,\n  \"units_done_before\": %d,\n"
+                  "  \"units_failed\": %d,\n  \"units_pending\": %d,\n",
+                  s->o->plan->n_units, s->in_scope, s->done_before + s->done_now, s->done_before, s->failed,
+                  s->in_scope - s->done_before - s->done_now - s->failed);
+    pl_buf_printf(&b, "  \"chains_done\": %llu,\n  \"chains_per_s\": %.4f,\n  \"eta_s\": ", (unsigned long long)s->chains_done,
+                  rate);
+    if (eta >= 0)
+        pl_buf_printf(&b, "%.1f,\n", eta);
+    else
+        pl_buf_add(&b, "null,\n");
+    pl_buf_add(&b, "  \"ranks\": [");
+    for (int r = 0; r < s->size; ++r) {
+        double seen = r == 0 ? t : s->last_seen[r];
+        int busy = r == 0 ? s->own_busy > 0 : s->outstanding[r] > 0;
+        int hang = busy && t - seen > 3.0 * s->o->cfg->progress_interval && r != 0;
+        pl_buf_printf(&b,
+                      "%s\n    {\"rank\": %d, \"host\": \"%s\", \"device\": \"%s\", \"last_heartbeat_epoch\": %.3f, "
+                      "\"units_done\": %d, \"busy\": %s, \"finished\": %s, \"suspect_hang\": %s}",
+                      r ? "," : "", r, s->hosts[r], s->devices[r], seen, s->units_by_rank[r], busy ? "true" : "false",
+                      (r && s->final[r]) ? "true" : "false", hang ? "true" : "false");
+    }
+    pl_buf_add(&b, "\n  ]\n}\n");
+    int rc = IPR_ERR;
+    if (pl_buf_ok(&b) == IPR_OK) {
+        char path[PL_PATH_MAX + 32];
+        pl_run_path(run, "status.json", path, sizeof path);
+        rc = pl_write_file_atomic(path, b.data, b.len);
+    }
+    pl_buf_free(&b);
+    return rc;
+}
+
+static void progress_line(rank_state *s, char *out, size_t cap) {
+    double el = now() - s->t_start;
+    int done = s->done_before + s->done_now;
+    double pct = s->in_scope > 0 ? 100.0 * done / s->in_scope : 100.0;
+    uint64_t partial = s->chains_done;
+    for (int r = 0; r < s->size; ++r) partial += (uint64_t)s->chains_partial[r];
+    double rate = el > 0 ? (double)partial / el : 0.0;
+    double nrate = el > 0 ? s->nfe_done / el : 0.0;
+    char eta[32];
+    fmt_duration(nrate > 0 ? s->nfe_left / nrate : -1.0, eta, sizeof eta);
+    snprintf(out, cap, "[%3.0f%%] %d/%d units | %.2f chains/s | ETA %s | failed %d | ranks %d%s", pct, done, s->in_scope,
+             rate, eta, s->failed, s->size, s->draining ? " | draining" : "");
+}
+
+static void tick(rank_state *s, int force) {
+    double t = now();
+    if (s->o->progress != PL_PROGRESS_NONE) {
+        char line[256];
+        if (s->tty && (force || t - s->last_line >= 0.5)) {
+            progress_line(s, line, sizeof line);
+            fprintf(stdout, "\r%s\033[K", line);
+            fflush(stdout);
+            s->last_line = t;
+        } else if (!s->tty && (force || t - s->last_line >= s->o->cfg->progress_interval)) {
+            progress_line(s, line, sizeof line);
+            fprintf(stdout, "%s\n", line);
+            fflush(stdout);
+            s->last_line = t;
+        }
+    }
+    if (force || t - s->last_status >= s->o->cfg->progress_interval) {
+        if (write_status(s, s->draining ? "draining" : "running") != IPR_OK) {
+            pl_logf(IPR_LOG_WARN, "status.json: %s", ipr_error_message());
+            ipr_error_clear();
+        }
+        char line[256];
+        progress_line(s, line, sizeof line);
+        pl_logf(IPR_LOG_INFO, "%s", line);
+        s->last_status = t;
+    }
+}
+
+/* ---------------- rank 0: servicing messages ---------------- */
+
+static int send_assign(rank_state *s, int w, const int *units, const int *attempts, int n) {
+    int64_t buf[1 + 2 * MAX_CHUNK];
+    buf[0] = n;
+    for (int i = 0; i < n; ++i) {
+        buf[1 + 2 * i] = units[i];
+        buf[2 + 2 * i] = attempts[i];
+    }
+    IPR_MPI(MPI_Send(buf, 1 + 2 * n, MPI_INT64_T, w, TAG_ASSIGN, s->comm));
+    s->outstanding[w] += n;
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+static int may_get_work(const rank_state *s) {
+    if (s->draining || s->stopping) return 0;
+    if (has_work(s)) return 1;
+    /* failures of units still running elsewhere could come back as retries */
+    if (s->own_busy > 0) return 1;
+    for (int r = 1; r < s->size; ++r)
+        if (s->outstanding[r] > 0) return 1;
+    return 0;
+}
+
+static int service(rank_state *s) {
+    int64_t buf[3 + 2 * MAX_CHUNK];
+    int units[MAX_CHUNK], attempts[MAX_CHUNK];
+    if (pl_signal_received() && !s->draining) {
+        s->draining = 1;
+        s->interrupted = 1;
+        pl_logf(IPR_LOG_WARN, "signal %d: draining (running batches finish and commit; run again to resume)",
+                pl_signal_received());
+        for (int r = 1; r < s->size; ++r)
+            if (!s->final[r]) {
+                int64_t z = 0;
+                IPR_MPI(MPI_Send(&z, 1, MPI_INT64_T, r, TAG_DRAIN, s->comm));
+            }
+        tick(s, 1);
+    }
+    for (;;) {
+        int flag = 0, count = 0;
+        MPI_Status stt;
+        IPR_MPI(MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, s->comm, &flag, &stt));
+        if (!flag) break;
+        IPR_MPI(MPI_Get_count(&stt, MPI_INT64_T, &count));
+        IPR_CHECK(count >= 1 && count <= (int)(sizeof buf / sizeof buf[0]), "bad message of %d values", count);
+        int w = stt.MPI_SOURCE;
+        IPR_MPI(MPI_Recv(buf, count, MPI_INT64_T, w, stt.MPI_TAG, s->comm, MPI_STATUS_IGNORE));
+        s->last_seen[w] = now();
+        switch (stt.MPI_TAG) {
+        case TAG_REQ:
+            s->waiting[w]++;
+            break;
+        case TAG_DONE: {
+            int n = (int)buf[0];
+            s->chains_partial[w] = 0;
+            for (int i = 0; i < n; ++i) {
+                int u = (int)buf[3 + 2 * i], st = (int)buf[4 + 2 * i];
+                unit_finished(s, u, st);
+                if (st == ST_OK) s->units_by_rank[w]++;
+            }
+            s->outstanding[w] -= n;
+            break;
+        }
+        case TAG_BEAT:
+            s->chains_partial[w] = (int)buf[0];
+            break;
+        case TAG_FINAL: {
+            int64_t z = 0;
+            s->final[w] = 1;
+            s->waiting[w] = 0;
+            IPR_MPI(MPI_Send(&z, 1, MPI_INT64_T, w, TAG_BYE, s->comm));
+            break;
+        }
+        default: IPR_FAIL("unexpected message tag %d from rank %d", stt.MPI_TAG, w);
+        }
+    }
+    /* answer waiting requests: work, or stop once no more can appear (a request for more work is deferred
+     * while batches elsewhere may fail and come back as retries) */
+    for (int w = 1; w < s->size; ++w) {
+        while (s->waiting[w] > 0) {
+            if (!s->draining && !s->stopping && has_work(s)) {
+                int n = take_chunk(s, units, attempts, s->chunk_max);
+                IPR_TRY(send_assign(s, w, units, attempts, n));
+            } else if (!may_get_work(s)) {
+                IPR_TRY(send_assign(s, w, units, attempts, 0));
+            } else {
+                break;
+            }
+            s->waiting[w]--;
+        }
+    }
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+/* ---------------- running a batch (any rank) ---------------- */
+
+static void on_chain(int done, int total, void *ctx) {
+    rank_state *s = ctx;
+    (void)total;
+    s->chunk_chains_done = done;
+    if (s->rank == 0) {
+        s->chains_partial[0] = done;
+        if (service(s) != IPR_OK) {
+            pl_logf(IPR_LOG_ERROR, "coordinator: %s", ipr_error_message());
+            ipr_error_clear();
+        }
+        tick(s, 0);
+        return;
+    }
+    double t = now();
+    if (t - s->last_beat >= 0.5 * s->o->cfg->progress_interval || t - s->last_beat >= 5.0) {
+        int64_t v = done;
+        if (MPI_Send(&v, 1, MPI_INT64_T, 0, TAG_BEAT, s->comm) != MPI_SUCCESS) pl_logf(IPR_LOG_WARN, "heartbeat failed");
+        s->last_beat = t;
+    }
+}
+
+/* Run a batch, commit its segment and journal record (or journal its failure). status[i] per unit. */
+static void run_batch(rank_state *s, const int *units, const int *attempts, int n, int *status, uint64_t *chains,
+                      double *wall) {
+    const pl_plan *plan = s->o->plan;
+    pl_rows rows;
+    pl_rows_init(&rows, plan->grid.C, plan->grid.H, plan->grid.W);
+    pl_batch_info info;
+    memset(&info, 0, sizeof info);
+    info.rank = s->rank;
+    info.world_size = s->size;
+    info.hostname = s->b->hostname;
+    info.session = s->o->run->session;
+    info.run_id = s->o->run->run_id;
+    info.config_sha256 = plan->grid.config_sha256;
+    info.device_name = pl_exec_device_name(s->x);
+    s->chunk_chains_done = 0;
+    *chains = 0;
+    *wall = 0;
+    char rel[PL_PATH_MAX], sha[65];
+    int ok = pl_exec_run(s->x, units, attempts, n, &rows, &info, on_chain, s) == IPR_OK &&
+             pl_segment_write(s->o->run, &rows, &info, s->seq, rel, sizeof rel, sha) == IPR_OK;
+    if (ok) {
+        uint64_t ids[MAX_CHUNK];
+        for (int i = 0; i < n; ++i) ids[i] = plan->units[units[i]].id;
+        ok = pl_journal_commit(&s->journal, rel, sha, ids, n, rows.chains.n, info.wall_s) == IPR_OK;
+    }
+    s->seq++;
+    if (ok) {
+        for (int i = 0; i < n; ++i) status[i] = ST_OK;
+        *chains = rows.chains.n;
+        *wall = info.wall_s;
+        pl_logf(IPR_LOG_INFO, "committed %s: %d unit(s), %llu chains in %.2f s", rel, n, (unsigned long long)rows.chains.n,
+                info.wall_s);
+    } else {
+        char reason[1024];
+        snprintf(reason, sizeof reason, "%s (at %s)", ipr_error_message(), ipr_error_origin());
+        pl_logf(IPR_LOG_ERROR, "batch of %d unit(s) failed: %s", n, reason);
+        ipr_error_clear();
+        for (int i = 0; i < n; ++i) {
+            status[i] = ST_FAILED;
+            if (pl_journal_fail(&s->journal, plan->units[units[i]].id, attempts[i], reason) != IPR_OK) {
+                pl_logf(IPR_LOG_ERROR, "journal: %s", ipr_error_message());
+                ipr_error_clear();
+            }
+        }
+    }
+    pl_rows_free(&rows);
+}
+
+/* ---------------- worker ---------------- */
+
+static int recv_assign(rank_state *s, int *units, int *attempts, int *n, int *drained) {
+    int64_t buf[1 + 2 * MAX_CHUNK];
+    for (;;) {
+        MPI_Status stt;
+        IPR_MPI(MPI_Recv(buf, (int)(sizeof buf / sizeof buf[0]), MPI_INT64_T, 0, MPI_ANY_TAG, s->comm, &stt));
+        if (stt.MPI_TAG == TAG_DRAIN) {
+            *drained = 1;
+            continue;
+        }
+        IPR_CHECK(stt.MPI_TAG == TAG_ASSIGN, "worker: unexpected message tag %d", stt.MPI_TAG);
+        *n = (int)buf[0];
+        for (int i = 0; i < *n; ++i) {
+            units[i] = (int)buf[1 + 2 * i];
+            attempts[i] = (int)buf[2 + 2 * i];
+        }
+        return IPR_OK;
+    }
+fail:
+    return IPR_ERR;
+}
+
+static int send_done(rank_state *s, const int *units, const int *status, int n, uint64_t chains, double wall) {
+    int64_t buf[3 + 2 * MAX_CHUNK];
+    buf[0] = n;
+    buf[1] = (int64_t)chains;
+    buf[2] = (int64_t)(wall * 1000.0);
+    for (int i = 0; i < n; ++i) {
+        buf[3 + 2 * i] = units[i];
+        buf[4 + 2 * i] = status[i];
+    }
+    IPR_MPI(MPI_Send(buf, 3 + 2 * n, MPI_INT64_T, 0, TAG_DONE, s->comm));
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+/* A worker's batches received ahead of time, first in first out. */
+typedef struct {
+    int n[PREFETCH + 1];
+    int units[PREFETCH + 1][MAX_CHUNK], attempts[PREFETCH + 1][MAX_CHUNK];
+    int head, len;
+} batch_queue;
+
+static int worker_loop(rank_state *s) {
+    static batch_queue q;
+    static int cur[MAX_CHUNK], cur_att[MAX_CHUNK], status[MAX_CHUNK], tmp_u[MAX_CHUNK], tmp_a[MAX_CHUNK];
+    int asked = 0, stopped = 0, drained = 0;
+    int64_t z = 0;
+    memset(&q, 0, sizeof q);
+    for (; asked < PREFETCH; ++asked) IPR_MPI(MPI_Send(&z, 1, MPI_INT64_T, 0, TAG_REQ, s->comm));
+    for (;;) {
+        /* wait for a batch, or for every request to be answered with "stop" */
+        while (q.len == 0 && asked > 0) {
+            int n = 0;
+            IPR_TRY(recv_assign(s, tmp_u, tmp_a, &n, &drained));
+            asked--;
+            if (n == 0) {
+                stopped = 1;
+                continue;
+            }
+            int slot = (q.head + q.len) % (PREFETCH + 1);
+            q.n[slot] = n;
+            memcpy(q.units[slot], tmp_u, (size_t)n * sizeof(int));
+            memcpy(q.attempts[slot], tmp_a, (size_t)n * sizeof(int));
+            q.len++;
+        }
+        if (q.len == 0) break;
+        int n = q.n[q.head];
+        memcpy(cur, q.units[q.head], (size_t)n * sizeof(int));
+        memcpy(cur_att, q.attempts[q.head], (size_t)n * sizeof(int));
+        q.head = (q.head + 1) % (PREFETCH + 1);
+        q.len--;
+        if (drained || pl_signal_received()) {
+            /* give back every batch not started, including those still to arrive */
+            for (int i = 0; i < n; ++i) status[i] = ST_RETURNED;
+            IPR_TRY(send_done(s, cur, status, n, 0, 0.0));
+            continue;
+        }
+        if (!stopped) { /* keep PREFETCH requests in flight */
+            IPR_MPI(MPI_Send(&z, 1, MPI_INT64_T, 0, TAG_REQ, s->comm));
+            asked++;
+        }
+        uint64_t chains = 0;
+        double wall = 0;
+        run_batch(s, cur, cur_att, n, status, &chains, &wall);
+        IPR_TRY(send_done(s, cur, status, n, chains, wall));
+        /* take in batches that arrived meanwhile, so that a DRAIN behind them is seen before the next one */
+        for (;;) {
+            int flag = 0;
+            IPR_MPI(MPI_Iprobe(0, MPI_ANY_TAG, s->comm, &flag, MPI_STATUS_IGNORE));
+            if (!flag || asked == 0 || q.len == PREFETCH + 1) break;
+            int m = 0;
+            IPR_TRY(recv_assign(s, tmp_u, tmp_a, &m, &drained));
+            asked--;
+            if (m == 0) {
+                stopped = 1;
+                continue;
+            }
+            int slot = (q.head + q.len) % (PREFETCH + 1);
+            q.n[slot] = m;
+            memcpy(q.units[slot], tmp_u, (size_t)m * sizeof(int));
+            memcpy(q.attempts[slot], tmp_a, (size_t)m * sizeof(int));
+            q.len++;
+        }
+    }
+    /* leave: FINAL, then wait for BYE (a DRAIN sent meanwhile is received on the way) */
+    IPR_MPI(MPI_Send(&z, 1, MPI_INT64_T, 0, TAG_FINAL, s->comm));
+    for (;;) {
+        int64_t v;
+        MPI_Status stt;
+        IPR_MPI(MPI_Recv(&v, 1, MPI_INT64_T, 0, MPI_ANY_TAG, s->comm, &stt));
+        if (stt.MPI_TAG == TAG_BYE) break;
+    }
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+/* ---------------- rank 0 ---------------- */
+
+static int coordinator_loop(rank_state *s) {
+    static int units[MAX_CHUNK], attempts[MAX_CHUNK], status[MAX_CHUNK];
+    for (;;) {
+        IPR_TRY(service(s));
+        tick(s, 0);
+        if (!s->draining && !s->stopping && has_work(s)) {
+            int n = take_chunk(s, units, attempts, s->chunk_max);
+            s->own_busy = n;
+            uint64_t chains = 0;
+            double wall = 0;
+            run_batch(s, units, attempts, n, status, &chains, &wall);
+            s->own_busy = 0;
+            s->chains_partial[0] = 0;
+            for (int i = 0; i < n; ++i) {
+                unit_finished(s, units[i], status[i]);
+                if (status[i] == ST_OK) s->units_by_rank[0]++;
+            }
+            continue;
+        }
+        int all_final = 1;
+        for (int r = 1; r < s->size; ++r) all_final &= s->final[r];
+        if (all_final && !may_get_work(s)) break;
+        struct timespec ts = {0, 2000000}; /* 2 ms between polls while only others work */
+        nanosleep(&ts, NULL);
+    }
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+static int init_rank0(rank_state *s) {
+    const pl_plan *plan = s->o->plan;
+    const pl_run *run = s->o->run;
+    pl_journal_state st;
+    int *shard_of = NULL;
+    int n = plan->n_units;
+    IPR_TRY_PTR(s->ustate = ipr_calloc((size_t)n, sizeof(int), "unit states"));
+    IPR_TRY_PTR(s->attempt = ipr_calloc((size_t)n, sizeof(int), "unit attempts"));
+    IPR_TRY_PTR(s->session_tries = ipr_calloc((size_t)n, sizeof(int), "unit tries"));
+    IPR_TRY_PTR(s->retry = ipr_calloc((size_t)n + 1, sizeof(int), "retry stack"));
+    IPR_TRY_PTR(s->queue = ipr_calloc((size_t)n + 1, sizeof(int), "queue"));
+    IPR_TRY(pl_journal_scan(run, plan, &st));
+    if (s->o->nshards > 0) {
+        IPR_TRY_PTR(shard_of = ipr_calloc((size_t)n, sizeof(int), "shard map"));
+        pl_plan_shards(plan, s->o->nshards, shard_of);
+    } else if (st.n_bad || run->resumed) {
+        int moved = 0;
+        if (pl_quarantine(run, &st, &moved) != IPR_OK) {
+            pl_logf(IPR_LOG_WARN, "quarantine: %s", ipr_error_message());
+            ipr_error_clear();
+        } else if (moved) {
+            pl_logf(IPR_LOG_WARN, "moved %d temporary or uncommitted segment file(s) to quarantine/", moved);
+        }
+    }
+    if (st.n_bad) pl_logf(IPR_LOG_WARN, "%d commit record(s) name a missing or altered segment: their units run again", st.n_bad);
+    s->nfe_left = 0;
+    for (int j = 0; j < n; ++j) {
+        int u = plan->handout[j];
+        s->attempt[u] = st.fails[u] + (st.seg[u] >= 0 ? 1 : 0);
+        if (shard_of && shard_of[u] != s->o->shard) {
+            s->ustate[u] = U_OUT;
+            continue;
+        }
+        s->in_scope++;
+        if (st.seg[u] >= 0) {
+            s->ustate[u] = U_DONE;
+            s->done_before++;
+            continue;
+        }
+        s->ustate[u] = U_PENDING;
+        s->queue[s->q_len++] = u;
+        s->pending++;
+        s->nfe_left += plan->units[u].nfe;
+    }
+    pl_journal_state_free(&st);
+    free(shard_of);
+    return IPR_OK;
+fail:
+    free(shard_of);
+    return IPR_ERR;
+}
+
+static void free_rank0(rank_state *s) {
+    free(s->ustate);
+    free(s->attempt);
+    free(s->session_tries);
+    free(s->retry);
+    free(s->queue);
+}
+
+int pl_coord_run(const pl_coord_opts *o, pl_exec *x, const pl_binding *b, pl_coord_result *res) {
+    rank_state s;
+    memset(&s, 0, sizeof s);
+    memset(res, 0, sizeof *res);
+    s.o = o;
+    s.x = x;
+    s.b = b;
+    s.comm = MPI_COMM_NULL;
+    int ok = 1, all_ok = 1, have_journal = 0;
+    int64_t shared[4] = {0, 0, 0, 0};
+    char *bind_all = NULL;
+    IPR_MPI(MPI_Comm_dup(MPI_COMM_WORLD, &s.comm));
+    IPR_MPI(MPI_Comm_set_errhandler(s.comm, MPI_ERRORS_RETURN));
+    IPR_MPI(MPI_Comm_rank(s.comm, &s.rank));
+    IPR_MPI(MPI_Comm_size(s.comm, &s.size));
+    s.chunk_max = pl_plan_chunk_units(o->cfg);
+    if (s.chunk_max > MAX_CHUNK) s.chunk_max = MAX_CHUNK;
+    s.t_start = s.last_tick = s.last_beat = now();
+    s.last_line = s.t_start;
+    s.last_status = 0;
+    s.tty = o->progress == PL_PROGRESS_AUTO && isatty(STDOUT_FILENO);
+
+    /* every rank: its journal; rank 0: the queue and the others' bindings */
+    if (pl_journal_open(&s.journal, o->run, s.rank) != IPR_OK) ok = 0;
+    else have_journal = 1;
+    IPR_TRY_PTR(s.outstanding = ipr_calloc((size_t)s.size, sizeof(int), "rank table"));
+    IPR_TRY_PTR(s.waiting = ipr_calloc((size_t)s.size, sizeof(int), "rank table"));
+    IPR_TRY_PTR(s.final = ipr_calloc((size_t)s.size, sizeof(int), "rank table"));
+    IPR_TRY_PTR(s.units_by_rank = ipr_calloc((size_t)s.size, sizeof(int), "rank table"));
+    IPR_TRY_PTR(s.chains_partial = ipr_calloc((size_t)s.size, sizeof(int), "rank table"));
+    IPR_TRY_PTR(s.last_seen = ipr_calloc((size_t)s.size, sizeof(double), "rank table"));
+    IPR_TRY_PTR(s.hosts = ipr_calloc((size_t)s.size, sizeof *s.hosts, "rank table"));
+    IPR_TRY_PTR(s.devices = ipr_calloc((size_t)s.size, sizeof *s.devices, "rank table"));
+    IPR_TRY_PTR(bind_all = ipr_calloc((size_t)s.size, 1024, "bindings"));
+    {
+        char mine[1024];
+        pl_binding_json(b, s.rank, mine, sizeof mine);
+        IPR_MPI(MPI_Gather(mine, 1024, MPI_CHAR, bind_all, 1024, MPI_CHAR, 0, s.comm));
+        IPR_MPI(MPI_Gather(b->hostname, 64, MPI_CHAR, s.hosts, 64, MPI_CHAR, 0, s.comm));
+        IPR_MPI(MPI_Gather(b->device_name, 128, MPI_CHAR, s.devices, 128, MPI_CHAR, 0, s.comm));
+    }
+    if (s.rank == 0) {
+        for (int r = 0; r < s.size; ++r) s.last_seen[r] = s.t_start;
+        if (ok && init_rank0(&s) != IPR_OK) ok = 0;
+        if (ok) {
+            pl_buf pb;
+            pl_buf_init(&pb);
+            pl_buf_printf(&pb, "{\n  \"session\": \"%s\",\n  \"world_size\": %d,\n  \"started_epoch\": %.0f,\n  \"ranks\": [",
+                          o->run->session, s.size, s.t_start);
+            for (int r = 0; r < s.size; ++r) pl_buf_printf(&pb, "%s\n    %s", r ? "," : "", bind_all + (size_t)r * 1024);
+            const char *envs[] = {"SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_NNODES",
+                                  "SLURM_NTASKS", "SLURM_RESTART_COUNT", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS"};
+            pl_buf_add(&pb, "\n  ],\n  \"env\": {");
+            for (size_t i = 0; i < sizeof envs / sizeof envs[0]; ++i) {
+                const char *v = getenv(envs[i]);
+                pl_buf_printf(&pb, "%s\n    \"%s\": ", i ? "," : "", envs[i]);
+                if (v)
+                    pl_buf_json_str(&pb, v);
+                else
+                    pl_buf_add(&pb, "null");
+            }
+            pl_buf_add(&pb, "\n  }\n}\n");
+            char path[PL_PATH_MAX + 160];
+            snprintf(path, sizeof path, "%s/provenance/session-%s.json", o->run->dir, o->run->session);
+            if (pl_buf_ok(&pb) != IPR_OK || pl_write_file_atomic(path, pb.data, pb.len) != IPR_OK) ok = 0;
+            pl_buf_free(&pb);
+        }
+    }
+    if (!ok) ipr_error_print("ipr run");
+    IPR_MPI(MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, s.comm));
+    IPR_CHECK(all_ok, "could not start the run (see the messages above)");
+
+    if (s.rank == 0) {
+        pl_logf(IPR_LOG_INFO, "session %s: %d ranks, %d of %d units in scope, %d done before, %d to run", o->run->session,
+                s.size, s.in_scope, o->plan->n_units, s.done_before, s.pending);
+        write_status(&s, "running");
+        ipr_error_clear();
+        tick(&s, 1);
+        IPR_TRY(coordinator_loop(&s));
+        if (s.tty) fputc('\n', stdout);
+        res->units_in_scope = s.in_scope;
+        res->done_before = s.done_before;
+        res->done_now = s.done_now;
+        res->failed = s.failed;
+        res->missing = s.in_scope - s.done_before - s.done_now - s.failed;
+        res->exit_code = res->missing > 0 && (s.interrupted || s.draining) ? 3 : (s.failed > 0 || res->missing > 0) ? 2 : 0;
+        const char *state = res->exit_code == 3 ? "interrupted" : res->exit_code == 2 ? "failed" : "merging";
+        write_status(&s, state);
+        ipr_error_clear();
+        if (res->missing == 0) {
+            pl_merge_opts mo = {0};
+            pl_merge_report rep;
+            if (pl_merge(o->run->dir, &mo, &rep) != IPR_OK) {
+                ipr_error_print("ipr run: merge");
+                res->exit_code = 2;
+            } else if (rep.written) {
+                res->merged = 1;
+                snprintf(res->summary_md, sizeof res->summary_md, "%s", rep.summary_md_path);
+                if (rep.n_failed > 0) res->exit_code = 2;
+            }
+        }
+        write_status(&s, res->exit_code == 0 ? "done" : res->exit_code == 3 ? "interrupted" : "failed");
+        ipr_error_clear();
+        shared[0] = res->exit_code;
+        shared[1] = res->merged;
+        shared[2] = res->done_now;
+        shared[3] = res->failed;
+    } else {
+        IPR_TRY(worker_loop(&s));
+    }
+    IPR_MPI(MPI_Bcast(shared, 4, MPI_INT64_T, 0, s.comm));
+    res->exit_code = (int)shared[0];
+    res->merged = (int)shared[1];
+    IPR_MPI(MPI_Comm_free(&s.comm)); /* sets s.comm to MPI_COMM_NULL */
+    if (have_journal) pl_journal_close(&s.journal);
+    free_rank0(&s);
+    free(s.outstanding);
+    free(s.waiting);
+    free(s.final);
+    free(s.units_by_rank);
+    free(s.chains_partial);
+    free(s.last_seen);
+    free(s.hosts);
+    free(s.devices);
+    free(bind_all);
+    return IPR_OK;
+fail:
+    if (have_journal) pl_journal_close(&s.journal);
+    free_rank0(&s);
+    free(s.outstanding);
+    free(s.waiting);
+    free(s.final);
+    free(s.units_by_rank);
+    free(s.chains_partial);
+    free(s.last_seen);
+    free(s.hosts);
+    free(s.devices);
+    free(bind_all);
+    if (s.comm != MPI_COMM_NULL) MPI_Comm_free(&s.comm);
+    return IPR_ERR;
+}

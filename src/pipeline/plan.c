@@ -1,0 +1,385 @@
+/* plan.c: grid expansion and cost model. Costs count network passes per image (spec 3.1 block arithmetic,
+ * spec 3.3 derived costs); they order the hand-out (most expensive first) and drive `ipr plan`. */
+#define _POSIX_C_SOURCE 200809L
+#include "pipeline/plan.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ipr/common.h"
+#include "ipr/h5io.h"
+#include "ipr/hash.h"
+#include "ipr/unet.h"
+#include "pipeline/table.h"
+
+static uint64_t unit_id(const char *cfg_sha, const pl_unit *u, double fraction) {
+    char text[256], hex[IPR_SHA256_HEX];
+    uint64_t fbits;
+    memcpy(&fbits, &fraction, sizeof fbits);
+    snprintf(text, sizeof text, "%s|m%d|s%d|f%016llx|r%d|i%llu|n%u", cfg_sha, u->model, u->selection,
+             (unsigned long long)fbits, u->replicate, (unsigned long long)u->first, u->count);
+    ipr_sha256_hex(text, strlen(text), hex);
+    uint64_t id = 0;
+    for (int i = 0; i < 16; ++i) {
+        char c = hex[i];
+        id = (id << 4) | (uint64_t)(c <= '9' ? c - '0' : c - 'a' + 10);
+    }
+    return id;
+}
+
+static const pl_unit *g_sort_units;
+static int by_id(const void *a, const void *b) {
+    uint64_t x = g_sort_units[*(const int *)a].id, y = g_sort_units[*(const int *)b].id;
+    return x < y ? -1 : x > y ? 1 : 0;
+}
+
+static int by_cost(const void *a, const void *b) {
+    const pl_unit *x = &g_sort_units[*(const int *)a], *y = &g_sort_units[*(const int *)b];
+    if (x->nfe != y->nfe) return x->nfe > y->nfe ? -1 : 1;
+    return x->index - y->index;
+}
+
+int pl_plan_build(const pl_config *cfg, pl_plan *out) {
+    memset(out, 0, sizeof *out);
+    pl_grid *g = &out->grid;
+    g->bench = cfg->bench;
+    g->iterations = cfg->sampler.ipr_iterations;
+    g->keep_images = cfg->keep_images;
+    g->limited = cfg->limited;
+    g->C = cfg->bench == IPR_BENCH_SUDOKU ? 1 : 3;
+    g->n_models = cfg->n_models;
+    for (int m = 0; m < cfg->n_models; ++m) snprintf(g->model_name[m], PL_NAME_MAX, "%s", cfg->model_name[m]);
+    g->n_selections = cfg->n_selections;
+    memcpy(g->selections, cfg->selections, sizeof g->selections);
+    g->n_fractions = cfg->n_fractions;
+    memcpy(g->fractions, cfg->fractions, sizeof g->fractions);
+    g->n_seeds = cfg->n_seeds;
+    memcpy(g->seeds, cfg->seeds, sizeof g->seeds);
+    memcpy(g->config_sha256, cfg->sha256, sizeof g->config_sha256);
+    int side = cfg->bench == IPR_BENCH_SUDOKU ? IPR_SUDOKU_SIDE
+               : cfg->bench == IPR_BENCH_EVEN_PIXELS ? IPR_EP_SIDE : IPR_POLY_SIDE;
+    for (int m = 0; m < cfg->n_models; ++m) {
+        ipr_unet_config uc;
+        if (ipr_unet_config_read(cfg->model_path[m], &uc) != IPR_OK) {
+            ipr_error_context("key 'model.checkpoint'");
+            return IPR_ERR;
+        }
+        int patch = uc.patch_size > 0 ? uc.patch_size : side;
+        int R = (side / patch) * (side / patch);
+        double unknown = R;
+        if (cfg->bench == IPR_BENCH_SUDOKU && cfg->mode == PL_MODE_GENERATE) {
+            int lo, hi;
+            ipr_sudoku_difficulty_range(cfg->difficulty, &lo, &hi);
+            unknown = R * (81.0 - 0.5 * (lo + hi)) / 81.0; /* clues are uniform in [lo, hi] */
+        }
+        g->H = g->W = side;
+        out->regions[m] = R;
+        out->refinable[m] = unknown;
+        /* the runner's own block arithmetic (spec 3.1, 9a): idle passes included unless skip_idle */
+        ipr_sampler_config sc;
+        pl_config_sampler(cfg, cfg->fractions[0], cfg->selections[0], &sc);
+        int B = (int)lround(unknown);
+        int base = cfg->mode == PL_MODE_CORRECTION ? 0 : ipr_sampler_generation_passes(&sc, B, 0);
+        IPR_CHECK(base >= 0, "cannot plan the base generation of %d regions", B);
+        out->base_nfe[m] = base;
+        for (int f = 0; f < cfg->n_fractions; ++f) {
+            int mm = (int)floor(unknown * cfg->fractions[f]);
+            if (mm < 1) mm = 1;
+            pl_config_sampler(cfg, cfg->fractions[f], cfg->selections[0], &sc);
+            int it = ipr_sampler_generation_passes(&sc, mm, 1);
+            IPR_CHECK(it >= 0, "cannot plan an IPR iteration of %d regions", mm);
+            out->iter_nfe[m][f] = it;
+        }
+    }
+    int64_t blocks = (cfg->instance_count + cfg->per_unit - 1) / cfg->per_unit;
+    int64_t n = (int64_t)cfg->n_models * cfg->n_selections * cfg->n_fractions * cfg->n_seeds * blocks;
+    IPR_CHECK(n >= 1 && n <= 50000000, "the grid has %lld work units; raise instances.per_unit", (long long)n);
+    IPR_TRY_PTR(out->units = ipr_calloc((size_t)n, sizeof(pl_unit), "work units"));
+    IPR_TRY_PTR(out->handout = ipr_calloc((size_t)n, sizeof(int), "hand-out order"));
+    IPR_TRY_PTR(out->by_id = ipr_calloc((size_t)n, sizeof(int), "unit index"));
+    int k = 0, group = 0;
+    for (int m = 0; m < cfg->n_models; ++m)
+        for (int s = 0; s < cfg->n_selections; ++s)
+            for (int f = 0; f < cfg->n_fractions; ++f)
+                for (int r = 0; r < cfg->n_seeds; ++r, ++group)
+                    for (int64_t b = 0; b < blocks; ++b, ++k) {
+                        pl_unit *u = &out->units[k];
+                        u->index = k;
+                        u->model = m;
+                        u->selection = s;
+                        u->fraction = f;
+                        u->replicate = r;
+                        u->seed = cfg->seeds[r];
+                        u->first = cfg->instance_start + (uint64_t)b * (uint64_t)cfg->per_unit;
+                        int64_t left = cfg->instance_count - b * cfg->per_unit;
+                        u->count = (uint32_t)(left < cfg->per_unit ? left : cfg->per_unit);
+                        u->group = group;
+                        u->nfe = u->count * (out->base_nfe[m] + cfg->sampler.ipr_iterations * out->iter_nfe[m][f]);
+                        u->id = unit_id(cfg->sha256, u, cfg->fractions[f]);
+                        out->nfe_total += u->nfe;
+                        out->handout[k] = k;
+                        out->by_id[k] = k;
+                    }
+    out->n_units = (int)n;
+    out->n_groups = group;
+    g_sort_units = out->units;
+    qsort(out->handout, (size_t)n, sizeof(int), by_cost);
+    qsort(out->by_id, (size_t)n, sizeof(int), by_id);
+    g_sort_units = NULL;
+    for (int i = 1; i < out->n_units; ++i)
+        IPR_CHECK(out->units[out->by_id[i]].id != out->units[out->by_id[i - 1]].id, "two work units share an id");
+    return IPR_OK;
+fail:
+    pl_plan_free(out);
+    return IPR_ERR;
+}
+
+void pl_plan_free(pl_plan *p) {
+    free(p->units);
+    free(p->handout);
+    free(p->by_id);
+    memset(p, 0, sizeof *p);
+}
+
+void pl_plan_shards(const pl_plan *p, int nshards, int *shard_of) {
+    double load[4096];
+    int ns = nshards < 4096 ? nshards : 4096;
+    for (int i = 0; i < ns; ++i) load[i] = 0.0;
+    for (int j = 0; j < p->n_units; ++j) {
+        int u = p->handout[j], best = 0;
+        for (int i = 1; i < ns; ++i)
+            if (load[i] < load[best]) best = i;
+        shard_of[u] = best;
+        load[best] += p->units[u].nfe;
+    }
+}
+
+int pl_parse_shard(const char *text, int *shard, int *nshards) {
+    char *end = NULL;
+    long i = strtol(text, &end, 10);
+    IPR_CHECK(end != text && *end == '/', "--shard '%s': expected I/N, e.g. 3/16", text);
+    const char *rest = end + 1;
+    long n = strtol(rest, &end, 10);
+    IPR_CHECK(end != rest && *end == '\0', "--shard '%s': expected I/N, e.g. 3/16", text);
+    IPR_CHECK(n >= 1 && n <= 4096 && i >= 0 && i < n, "--shard '%s': need 0 <= I < N <= 4096", text);
+    *shard = (int)i;
+    *nshards = (int)n;
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+int pl_plan_find(const pl_plan *p, uint64_t id) {
+    int lo = 0, hi = p->n_units - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        uint64_t v = p->units[p->by_id[mid]].id;
+        if (v == id) return p->by_id[mid];
+        if (v < id) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return -1;
+}
+
+int pl_plan_chunk_units(const pl_config *cfg) {
+    if (cfg->has_units_per_request) return cfg->units_per_request;
+    int n = (cfg->batch + cfg->per_unit - 1) / cfg->per_unit;
+    return n < 1 ? 1 : n;
+}
+
+double pl_reference_rate(const pl_config *cfg) {
+    /* reference-throughput.md: one H200, B = 64 (32 for ms1000_28), full-size models */
+    static const double bf16[IPR_BENCH_COUNT] = {154, 2601, 558};
+    static const double fp32[IPR_BENCH_COUNT] = {42, 2252, 162};
+    if (cfg->device == PL_DEVICE_CPU) return 0.0;
+    return cfg->precision == IPR_PREC_FP32 ? fp32[cfg->bench] : bf16[cfg->bench];
+}
+
+/* ---------------- plan.h5 ---------------- */
+
+int pl_plan_save(const pl_plan *p, const char *path) {
+    char tmp[PL_PATH_MAX + 32] = "";
+    hid_t f = H5I_INVALID_HID, g = H5I_INVALID_HID;
+    pl_table t;
+    pl_table_init(&t, &pl_plan_def);
+    const pl_grid *gr = &p->grid;
+    if (p->n_units > 0 && pl_table_add(&t, (size_t)p->n_units) == (size_t)-1) goto fail;
+    for (int i = 0; i < p->n_units; ++i) {
+        const pl_unit *u = &p->units[i];
+        pl_set_u64(&t, PL_P_UNIT_ID, (size_t)i, u->id);
+        pl_set_u64(&t, PL_P_MODEL, (size_t)i, (uint64_t)u->model);
+        pl_set_u64(&t, PL_P_SELECTION, (size_t)i, (uint64_t)u->selection);
+        pl_set_u64(&t, PL_P_FRACTION_INDEX, (size_t)i, (uint64_t)u->fraction);
+        pl_set_u64(&t, PL_P_REPLICATE, (size_t)i, (uint64_t)u->replicate);
+        pl_set_u64(&t, PL_P_SEED, (size_t)i, u->seed);
+        pl_set_u64(&t, PL_P_FIRST, (size_t)i, u->first);
+        pl_set_u64(&t, PL_P_COUNT, (size_t)i, u->count);
+        pl_set_u64(&t, PL_P_GROUP, (size_t)i, (uint64_t)u->group);
+        pl_set_u64(&t, PL_P_NFE, (size_t)i, (uint64_t)llround(u->nfe));
+    }
+    IPR_TRY(ipr_tmp_path(tmp, sizeof tmp, path));
+    IPR_TRY_ID(f = ipr_h5_create(tmp));
+    IPR_TRY(ipr_h5_attr_str(f, "format", "ipr-plan"));
+    IPR_TRY(ipr_h5_attr_str(f, "benchmark", ipr_bench_name(gr->bench)));
+    IPR_TRY(ipr_h5_attr_str(f, "config_sha256", gr->config_sha256));
+    IPR_TRY(ipr_h5_attr_i64(f, "iterations", gr->iterations));
+    IPR_TRY(ipr_h5_attr_i64(f, "keep_images", gr->keep_images));
+    IPR_TRY(ipr_h5_attr_i64(f, "limited", gr->limited));
+    int64_t shape[3] = {gr->C, gr->H, gr->W};
+    IPR_TRY(ipr_h5_attr_i64_array(f, "image_chw", shape, 3));
+    IPR_TRY(pl_table_write(&t, f));
+    IPR_TRY_ID(g = ipr_h5_group(f, "meta"));
+    {
+        const char *names[PL_MAX_MODELS], *shas[PL_MAX_MODELS], *sels[PL_MAX_SELECTIONS];
+        for (int m = 0; m < gr->n_models; ++m) {
+            names[m] = gr->model_name[m];
+            shas[m] = gr->model_sha256[m];
+        }
+        for (int s = 0; s < gr->n_selections; ++s) sels[s] = pl_selection_name(gr->selections[s]);
+        IPR_TRY(pl_h5_write_strings(g, "model_names", names, gr->n_models));
+        IPR_TRY(pl_h5_write_strings(g, "model_sha256", shas, gr->n_models));
+        IPR_TRY(pl_h5_write_strings(g, "selection_names", sels, gr->n_selections));
+        hsize_t nf = (hsize_t)gr->n_fractions, ns = (hsize_t)gr->n_seeds;
+        IPR_TRY(ipr_h5_write(g, "fractions", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, 1, &nf, gr->fractions));
+        IPR_TRY(ipr_h5_write(g, "seeds", H5T_NATIVE_UINT64, H5T_STD_U64LE, 1, &ns, gr->seeds));
+    }
+    IPR_H5(H5Gclose(g));
+    g = H5I_INVALID_HID;
+    IPR_H5(H5Fclose(f));
+    f = H5I_INVALID_HID;
+    IPR_TRY(ipr_commit_tmp(tmp, path));
+    pl_table_free(&t);
+    return IPR_OK;
+fail:
+    ipr_error_context("writing %s", path);
+    if (g >= 0) H5Gclose(g);
+    if (f >= 0) H5Fclose(f);
+    if (tmp[0]) remove(tmp);
+    pl_table_free(&t);
+    return IPR_ERR;
+}
+
+static int read_strings(hid_t loc, const char *name, char *out, size_t stride, int cap, int *n) {
+    hid_t ds = H5I_INVALID_HID, sp = H5I_INVALID_HID, t = H5I_INVALID_HID;
+    char *vals[PL_MAX_SEEDS];
+    int have = 0;
+    IPR_H5(ds = H5Dopen2(loc, name, H5P_DEFAULT));
+    IPR_H5(sp = H5Dget_space(ds));
+    hssize_t cnt = H5Sget_simple_extent_npoints(sp);
+    IPR_CHECK(cnt >= 0 && cnt <= cap, "%s: %lld strings, at most %d expected", name, (long long)cnt, cap);
+    IPR_H5(t = H5Tcopy(H5T_C_S1));
+    IPR_H5(H5Tset_size(t, H5T_VARIABLE));
+    IPR_H5(H5Tset_cset(t, H5T_CSET_UTF8));
+    if (cnt > 0) {
+        IPR_H5(H5Dread(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, vals));
+        have = 1;
+    }
+    for (hssize_t i = 0; i < cnt; ++i) snprintf(out + (size_t)i * stride, stride, "%s", vals[i] ? vals[i] : "");
+    if (have) IPR_H5(H5Dvlen_reclaim(t, sp, H5P_DEFAULT, vals));
+    *n = (int)cnt;
+    IPR_H5(H5Tclose(t));
+    t = H5I_INVALID_HID;
+    IPR_H5(H5Sclose(sp));
+    sp = H5I_INVALID_HID;
+    IPR_H5(H5Dclose(ds));
+    return IPR_OK;
+fail:
+    if (t >= 0) H5Tclose(t);
+    if (sp >= 0) H5Sclose(sp);
+    if (ds >= 0) H5Dclose(ds);
+    return IPR_ERR;
+}
+
+int pl_plan_load(const char *path, pl_plan *p) {
+    hid_t f = H5I_INVALID_HID;
+    pl_table t;
+    void *data = NULL;
+    pl_table_init(&t, &pl_plan_def);
+    memset(p, 0, sizeof *p);
+    pl_grid *g = &p->grid;
+    char text[128];
+    int64_t v, shape[3];
+    int n = 0, rank = 0;
+    hsize_t dims[8];
+    IPR_TRY_ID(f = ipr_h5_open_read(path));
+    IPR_TRY(ipr_h5_read_attr_str(f, "format", text, sizeof text));
+    IPR_CHECK(strcmp(text, "ipr-plan") == 0, "%s is not a plan file", path);
+    IPR_TRY(ipr_h5_read_attr_str(f, "benchmark", text, sizeof text));
+    IPR_TRY(ipr_bench_from_name(text, &g->bench));
+    IPR_TRY(ipr_h5_read_attr_str(f, "config_sha256", g->config_sha256, sizeof g->config_sha256));
+    IPR_TRY(ipr_h5_read_attr_i64(f, "iterations", &v));
+    g->iterations = (int)v;
+    IPR_TRY(ipr_h5_read_attr_i64(f, "keep_images", &v));
+    g->keep_images = (int)v;
+    IPR_TRY(ipr_h5_read_attr_i64(f, "limited", &v));
+    g->limited = (int)v;
+    IPR_TRY(ipr_h5_read_attr_i64_array(f, "image_chw", shape, 3, &n));
+    g->C = (int)shape[0];
+    g->H = (int)shape[1];
+    g->W = (int)shape[2];
+    IPR_TRY(read_strings(f, "/meta/model_names", &g->model_name[0][0], PL_NAME_MAX, PL_MAX_MODELS, &g->n_models));
+    IPR_TRY(read_strings(f, "/meta/model_sha256", &g->model_sha256[0][0], 65, PL_MAX_MODELS, &n));
+    {
+        char sels[PL_MAX_SELECTIONS][16];
+        IPR_TRY(read_strings(f, "/meta/selection_names", &sels[0][0], 16, PL_MAX_SELECTIONS, &g->n_selections));
+        for (int s = 0; s < g->n_selections; ++s)
+            g->selections[s] = !strcmp(sels[s], "uncertainty") ? IPR_SELECT_UNCERTAINTY
+                               : !strcmp(sels[s], "mix")       ? IPR_SELECT_MIX
+                                                               : IPR_SELECT_UNIFORM;
+    }
+    IPR_TRY(ipr_h5_read_alloc(f, "/meta/fractions", H5T_NATIVE_DOUBLE, 1, &rank, dims, &data));
+    IPR_CHECK(dims[0] <= PL_MAX_FRACTIONS, "too many fractions");
+    g->n_fractions = (int)dims[0];
+    memcpy(g->fractions, data, dims[0] * sizeof(double));
+    free(data);
+    data = NULL;
+    IPR_TRY(ipr_h5_read_alloc(f, "/meta/seeds", H5T_NATIVE_UINT64, 1, &rank, dims, &data));
+    IPR_CHECK(dims[0] <= PL_MAX_SEEDS, "too many seeds");
+    g->n_seeds = (int)dims[0];
+    memcpy(g->seeds, data, dims[0] * sizeof(uint64_t));
+    free(data);
+    data = NULL;
+    IPR_TRY(pl_table_read(&t, f));
+    IPR_H5(H5Fclose(f));
+    f = H5I_INVALID_HID;
+    p->n_units = (int)t.n;
+    IPR_TRY_PTR(p->units = ipr_calloc(t.n, sizeof(pl_unit), "work units"));
+    IPR_TRY_PTR(p->handout = ipr_calloc(t.n, sizeof(int), "hand-out order"));
+    IPR_TRY_PTR(p->by_id = ipr_calloc(t.n, sizeof(int), "unit index"));
+    for (size_t i = 0; i < t.n; ++i) {
+        pl_unit *u = &p->units[i];
+        u->index = (int)i;
+        u->id = pl_get_u64(&t, PL_P_UNIT_ID, i);
+        u->model = (int)pl_get_u64(&t, PL_P_MODEL, i);
+        u->selection = (int)pl_get_u64(&t, PL_P_SELECTION, i);
+        u->fraction = (int)pl_get_u64(&t, PL_P_FRACTION_INDEX, i);
+        u->replicate = (int)pl_get_u64(&t, PL_P_REPLICATE, i);
+        u->seed = pl_get_u64(&t, PL_P_SEED, i);
+        u->first = pl_get_u64(&t, PL_P_FIRST, i);
+        u->count = (uint32_t)pl_get_u64(&t, PL_P_COUNT, i);
+        u->group = (int)pl_get_u64(&t, PL_P_GROUP, i);
+        u->nfe = (double)pl_get_u64(&t, PL_P_NFE, i);
+        IPR_CHECK(u->model < g->n_models && u->selection < g->n_selections && u->fraction < g->n_fractions &&
+                      u->replicate < g->n_seeds,
+                  "%s: unit %zu indexes outside the grid", path, i);
+        if (u->group + 1 > p->n_groups) p->n_groups = u->group + 1;
+        p->nfe_total += u->nfe;
+        p->handout[i] = (int)i;
+        p->by_id[i] = (int)i;
+    }
+    g_sort_units = p->units;
+    qsort(p->handout, t.n, sizeof(int), by_cost);
+    qsort(p->by_id, t.n, sizeof(int), by_id);
+    g_sort_units = NULL;
+    pl_table_free(&t);
+    return IPR_OK;
+fail:
+    ipr_error_context("reading %s", path);
+    if (f >= 0) H5Fclose(f);
+    free(data);
+    pl_table_free(&t);
+    pl_plan_free(p);
+    return IPR_ERR;
+}

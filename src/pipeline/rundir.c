@@ -1,0 +1,692 @@
+/* rundir.c: run directory creation and identity checks, per-rank logs, journals and their scan on resume.
+ * Everything a crash can interrupt is written to a temporary name, fsync'ed and renamed (pipeline-notes 3, 5). */
+#define _POSIX_C_SOURCE 200809L
+#include "pipeline/rundir.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ipr/hash.h"
+#include "ipr/unet.h"
+#include "pipeline/json.h"
+
+#ifndef IPR_VERSION
+#define IPR_VERSION "0"
+#endif
+#ifndef IPR_GIT_SHA
+#define IPR_GIT_SHA "unknown"
+#endif
+
+double pl_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void pl_utc_stamp(int64_t epoch, char *out, size_t cap, int compact) {
+    time_t t = (time_t)epoch;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, cap, compact ? "%Y%m%dT%H%M%SZ" : "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int pl_uuid4(char out[40]) {
+    unsigned char b[16];
+    FILE *fp = NULL;
+    IPR_IO((fp = fopen("/dev/urandom", "rb")) != NULL, "/dev/urandom");
+    IPR_IO(fread(b, 1, 16, fp) == 16, "/dev/urandom");
+    IPR_IO(fclose(fp) == 0, "/dev/urandom");
+    fp = NULL;
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3],
+             b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+    return IPR_OK;
+fail:
+    if (fp) fclose(fp);
+    return IPR_ERR;
+}
+
+int pl_mkdirs(const char *path, int mode) {
+    char buf[PL_PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1;; ++p) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(buf, (mode_t)mode) != 0 && errno != EEXIST) {
+                ipr_errno_set(__FILE__, __LINE__, buf);
+                return IPR_ERR;
+            }
+            *p = c;
+            if (c == '\0') break;
+        }
+    }
+    return IPR_OK;
+}
+
+void pl_run_path(const pl_run *run, const char *rel, char *out, size_t cap) {
+    snprintf(out, cap, "%s/%s", run->dir, rel);
+}
+
+static int write_text(const char *dir, const char *rel, const char *text) {
+    char path[PL_PATH_MAX + 256];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    return pl_write_file_atomic(path, text, strlen(text));
+}
+
+static int abs_path(const char *dir, char *out, size_t cap) {
+    if (dir[0] == '/') {
+        snprintf(out, cap, "%s", dir);
+    } else {
+        char cwd[PL_PATH_MAX];
+        IPR_IO(getcwd(cwd, sizeof cwd) != NULL, "getcwd");
+        int n = snprintf(out, cap, "%s/%s", cwd, dir);
+        IPR_CHECK(n > 0 && (size_t)n < cap, "path too long: %s/%s", cwd, dir);
+    }
+    size_t n = strlen(out);
+    while (n > 1 && out[n - 1] == '/') out[--n] = '\0';
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+static int dir_is_empty(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    struct dirent *e;
+    int empty = 1;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            empty = 0;
+            break;
+        }
+    closedir(d);
+    return empty;
+}
+
+/* A model card: what the checkpoint is, without its weights. */
+static int model_card(const pl_config *cfg, int m, const char *sha, pl_buf *b) {
+    ipr_unet_config uc;
+    struct stat sb;
+    IPR_TRY(ipr_unet_config_read(cfg->model_path[m], &uc));
+    IPR_IO(stat(cfg->model_path[m], &sb) == 0, cfg->model_path[m]);
+    pl_buf_add(b, "{\n  \"name\": ");
+    pl_buf_json_str(b, cfg->model_name[m]);
+    pl_buf_add(b, ",\n  \"path\": ");
+    pl_buf_json_str(b, cfg->model_path[m]);
+    pl_buf_printf(b, ",\n  \"sha256\": \"%s\",\n  \"size_bytes\": %lld,\n  \"format\": \"%s\",\n", sha,
+                  (long long)sb.st_size, IPR_UNET_FORMAT);
+    pl_buf_printf(b, "  \"benchmark\": \"%s\",\n  \"image_size\": [%d, %d],\n  \"d_in\": %d,\n  \"d_out\": %d,\n",
+                  ipr_bench_name(cfg->bench), uc.image_size[0], uc.image_size[1], uc.d_in, uc.d_out);
+    pl_buf_printf(b, "  \"patch_size\": %d,\n  \"hid_dims\": [", uc.patch_size);
+    for (int i = 0; i < uc.n_levels; ++i) pl_buf_printf(b, "%s%d", i ? ", " : "", uc.hid_dims[i]);
+    pl_buf_add(b, "],\n  \"attention\": [");
+    for (int i = 0; i < uc.n_levels; ++i) pl_buf_printf(b, "%s%s", i ? ", " : "", uc.attention[i] ? "true" : "false");
+    pl_buf_add(b, "],\n  \"num_blocks\": [");
+    for (int i = 0; i < uc.n_levels; ++i) pl_buf_printf(b, "%s%d", i ? ", " : "", uc.num_blocks[i]);
+    pl_buf_printf(b, "],\n  \"num_head_channels\": %d,\n  \"t_emb_dim\": %d,\n  \"d_emb\": %d\n}\n",
+                  uc.num_head_channels, uc.t_emb_dim, uc.d_emb);
+    return pl_buf_ok(b);
+fail:
+    return IPR_ERR;
+}
+
+static int parse_model_shas(const char *json, pl_run *out) {
+    const char *p = pl_json_find(json, "model_sha256");
+    IPR_CHECK(p && *p == '[', "run.json: model_sha256 missing");
+    ++p;
+    for (int i = 0; i < PL_MAX_MODELS; ++i) {
+        while (*p == ' ' || *p == ',' || *p == '\n') ++p;
+        if (*p != '"') break;
+        p = pl_json_parse_str(p, out->model_sha256[i], 65);
+        IPR_CHECK(p != NULL, "run.json: malformed model_sha256");
+    }
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+int pl_run_load(const char *dir, pl_run *out, char **run_json) {
+    char path[PL_PATH_MAX + 32];
+    char *json = NULL, fmt[64];
+    memset(out, 0, sizeof *out);
+    IPR_TRY(abs_path(dir, out->dir, sizeof out->dir));
+    snprintf(path, sizeof path, "%s/run.json", out->dir);
+    if (pl_read_file(path, &json, NULL) != IPR_OK) {
+        ipr_error_context("%s is not an ipr run directory (no readable run.json)", out->dir);
+        goto fail;
+    }
+    IPR_TRY(pl_json_get_str(json, "format", fmt, sizeof fmt));
+    IPR_CHECK(strcmp(fmt, PL_RUN_FORMAT) == 0, "%s: format is '%s', not '%s'", path, fmt, PL_RUN_FORMAT);
+    IPR_TRY(pl_json_get_str(json, "run_id", out->run_id, sizeof out->run_id));
+    IPR_TRY(pl_json_get_i64(json, "created_epoch", &out->created_epoch));
+    IPR_TRY(parse_model_shas(json, out));
+    if (run_json)
+        *run_json = json;
+    else
+        free(json);
+    return IPR_OK;
+fail:
+    free(json);
+    return IPR_ERR;
+}
+
+static int create_run(const char *final_dir, const pl_config *cfg, const char *yaml, size_t yaml_len,
+                      char *const *sets, int n_sets, pl_run *run, int *lost_race) {
+    char tmp[PL_PATH_MAX + 64], path[PL_PATH_MAX + 128];
+    pl_buf b;
+    pl_buf_init(&b);
+    *lost_race = 0;
+    snprintf(tmp, sizeof tmp, "%s.creating.%ld", final_dir, (long)getpid());
+    static const char *subdirs[] = {"config", "journal", "logs", "segments", "models", "provenance"};
+    for (size_t i = 0; i < sizeof subdirs / sizeof subdirs[0]; ++i) {
+        snprintf(path, sizeof path, "%s/%s", tmp, subdirs[i]);
+        IPR_TRY(pl_mkdirs(path, 0755));
+    }
+    snprintf(path, sizeof path, "%s/config/input.yaml", tmp);
+    IPR_TRY(pl_write_file_atomic(path, yaml, yaml_len));
+    IPR_TRY(write_text(tmp, "config/resolved.json", cfg->resolved_json));
+    IPR_TRY(write_text(tmp, "config/operational.json", cfg->operational_json));
+    IPR_TRY(write_text(tmp, "config/sources.json", cfg->sources_json));
+    for (int i = 0; i < n_sets; ++i) pl_buf_printf(&b, "%s\n", sets[i]);
+    pl_buf_add(&b, "");
+    IPR_TRY(pl_buf_ok(&b));
+    IPR_TRY(write_text(tmp, "config/overrides.txt", b.data));
+    for (int m = 0; m < cfg->n_models; ++m) {
+        char rel[128];
+        pl_buf_clear(&b);
+        IPR_TRY(model_card(cfg, m, run->model_sha256[m], &b));
+        snprintf(rel, sizeof rel, "models/%s.json", cfg->model_name[m]);
+        IPR_TRY(write_text(tmp, rel, b.data));
+    }
+    IPR_TRY(pl_uuid4(run->run_id));
+    run->created_epoch = (int64_t)time(NULL);
+    char stamp[32];
+    pl_utc_stamp(run->created_epoch, stamp, sizeof stamp, 0);
+    pl_buf_clear(&b);
+    pl_buf_printf(&b, "{\n  \"format\": \"%s\",\n  \"schema_version\": %d,\n  \"run_id\": \"%s\",\n  \"name\": ",
+                  PL_RUN_FORMAT, PL_SCHEMA_VERSION, run->run_id);
+    pl_buf_json_str(&b, cfg->name);
+    pl_buf_printf(&b, ",\n  \"config_sha256\": \"%s\",\n  \"model_sha256\": [", cfg->sha256);
+    for (int m = 0; m < cfg->n_models; ++m) pl_buf_printf(&b, "%s\"%s\"", m ? ", " : "", run->model_sha256[m]);
+    pl_buf_printf(&b, "],\n  \"created\": \"%s\",\n  \"created_epoch\": %lld,\n  \"limited\": %s,\n", stamp,
+                  (long long)run->created_epoch, cfg->limited ? "true" : "false");
+    pl_buf_printf(&b, "  \"producer\": \"ipr %s\",\n  \"git_sha\": \"%s\"\n}\n", IPR_VERSION, IPR_GIT_SHA);
+    IPR_TRY(pl_buf_ok(&b));
+    IPR_TRY(write_text(tmp, "run.json", b.data));
+    /* publish: rename onto the (absent or empty) RUN_DIR; a concurrent shard may have won the race */
+    if (rename(tmp, final_dir) != 0) {
+        if (errno == ENOTEMPTY || errno == EEXIST) {
+            *lost_race = 1;
+            char cmd_path[PL_PATH_MAX + 64];
+            snprintf(cmd_path, sizeof cmd_path, "%s", tmp);
+            /* remove our unpublished copy (files we just wrote, two levels deep) */
+            for (size_t i = 0; i < sizeof subdirs / sizeof subdirs[0]; ++i) {
+                snprintf(path, sizeof path, "%s/%s", cmd_path, subdirs[i]);
+                DIR *d = opendir(path);
+                if (d) {
+                    struct dirent *e;
+                    while ((e = readdir(d)) != NULL) {
+                        char f[PL_PATH_MAX + 400];
+                        if (e->d_name[0] == '.') continue;
+                        snprintf(f, sizeof f, "%s/%s", path, e->d_name);
+                        remove(f);
+                    }
+                    closedir(d);
+                }
+                remove(path);
+            }
+            snprintf(path, sizeof path, "%s/run.json", cmd_path);
+            remove(path);
+            remove(cmd_path);
+            pl_buf_free(&b);
+            return IPR_OK;
+        }
+        IPR_IO(0, final_dir);
+    }
+    pl_buf_free(&b);
+    return IPR_OK;
+fail:
+    ipr_error_context("creating run directory %s", final_dir);
+    pl_buf_free(&b);
+    return IPR_ERR;
+}
+
+int pl_run_open(const char *dir, const pl_config *cfg, const char *yaml, size_t yaml_len, char *const *sets,
+                int n_sets, int force_new, const char *shard_tag, pl_run *out) {
+    char *stored = NULL, *old_cfg = NULL, *diff = NULL;
+    char path[PL_PATH_MAX + 64];
+    memset(out, 0, sizeof *out);
+    IPR_TRY(abs_path(dir, out->dir, sizeof out->dir));
+    for (int m = 0; m < cfg->n_models; ++m) {
+        if (ipr_sha256_file(cfg->model_path[m], out->model_sha256[m]) != IPR_OK) {
+            ipr_error_context("key 'model.checkpoint'");
+            goto fail;
+        }
+    }
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        struct stat sb;
+        snprintf(path, sizeof path, "%s/run.json", out->dir);
+        if (stat(path, &sb) == 0) {
+            pl_run old;
+            IPR_TRY(pl_run_load(out->dir, &old, &stored));
+            char old_sha[65] = "";
+            IPR_TRY(pl_json_get_str(stored, "config_sha256", old_sha, sizeof old_sha));
+            int same = strcmp(old_sha, cfg->sha256) == 0;
+            int model_changed = -1;
+            for (int m = 0; m < cfg->n_models && same; ++m)
+                if (strcmp(old.model_sha256[m], out->model_sha256[m]) != 0) {
+                    same = 0;
+                    model_changed = m;
+                }
+            if (same) {
+                memcpy(out->run_id, old.run_id, sizeof out->run_id);
+                out->created_epoch = old.created_epoch;
+                out->resumed = 1;
+                break;
+            }
+            if (!force_new) {
+                char cpath[PL_PATH_MAX + 64];
+                snprintf(cpath, sizeof cpath, "%s/config/resolved.json", out->dir);
+                if (model_changed >= 0) {
+                    IPR_FAIL("%s holds a run whose checkpoint %s had another SHA-256 (%.12s..., now %.12s...): the model "
+                             "file changed. Use --force-new to start over (the old directory is kept aside) or "
+                             "another --output",
+                             out->dir, cfg->model_name[model_changed], old.model_sha256[model_changed],
+                             out->model_sha256[model_changed]);
+                }
+                if (pl_read_file(cpath, &old_cfg, NULL) == IPR_OK && pl_config_diff(old_cfg, cfg->resolved_json, &diff) == IPR_OK)
+                    IPR_FAIL("%s holds a run of another config (config_sha256 %.12s..., now %.12s...); changed keys:\n%s"
+                             "Use --force-new to start over (the old directory is kept aside) or another --output",
+                             out->dir, old_sha, cfg->sha256, diff);
+                IPR_FAIL("%s holds a run of another config (config_sha256 %.12s..., now %.12s...). Use --force-new",
+                         out->dir, old_sha, cfg->sha256);
+            }
+            char stamp[32], aside[PL_PATH_MAX + 64];
+            pl_utc_stamp((int64_t)time(NULL), stamp, sizeof stamp, 1);
+            snprintf(aside, sizeof aside, "%s.replaced-%s", out->dir, stamp);
+            IPR_IO(rename(out->dir, aside) == 0, out->dir);
+            ipr_log(IPR_LOG_WARN, "--force-new: the earlier run was moved to %s", aside);
+            free(stored);
+            stored = NULL;
+            force_new = 0;
+            continue;
+        }
+        if (stat(out->dir, &sb) == 0) {
+            IPR_CHECK(S_ISDIR(sb.st_mode), "%s exists and is not a directory", out->dir);
+            IPR_CHECK(dir_is_empty(out->dir),
+                      "%s exists, is not empty and holds no run.json: not an ipr run directory; choose another --output",
+                      out->dir);
+        } else {
+            char parent[PL_PATH_MAX];
+            snprintf(parent, sizeof parent, "%s", out->dir);
+            char *slash = strrchr(parent, '/');
+            if (slash && slash != parent) {
+                *slash = '\0';
+                IPR_TRY(pl_mkdirs(parent, 0755));
+            }
+        }
+        int lost = 0;
+        IPR_TRY(create_run(out->dir, cfg, yaml, yaml_len, sets, n_sets, out, &lost));
+        if (!lost) break;
+        /* another process created it first: loop and check it like an existing run */
+    }
+    IPR_CHECK(out->run_id[0], "could not create or open %s", out->dir);
+    {
+        char stamp[32];
+        pl_utc_stamp((int64_t)time(NULL), stamp, sizeof stamp, 1);
+        snprintf(out->session, sizeof out->session, "s%s-p%ld%s%s", stamp, (long)getpid(), shard_tag ? "-" : "",
+                 shard_tag ? shard_tag : "");
+    }
+    free(stored);
+    free(old_cfg);
+    free(diff);
+    return IPR_OK;
+fail:
+    free(stored);
+    free(old_cfg);
+    free(diff);
+    return IPR_ERR;
+}
+
+/* ---------------- per-rank log ---------------- */
+
+static FILE *g_log;
+static int g_log_rank;
+static char g_log_host[64];
+
+int pl_log_open(const pl_run *run, int rank) {
+    char path[PL_PATH_MAX + 160];
+    snprintf(path, sizeof path, "%s/logs/%s-r%05d.log", run->dir, run->session, rank);
+    g_log_rank = rank;
+    if (gethostname(g_log_host, sizeof g_log_host) != 0) snprintf(g_log_host, sizeof g_log_host, "unknown");
+    g_log_host[sizeof g_log_host - 1] = '\0';
+    g_log = fopen(path, "a");
+    if (!g_log) {
+        ipr_errno_set(__FILE__, __LINE__, path);
+        return IPR_ERR;
+    }
+    setvbuf(g_log, NULL, _IOLBF, 0);
+    return IPR_OK;
+}
+
+void pl_log_close(void) {
+    if (g_log) fclose(g_log);
+    g_log = NULL;
+}
+
+void pl_logf(ipr_log_level level, const char *fmt, ...) {
+    static const char *names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+    char msg[2048], stamp[32];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    double now = pl_now();
+    pl_utc_stamp((int64_t)now, stamp, sizeof stamp, 0);
+    if (g_log) fprintf(g_log, "%s %-5s r%d %s %s\n", stamp, names[level], g_log_rank, g_log_host, msg);
+    if (level >= IPR_LOG_WARN || !g_log) fprintf(stderr, "%s %-5s r%d %s %s\n", stamp, names[level], g_log_rank, g_log_host, msg);
+}
+
+/* ---------------- journals ---------------- */
+
+int pl_journal_open(pl_journal *j, const pl_run *run, int rank) {
+    memset(j, 0, sizeof *j);
+    snprintf(j->path, sizeof j->path, "%s/journal/%s-r%05d.jsonl", run->dir, run->session, rank);
+    j->fp = fopen(j->path, "a");
+    if (!j->fp) {
+        ipr_errno_set(__FILE__, __LINE__, j->path);
+        return IPR_ERR;
+    }
+    return IPR_OK;
+}
+
+void pl_journal_close(pl_journal *j) {
+    if (j->fp) fclose(j->fp);
+    j->fp = NULL;
+}
+
+static int journal_append(pl_journal *j, const pl_buf *b) {
+    IPR_TRY(pl_buf_ok(b));
+    IPR_IO(fwrite(b->data, 1, b->len, j->fp) == b->len, j->path);
+    IPR_IO(fflush(j->fp) == 0, j->path);
+    IPR_IO(fsync(fileno(j->fp)) == 0, j->path);
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+int pl_journal_commit(pl_journal *j, const char *segment_rel, const char *sha256, const uint64_t *unit_ids, int n,
+                      uint64_t chains, double wall_s) {
+    pl_buf b;
+    pl_buf_init(&b);
+    pl_buf_add(&b, "{\"ev\":\"commit\",\"segment\":");
+    pl_buf_json_str(&b, segment_rel);
+    pl_buf_printf(&b, ",\"sha256\":\"%s\",\"chains\":%llu,\"wall_s\":%.3f,\"units\":[", sha256,
+                  (unsigned long long)chains, wall_s);
+    for (int i = 0; i < n; ++i) pl_buf_printf(&b, "%s\"%016llx\"", i ? "," : "", (unsigned long long)unit_ids[i]);
+    pl_buf_add(&b, "]}\n");
+    int rc = journal_append(j, &b);
+    pl_buf_free(&b);
+    return rc;
+}
+
+int pl_journal_fail(pl_journal *j, uint64_t unit_id, int attempt, const char *reason) {
+    pl_buf b;
+    pl_buf_init(&b);
+    pl_buf_printf(&b, "{\"ev\":\"fail\",\"unit\":\"%016llx\",\"attempt\":%d,\"reason\":", (unsigned long long)unit_id,
+                  attempt);
+    pl_buf_json_str(&b, reason);
+    pl_buf_add(&b, "}\n");
+    int rc = journal_append(j, &b);
+    pl_buf_free(&b);
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int parse_hex_id(const char *s, uint64_t *out) {
+    uint64_t v = 0;
+    for (int i = 0; i < 16; ++i) {
+        char c = s[i];
+        int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+        if (d < 0) return IPR_ERR;
+        v = (v << 4) | (uint64_t)d;
+    }
+    if (s[16] != '\0') return IPR_ERR;
+    *out = v;
+    return IPR_OK;
+}
+
+static uint64_t fnv1a(const char *s) {
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; ++s) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+int pl_journal_segment(const pl_journal_state *st, const char *rel) {
+    if (!st->hash_cap) return -1;
+    for (size_t k = (size_t)(fnv1a(rel) & (uint64_t)(st->hash_cap - 1));; k = (k + 1) & (size_t)(st->hash_cap - 1)) {
+        int i = st->seg_hash[k];
+        if (i < 0) return -1;
+        if (strcmp(st->seg_rel[i], rel) == 0) return i;
+    }
+}
+
+/* Index of `rel` among the state's segments, adding it (and checking its hash) on first sight.
+ * *good = the file exists and matches sha. */
+static int segment_slot(pl_journal_state *st, const pl_run *run, const char *rel, const char *sha, int *good,
+                        char (*sha_of)[65], int *ok_of, int *cap) {
+    int found = pl_journal_segment(st, rel);
+    if (found >= 0) {
+        *good = ok_of[found] && strcmp(sha_of[found], sha) == 0;
+        return found;
+    }
+    if (st->n_segs == *cap) return -1;
+    int i = st->n_segs++;
+    snprintf(st->seg_rel[i], sizeof st->seg_rel[i], "%s", rel);
+    size_t k = (size_t)(fnv1a(st->seg_rel[i]) & (uint64_t)(st->hash_cap - 1));
+    while (st->seg_hash[k] >= 0) k = (k + 1) & (size_t)(st->hash_cap - 1);
+    st->seg_hash[k] = i;
+    char path[PL_PATH_MAX + 200];
+    pl_run_path(run, rel, path, sizeof path);
+    ok_of[i] = ipr_sha256_file(path, sha_of[i]) == IPR_OK;
+    ipr_error_clear();
+    *good = ok_of[i] && strcmp(sha_of[i], sha) == 0;
+    return i;
+}
+
+int pl_journal_scan(const pl_run *run, const pl_plan *plan, pl_journal_state *st) {
+    char dir[PL_PATH_MAX + 16];
+    DIR *d = NULL;
+    char **names = NULL;
+    int n_names = 0, cap_names = 0, cap_segs = 0;
+    char *text = NULL;
+    char (*sha_of)[65] = NULL;
+    int *ok_of = NULL;
+    memset(st, 0, sizeof *st);
+    st->n_units = plan->n_units;
+    IPR_TRY_PTR(st->seg = ipr_malloc((size_t)plan->n_units * sizeof(int), "journal state"));
+    IPR_TRY_PTR(st->fails = ipr_calloc((size_t)plan->n_units, sizeof(int), "journal state"));
+    for (int i = 0; i < plan->n_units; ++i) st->seg[i] = -1;
+    pl_run_path(run, "journal", dir, sizeof dir);
+    d = opendir(dir);
+    IPR_IO(d != NULL, dir);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t L = strlen(e->d_name);
+        if (L < 7 || strcmp(e->d_name + L - 6, ".jsonl") != 0) continue;
+        if (n_names == cap_names) {
+            cap_names = cap_names ? 2 * cap_names : 64;
+            char **p = realloc(names, (size_t)cap_names * sizeof *names);
+            IPR_CHECK(p != NULL, "out of memory listing journals");
+            names = p;
+        }
+        IPR_TRY_PTR(names[n_names] = strdup(e->d_name));
+        n_names++;
+    }
+    closedir(d);
+    d = NULL;
+    qsort(names, (size_t)n_names, sizeof *names, cmp_str);
+    /* at most one segment per commit record: size the segment table from the line count */
+    for (int f = 0; f < n_names; ++f) {
+        char path[PL_PATH_MAX + 300];
+        snprintf(path, sizeof path, "%s/%s", dir, names[f]);
+        IPR_TRY(pl_read_file(path, &text, NULL));
+        for (const char *p = text; *p; ++p)
+            if (*p == '\n') cap_segs++;
+        free(text);
+        text = NULL;
+    }
+    if (cap_segs < 1) cap_segs = 1;
+    IPR_TRY_PTR(st->seg_rel = ipr_calloc((size_t)cap_segs, sizeof *st->seg_rel, "segment list"));
+    IPR_TRY_PTR(sha_of = ipr_calloc((size_t)cap_segs, sizeof *sha_of, "segment hashes"));
+    IPR_TRY_PTR(ok_of = ipr_calloc((size_t)cap_segs, sizeof *ok_of, "segment checks"));
+    for (st->hash_cap = 2; st->hash_cap < 2 * cap_segs; st->hash_cap *= 2) {
+    }
+    IPR_TRY_PTR(st->seg_hash = ipr_malloc((size_t)st->hash_cap * sizeof(int), "segment index"));
+    for (int i = 0; i < st->hash_cap; ++i) st->seg_hash[i] = -1;
+    for (int f = 0; f < n_names; ++f) {
+        char path[PL_PATH_MAX + 300];
+        snprintf(path, sizeof path, "%s/%s", dir, names[f]);
+        IPR_TRY(pl_read_file(path, &text, NULL));
+        char *line = text;
+        for (;;) {
+            char *nl = strchr(line, '\n');
+            if (!nl) break; /* a torn last line (no newline) was never fsync'ed as a record: ignore it */
+            *nl = '\0';
+            char ev[16] = "";
+            if (pl_json_get_str(line, "ev", ev, sizeof ev) != IPR_OK) {
+                ipr_error_clear();
+                line = nl + 1;
+                continue;
+            }
+            if (strcmp(ev, "commit") == 0) {
+                char rel[160], sha[65];
+                if (pl_json_get_str(line, "segment", rel, sizeof rel) == IPR_OK &&
+                    pl_json_get_str(line, "sha256", sha, sizeof sha) == IPR_OK) {
+                    int good = 0;
+                    int si = segment_slot(st, run, rel, sha, &good, sha_of, ok_of, &cap_segs);
+                    if (!good) st->n_bad++;
+                    const char *u = pl_json_find(line, "units");
+                    if (u && *u == '[') {
+                        ++u;
+                        for (;;) {
+                            while (*u == ' ' || *u == ',') ++u;
+                            if (*u != '"') break;
+                            char hex[32];
+                            u = pl_json_parse_str(u, hex, sizeof hex);
+                            if (!u) break;
+                            uint64_t id;
+                            int k = parse_hex_id(hex, &id) == IPR_OK ? pl_plan_find(plan, id) : -1;
+                            if (k < 0) {
+                                st->n_foreign++;
+                                continue;
+                            }
+                            if (good && si >= 0 && st->seg[k] < 0) {
+                                st->seg[k] = si;
+                                st->n_done++;
+                            }
+                        }
+                    }
+                }
+                ipr_error_clear();
+            } else if (strcmp(ev, "fail") == 0) {
+                char hex[32];
+                uint64_t id;
+                if (pl_json_get_str(line, "unit", hex, sizeof hex) == IPR_OK && parse_hex_id(hex, &id) == IPR_OK) {
+                    int k = pl_plan_find(plan, id);
+                    if (k >= 0)
+                        st->fails[k]++;
+                    else
+                        st->n_foreign++;
+                }
+                ipr_error_clear();
+            }
+            line = nl + 1;
+        }
+        free(text);
+        text = NULL;
+    }
+    for (int f = 0; f < n_names; ++f) free(names[f]);
+    free(names);
+    free(sha_of);
+    free(ok_of);
+    return IPR_OK;
+fail:
+    if (d) closedir(d);
+    for (int f = 0; f < n_names; ++f) free(names[f]);
+    free(names);
+    free(text);
+    free(sha_of);
+    free(ok_of);
+    pl_journal_state_free(st);
+    return IPR_ERR;
+}
+
+void pl_journal_state_free(pl_journal_state *st) {
+    free(st->seg);
+    free(st->fails);
+    free(st->seg_rel);
+    free(st->seg_hash);
+    memset(st, 0, sizeof *st);
+}
+
+int pl_quarantine(const pl_run *run, const pl_journal_state *st, int *moved) {
+    char segdir[PL_PATH_MAX + 16];
+    DIR *d = NULL, *sd = NULL;
+    int *credited = NULL;
+    *moved = 0;
+    pl_run_path(run, "segments", segdir, sizeof segdir);
+    d = opendir(segdir);
+    if (!d) return IPR_OK;
+    IPR_TRY_PTR(credited = ipr_calloc((size_t)(st->n_segs + 1), sizeof(int), "segment flags"));
+    for (int u = 0; u < st->n_units; ++u)
+        if (st->seg[u] >= 0) credited[st->seg[u]] = 1;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        char sub[PL_PATH_MAX + 300];
+        snprintf(sub, sizeof sub, "%s/%s", segdir, e->d_name);
+        sd = opendir(sub);
+        if (!sd) continue;
+        struct dirent *f;
+        while ((f = readdir(sd)) != NULL) {
+            if (f->d_name[0] == '.') continue;
+            char rel[600];
+            snprintf(rel, sizeof rel, "segments/%s/%s", e->d_name, f->d_name);
+            int referenced = 0;
+            /* keep a segment when a commit record names it and some unit is credited to it */
+            if (!strstr(f->d_name, ".tmp")) {
+                int i = pl_journal_segment(st, rel);
+                referenced = i >= 0 && credited[i];
+            }
+            if (referenced) continue;
+            char qdir[PL_PATH_MAX + 400], from[PL_PATH_MAX + 700], to[PL_PATH_MAX + 700];
+            snprintf(qdir, sizeof qdir, "%s/quarantine/%s", run->dir, e->d_name);
+            IPR_TRY(pl_mkdirs(qdir, 0755));
+            snprintf(from, sizeof from, "%s/%s", sub, f->d_name);
+            snprintf(to, sizeof to, "%s/%s", qdir, f->d_name);
+            IPR_IO(rename(from, to) == 0, from);
+            (*moved)++;
+        }
+        closedir(sd);
+        sd = NULL;
+    }
+    closedir(d);
+    free(credited);
+    return IPR_OK;
+fail:
+    if (sd) closedir(sd);
+    if (d) closedir(d);
+    free(credited);
+    return IPR_ERR;
+}

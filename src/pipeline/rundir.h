@@ -1,0 +1,81 @@
+/* rundir.h: the run directory (run.json identity, config copies, model cards), per-rank logs and the
+ * append-only journals that say which work units are done: a unit counts only once its segment was
+ * renamed into place and a commit record with the segment's SHA-256 was fsync'ed. */
+#ifndef IPR_PIPELINE_RUNDIR_H
+#define IPR_PIPELINE_RUNDIR_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ipr/common.h"
+#include "pipeline/config.h"
+#include "pipeline/plan.h"
+
+#define PL_RUN_FORMAT "ipr-run"
+#define PL_SCHEMA_VERSION 1
+
+typedef struct {
+    char dir[PL_PATH_MAX];   /* absolute */
+    char run_id[40];         /* UUIDv4 */
+    char session[96];        /* this start or resume */
+    int64_t created_epoch;   /* seconds; the bundle's default mtime */
+    int resumed;             /* the directory held this run already */
+    char model_sha256[PL_MAX_MODELS][65];
+} pl_run;
+
+/* mkdir -p */
+int pl_mkdirs(const char *path, int mode);
+/* Rank 0: create or reopen RUN_DIR for cfg. An existing run of another config is refused with a key-level
+ * diff, unless force_new, which moves the old directory aside (RUN_DIR.replaced-TIMESTAMP). */
+int pl_run_open(const char *dir, const pl_config *cfg, const char *yaml, size_t yaml_len, char *const *sets,
+                int n_sets, int force_new, const char *shard_tag, pl_run *out);
+/* Read run.json of an existing run directory (status, merge, bundle). */
+int pl_run_load(const char *dir, pl_run *out, char **run_json);
+/* "DIR/rel" */
+void pl_run_path(const pl_run *run, const char *rel, char *out, size_t cap);
+
+/* ---- per-rank log: logs/<session>-rNNNNN.log; lines "UTC LEVEL rR host message" ---- */
+int pl_log_open(const pl_run *run, int rank);
+void pl_log_close(void);
+void pl_logf(ipr_log_level level, const char *fmt, ...) IPR_PRINTF(2, 3);
+
+/* ---- journals ---- */
+typedef struct {
+    FILE *fp;
+    char path[PL_PATH_MAX + 256];
+} pl_journal;
+
+int pl_journal_open(pl_journal *j, const pl_run *run, int rank);
+void pl_journal_close(pl_journal *j);
+/* Append one record and fsync it. */
+int pl_journal_commit(pl_journal *j, const char *segment_rel, const char *sha256, const uint64_t *unit_ids, int n,
+                      uint64_t chains, double wall_s);
+int pl_journal_fail(pl_journal *j, uint64_t unit_id, int attempt, const char *reason);
+
+typedef struct {
+    int n_units;
+    int *seg;            /* per unit: index into seg_rel of its committed segment, -1 = not done */
+    int *fails;          /* per unit: failure records */
+    int n_segs;
+    char (*seg_rel)[160];
+    int *seg_hash, hash_cap;  /* open addressing: segment path -> index into seg_rel (pl_journal_segment) */
+    int n_done, n_bad;   /* units done; commit records whose segment is missing or altered */
+    int n_foreign;       /* records naming units of no unit of this plan */
+} pl_journal_state;
+
+/* Read every journal of the run (any session, any world size) against the plan. Segments are checked
+ * against their recorded SHA-256 (each file once); a missing or altered segment does not count. */
+int pl_journal_scan(const pl_run *run, const pl_plan *plan, pl_journal_state *st);
+void pl_journal_state_free(pl_journal_state *st);
+/* Index into st->seg_rel of a segment path relative to RUN_DIR, or -1. */
+int pl_journal_segment(const pl_journal_state *st, const char *rel);
+/* Move *.tmp* files and segments that no commit record names into RUN_DIR/quarantine/. */
+int pl_quarantine(const pl_run *run, const pl_journal_state *st, int *moved);
+
+/* A fresh UUIDv4 from /dev/urandom. */
+int pl_uuid4(char out[40]);
+/* "2024-05-01T12:00:00Z" */
+void pl_utc_stamp(int64_t epoch, char *out, size_t cap, int compact);
+double pl_now(void);
+
+#endif

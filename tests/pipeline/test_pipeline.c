@@ -1,0 +1,311 @@
+/* test_pipeline.c: the pipeline's pieces without MPI: config schema checks and canonical hashing, number
+ * formatting, key-level diffs, the plan (ids, LPT order, shards, plan.h5 round trip) and journal scans. */
+#define _POSIX_C_SOURCE 200809L
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "ipr/common.h"
+#include "ipr/h5io.h"
+#include "ipr/hash.h"
+#include "ipr/unet.h"
+#include "pipeline/config.h"
+#include "pipeline/json.h"
+#include "pipeline/plan.h"
+#include "pipeline/rundir.h"
+
+static char g_dir[256];
+static char g_ckpt[300];
+
+static int setup(void **state) {
+    (void)state;
+    ipr_h5_quiet();
+    snprintf(g_dir, sizeof g_dir, "/tmp/ipr-test-pipeline-XXXXXX");
+    if (!mkdtemp(g_dir)) return -1;
+    /* a tiny Even Pixels checkpoint: the plan reads its patch size */
+    ipr_unet_config c;
+    ipr_unet_config_init(&c);
+    c.n_levels = 2;
+    c.hid_dims[0] = c.hid_dims[1] = 32;
+    c.num_head_channels = 32;
+    c.d_in = 3;
+    c.d_out = 7;
+    c.patch_size = 4;
+    c.image_size[0] = c.image_size[1] = 32;
+    ipr_unet *net = ipr_unet_new(&c, 1, 32, 32, 0);
+    if (!net) return -1;
+    ipr_unet_init_random(net, 1);
+    snprintf(g_ckpt, sizeof g_ckpt, "%s/ep.h5", g_dir);
+    int rc = ipr_unet_save(net, g_ckpt);
+    ipr_unet_free(net);
+    return rc == IPR_OK ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static const char *k_yaml =
+    "# a comment\n"
+    "benchmark: even_pixels\n"
+    "instances:\n"
+    "  count: 10\n"
+    "  per_unit: 4\n"
+    "model: {checkpoint: ep.h5}\n"
+    "ipr:\n"
+    "  fractions: [0.1, 0.5]\n"
+    "  iterations: 3\n"
+    "seeds: [5, \"0x10\"]\n";
+
+static int load(const char *yaml, char *const *sets, int n, pl_config *c) {
+    char path[300];
+    snprintf(path, sizeof path, "%s/c.yaml", g_dir);
+    return pl_config_load(path, yaml, strlen(yaml), sets, n, 0, c);
+}
+
+static void test_number_format(void **state) {
+    (void)state;
+    char b[64];
+    pl_format_double(0.1, b, sizeof b);
+    assert_string_equal(b, "0.1");
+    pl_format_double(1.0, b, sizeof b);
+    assert_string_equal(b, "1.0");
+    pl_format_double(0.25, b, sizeof b);
+    assert_string_equal(b, "0.25");
+    pl_format_double(1e-6, b, sizeof b);
+    assert_string_equal(b, "1e-06");
+    pl_format_double(1.0 / 3.0, b, sizeof b);
+    assert_true(strtod(b, NULL) == 1.0 / 3.0);
+}
+
+static void test_config_canonical(void **state) {
+    (void)state;
+    pl_config *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    assert_int_equal(load(k_yaml, NULL, 0, a), IPR_OK);
+    /* the same settings in another order, other styles and with defaults spelled out: the same hash */
+    const char *other = "seeds:\n  - 5\n  - 16\nipr: {iterations: 3, fractions: [0.10, 5e-1], overlap: 0.8}\n"
+                        "model:\n  checkpoint: [ep.h5]\ninstances: {per_unit: 4, count: 10}\nbenchmark: even_pixels\n";
+    assert_int_equal(load(other, NULL, 0, b), IPR_OK);
+    assert_string_equal(a->sha256, b->sha256);
+    assert_string_equal(a->resolved_json, b->resolved_json);
+    /* hashed bytes are the file's bytes */
+    char hex[65];
+    ipr_sha256_hex(a->resolved_json, strlen(a->resolved_json), hex);
+    assert_string_equal(hex, a->sha256);
+    assert_non_null(strstr(a->resolved_json, "\"fractions\": [0.1, 0.5]"));
+    assert_non_null(strstr(a->resolved_json, "\"seeds\": [5, 16]"));
+    assert_int_equal(a->n_seeds, 2);
+    assert_int_equal(a->sampler.ipr_iterations, 3);
+    assert_true(a->sampler.ipr_overlap == 0.8); /* default */
+    /* operational keys do not change the hash; semantic ones do */
+    char *sets1[] = {"device.batch=64", "run.progress_interval=5"};
+    pl_config_free(b);
+    assert_int_equal(load(k_yaml, sets1, 2, b), IPR_OK);
+    assert_string_equal(a->sha256, b->sha256);
+    assert_int_equal(b->batch, 64);
+    assert_non_null(strstr(b->sources_json, "\"batch\": \"--set device.batch\""));
+    char *sets2[] = {"ipr.fractions=[0.1, 0.25]"};
+    pl_config_free(b);
+    assert_int_equal(load(k_yaml, sets2, 1, b), IPR_OK);
+    assert_string_not_equal(a->sha256, b->sha256);
+    char *diff = NULL;
+    assert_int_equal(pl_config_diff(a->resolved_json, b->resolved_json, &diff), IPR_OK);
+    assert_non_null(strstr(diff, "was: ipr.fractions = [0.1, 0.5]"));
+    assert_non_null(strstr(diff, "now: ipr.fractions = [0.1, 0.25]"));
+    assert_null(strstr(diff, "seeds"));
+    free(diff);
+    pl_config_free(a);
+    pl_config_free(b);
+    free(a);
+    free(b);
+}
+
+/* Each bad input fails, and the message names the place and the key. */
+static void expect_error(const char *yaml, char *set, const char *needle) {
+    pl_config *c = calloc(1, sizeof *c);
+    char *sets[1] = {set};
+    ipr_error_clear();
+    assert_int_equal(load(yaml, sets, set ? 1 : 0, c), IPR_ERR);
+    if (!strstr(ipr_error_message(), needle)) fail_msg("message '%s' lacks '%s'", ipr_error_message(), needle);
+    free(c);
+}
+
+static void test_config_errors(void **state) {
+    (void)state;
+    expect_error("benchmark: even_pixels\ninstances: {count: 3}\nmodel: {checkpoint: ep.h5}\nipr: {fraction: 0.5}\n",
+                 NULL, "c.yaml:4: unknown key 'ipr.fraction' (did you mean 'ipr.fractions'?)");
+    expect_error("benchmark: even_pixels\ninstances: {count: 3}\nmodel: {checkpoint: ep.h5}\nipr: {fractions: [0]}\n",
+                 NULL, "c.yaml:4: key 'ipr.fractions': 0 is outside (0.0, 1.0]");
+    expect_error("benchmark: even_pixels\ninstances: {count: 3}\nmodel: {checkpoint: ep.h5}\nipr: {fractions: 1.5}\n",
+                 NULL, "key 'ipr.fractions': 1.5 is outside");
+    expect_error("benchmark: even_pixels\ninstances: {count: 010}\nmodel: {checkpoint: ep.h5}\n", NULL,
+                 "c.yaml:2: key 'instances.count': '010' has a leading zero");
+    expect_error("benchmark: even_pixels\ninstances: {count: 3}\nmodel: {checkpoint: ep.h5}\nipr: {early_stop: yes}\n",
+                 NULL, "'yes' is not a boolean");
+    expect_error("benchmark: even_pixels\ninstances: {count: 3}\nmodel: {checkpoint: ep.h5}\nsampler: {order: [a]}\n",
+                 NULL, "key 'sampler.order' takes one value, not a list");
+    expect_error("benchmark: even_pixels\nbenchmark: sudoku\ninstances: {count: 3}\nmodel: {checkpoint: ep.h5}\n",
+                 NULL, "c.yaml:2: key 'benchmark' appears twice");
+    expect_error("benchmark: even_pixels\nmodel: {checkpoint: ep.h5}\n", NULL, "required key 'instances.count'");
+    expect_error("benchmark: sudoku\ninstances: {count: 3}\nmodel: {checkpoint: ep.h5}\n", NULL,
+                 "key 'scorer' is required for sudoku");
+    expect_error("benchmark: even_pixels\ninstances: {count: 3}\nmodel: {checkpoint: ep.h5}\nseeds: [1, 1]\n", NULL,
+                 "key 'seeds': 1 appears twice");
+    expect_error("benchmark: even_pixels\ninstances: {count: 3}\nmodel: {checkpoint: ep.h5}\n", "ipr.overlap=1.0",
+                 "--set ipr.overlap: key 'ipr.overlap': 1.0 is outside [0.0, 1.0)");
+    expect_error("benchmark: even_pixels\ninstances: {count: 3}\nmodel: {checkpoint: ep.h5}\n", "nope=1",
+                 "--set: unknown key 'nope'");
+    expect_error("benchmark: even_pixels\ninstances: {count: [3\n", NULL, "YAML syntax error");
+}
+
+static void test_plan(void **state) {
+    (void)state;
+    pl_config *c = calloc(1, sizeof *c);
+    assert_int_equal(load(k_yaml, NULL, 0, c), IPR_OK);
+    assert_int_equal(pl_config_check_files(c), IPR_OK);
+    pl_plan p, q;
+    assert_int_equal(pl_plan_build(c, &p), IPR_OK);
+    /* 2 fractions x 2 seeds x ceil(10 / 4) blocks */
+    assert_int_equal(p.n_units, 12);
+    assert_int_equal(p.units[2].count, 2);
+    assert_int_equal(p.regions[0], 64);
+    for (int i = 0; i < p.n_units; ++i) {
+        assert_int_equal(pl_plan_find(&p, p.units[i].id), i);
+        if (i) assert_true(p.units[p.handout[i - 1]].nfe >= p.units[p.handout[i]].nfe);
+    }
+    /* the bigger fraction costs more per iteration, so its units come first */
+    assert_int_equal(p.units[p.handout[0]].fraction, 1);
+    /* ids depend on the config hash and the coordinates only */
+    assert_int_equal(pl_plan_build(c, &q), IPR_OK);
+    for (int i = 0; i < p.n_units; ++i) assert_true(p.units[i].id == q.units[i].id);
+    pl_plan_free(&q);
+    /* static shards: every unit in one shard, loads within one unit of each other */
+    int shard_of[64];
+    pl_plan_shards(&p, 3, shard_of);
+    double load3[3] = {0, 0, 0}, maxu = 0;
+    for (int i = 0; i < p.n_units; ++i) {
+        assert_true(shard_of[i] >= 0 && shard_of[i] < 3);
+        load3[shard_of[i]] += p.units[i].nfe;
+        if (p.units[i].nfe > maxu) maxu = p.units[i].nfe;
+    }
+    for (int s = 0; s < 3; ++s)
+        for (int t = 0; t < 3; ++t) assert_true(load3[s] - load3[t] <= maxu);
+    /* plan.h5 round trip */
+    char path[300];
+    snprintf(path, sizeof path, "%s/plan.h5", g_dir);
+    assert_int_equal(pl_plan_save(&p, path), IPR_OK);
+    assert_int_equal(pl_plan_load(path, &q), IPR_OK);
+    assert_int_equal(q.n_units, p.n_units);
+    assert_int_equal(q.grid.n_fractions, 2);
+    assert_true(q.grid.fractions[0] == 0.1);
+    assert_int_equal(q.grid.seeds[1], 16);
+    assert_string_equal(q.grid.config_sha256, c->sha256);
+    for (int i = 0; i < p.n_units; ++i) {
+        assert_true(q.units[i].id == p.units[i].id);
+        assert_int_equal(q.handout[i], p.handout[i]);
+    }
+    int sh = 0, n = 0;
+    assert_int_equal(pl_parse_shard("2/5", &sh, &n), IPR_OK);
+    assert_int_equal(sh * 10 + n, 25);
+    assert_int_equal(pl_parse_shard("5/5", &sh, &n), IPR_ERR);
+    pl_plan_free(&q);
+    pl_plan_free(&p);
+    pl_config_free(c);
+    free(c);
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static void test_journal_scan(void **state) {
+    (void)state;
+    pl_config *c = calloc(1, sizeof *c);
+    assert_int_equal(load(k_yaml, NULL, 0, c), IPR_OK);
+    pl_plan p;
+    assert_int_equal(pl_plan_build(c, &p), IPR_OK);
+    pl_run run;
+    memset(&run, 0, sizeof run);
+    snprintf(run.dir, sizeof run.dir, "%s/run", g_dir);
+    char path[PL_PATH_MAX + 64], sha[65], line[2048];
+    snprintf(path, sizeof path, "%s/journal", run.dir);
+    assert_int_equal(pl_mkdirs(path, 0755), IPR_OK);
+    snprintf(path, sizeof path, "%s/segments/s1", run.dir);
+    assert_int_equal(pl_mkdirs(path, 0755), IPR_OK);
+    snprintf(path, sizeof path, "%s/segments/s1/a.h5", run.dir);
+    write_text(path, "segment a");
+    assert_int_equal(ipr_sha256_file(path, sha), IPR_OK);
+    snprintf(path, sizeof path, "%s/segments/s1/b.h5", run.dir);
+    write_text(path, "segment b, altered after its record");
+    snprintf(path, sizeof path, "%s/segments/s1/c.h5.tmp.1", run.dir);
+    write_text(path, "half written");
+    /* a: units 0 and 1; b: unit 2 with a wrong hash; a failure of unit 3; a torn last line naming unit 4 */
+    snprintf(path, sizeof path, "%s/journal/s1-r00000.jsonl", run.dir);
+    snprintf(line, sizeof line,
+             "{\"ev\":\"commit\",\"segment\":\"segments/s1/a.h5\",\"sha256\":\"%s\",\"units\":[\"%016llx\",\"%016llx\"]}\n"
+             "{\"ev\":\"commit\",\"segment\":\"segments/s1/b.h5\",\"sha256\":\"%s\",\"units\":[\"%016llx\"]}\n"
+             "{\"ev\":\"fail\",\"unit\":\"%016llx\",\"attempt\":1,\"reason\":\"boom\"}\n"
+             "{\"ev\":\"commit\",\"segment\":\"segments/s1/a.h5\",\"sha256\":\"%s\",\"units\":[\"%016llx\"",
+             sha, (unsigned long long)p.units[0].id, (unsigned long long)p.units[1].id, sha,
+             (unsigned long long)p.units[2].id, (unsigned long long)p.units[3].id, sha, (unsigned long long)p.units[4].id);
+    write_text(path, line);
+    pl_journal_state st;
+    assert_int_equal(pl_journal_scan(&run, &p, &st), IPR_OK);
+    assert_int_equal(st.n_done, 2);
+    assert_true(st.seg[0] >= 0 && st.seg[1] >= 0);
+    assert_int_equal(st.seg[2], -1);
+    assert_int_equal(st.n_bad, 1);
+    assert_int_equal(st.fails[3], 1);
+    assert_int_equal(st.seg[4], -1);
+    int moved = 0;
+    assert_int_equal(pl_quarantine(&run, &st, &moved), IPR_OK);
+    assert_int_equal(moved, 2); /* b.h5 (no unit credited) and the .tmp file */
+    snprintf(path, sizeof path, "%s/segments/s1/a.h5", run.dir);
+    assert_int_equal(access(path, F_OK), 0);
+    snprintf(path, sizeof path, "%s/quarantine/s1/b.h5", run.dir);
+    assert_int_equal(access(path, F_OK), 0);
+    pl_journal_state_free(&st);
+    pl_plan_free(&p);
+    pl_config_free(c);
+    free(c);
+}
+
+static void test_json_reader(void **state) {
+    (void)state;
+    const char *j = "{\"a\": {\"b\": [1, {\"c\": 2}]}, \"s\": \"x\\\"y\", \"n\": -3.5, \"i\": 42}";
+    char s[16];
+    double d;
+    int64_t i;
+    assert_int_equal(pl_json_get_str(j, "s", s, sizeof s), IPR_OK);
+    assert_string_equal(s, "x\"y");
+    assert_int_equal(pl_json_get_double(j, "n", &d), IPR_OK);
+    assert_true(d == -3.5);
+    assert_int_equal(pl_json_get_i64(j, "i", &i), IPR_OK);
+    assert_int_equal(i, 42);
+    assert_null(pl_json_find(j, "c")); /* top level only */
+    char *flat = NULL;
+    assert_int_equal(pl_json_flatten(j, &flat), IPR_OK);
+    assert_non_null(strstr(flat, "a.b = [1, {\"c\": 2}]\n"));
+    free(flat);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_number_format), cmocka_unit_test(test_config_canonical),
+        cmocka_unit_test(test_config_errors), cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_journal_scan),  cmocka_unit_test(test_json_reader),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
