@@ -7,10 +7,9 @@ if [ ! -d $dep/usr ]; then
   mkdir -p $dep && tar -xJf .deps/deproot.tar.xz -C $dep
   # Ubuntu's gnutls (pulled in by its HDF5) needs Ubuntu's newer nettle: keep Debian's headers, link the
   # system's libnettle.so.8 / libhogweed.so.6 (same sonames, compatible ABI).
-  for l in nettle:8 hogweed:6; do
-    n=${l%%:*} v=${l##*:}
-    rm -f $dep/usr/lib/x86_64-linux-gnu/lib$n.so.$v*
-    ln -sf /usr/lib/x86_64-linux-gnu/lib$n.so.$v $dep/usr/lib/x86_64-linux-gnu/lib$n.so
+  for lib_ in nettle:8 hogweed:6; do  # names with a trailing _: this file is sourced into other scripts
+    rm -f $dep/usr/lib/x86_64-linux-gnu/lib${lib_%%:*}.so.${lib_##*:}*
+    ln -sf /usr/lib/x86_64-linux-gnu/lib${lib_%%:*}.so.${lib_##*:} $dep/usr/lib/x86_64-linux-gnu/lib${lib_%%:*}.so
   done
 fi
 export PKG_CONFIG_LIBDIR=$dep/usr/lib/x86_64-linux-gnu/pkgconfig:$dep/usr/share/pkgconfig
