@@ -19,7 +19,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "train"))
 import classifiers  # noqa: E402
-import srm_ckpt  # noqa: E402
+import srm_checkpoint  # noqa: E402
 import srm_data  # noqa: E402
 import srm_losses  # noqa: E402
 import srm_noise  # noqa: E402
@@ -211,8 +211,8 @@ def case_export(args):
         t = srm_noise.to_pixels(t, 7)
         for storage in ("float32", "float16"):
             ck = os.path.join(d, f"m_{storage}.h5")
-            srm_ckpt.export_h5(m, ck, 7, [28, 28], storage=storage, extra_attrs={"note": "test"})
-            back, attrs = srm_ckpt.load_h5(ck)
+            srm_checkpoint.export_h5(m, ck, 7, [28, 28], storage=storage, extra_attrs={"note": "test"})
+            back, attrs = srm_checkpoint.load_model(ck)
             back.eval()
             if storage == "float32":
                 for (n, a), b in zip(m.state_dict().items(), back.state_dict().values()):
@@ -233,7 +233,7 @@ def case_export(args):
             if not os.path.exists(ck):
                 print(f"export: {ck} not present, skipped")
                 continue
-            mm, attrs = srm_ckpt.load_h5(ck)
+            mm, attrs = srm_checkpoint.load_model(ck)
             mm.eval()
             H, W = [int(v) for v in attrs["image_size"]]
             p = int(attrs["patch_size"])

@@ -15,7 +15,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import srm_ckpt  # noqa: E402
+import srm_checkpoint  # noqa: E402
 import srm_noise  # noqa: E402
 
 REL_L2_MAX = 1e-4
@@ -27,7 +27,7 @@ def main(argv=None):
     ap.add_argument("--ipr", default=os.path.join(os.path.dirname(HERE), "build", "ipr"))
     ap.add_argument("--batch", type=int, default=2)
     a = ap.parse_args(argv)
-    model, attrs = srm_ckpt.load_h5(a.ckpt)
+    model, attrs = srm_checkpoint.load_model(a.ckpt)
     model = model.double().eval()
     H, W = [int(v) for v in attrs["image_size"]]
     p = int(attrs["patch_size"])

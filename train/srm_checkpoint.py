@@ -4,6 +4,7 @@ An HDF5 file with the architecture in root attributes and /weights/<state_dict n
 shared time-embedding MLP appears under every alias as a hard link to one dataset. Names and shapes are
 checked both ways against the network the attributes describe (train/srm_unet.py builds it).
 """
+import json
 import re
 
 import h5py
@@ -29,6 +30,9 @@ PRESETS = {
 DEFAULTS = dict(num_blocks=2, num_head_channels=64, t_emb_dim=512, d_emb=256)
 INT_ATTRS = ("d_in", "d_out", "num_blocks", "num_head_channels", "t_emb_dim", "d_emb", "patch_size")
 ARRAY_ATTRS = ("hid_dims", "attention", "image_size")
+
+# storage types: HDF5 converts either to float32 when the C loader reads with H5T_NATIVE_FLOAT
+STORAGE = {"float32": np.float32, "float16": np.float16}
 
 # every ResBlock's copy of the shared MLP: "<block>.norm_with_embedding.t_emb.mlp.<i>.<weight|bias>"
 _ALIAS = re.compile(r"^.+\.t_emb\.mlp\.(\d+\.(?:weight|bias))$")
@@ -80,10 +84,13 @@ def check_state_dict(state, cfg):
             raise CheckpointError(f"'{k}' should equal the shared time-embedding MLP '{target}'")
 
 
-def save_h5(state, cfg, path):
-    """Write state (name -> tensor) as a checkpoint of architecture cfg. Aliases become hard links."""
+def save_h5(state, cfg, path, storage="float32", extra_attrs=None, compress=False):
+    """Write state (name -> tensor) as a checkpoint of architecture cfg. Aliases become hard links.
+    storage: float32, or float16 (half the size). extra_attrs: more root attributes (training provenance,
+    JSON-encoded unless str/int/float/array); the loaders ignore them. compress: gzip + shuffle."""
     cfg = full_config(cfg)
     check_state_dict(state, cfg)
+    dtype = STORAGE[storage]
     with h5py.File(path, "w", libver=("earliest", "v108")) as f:
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = np.int64(FORMAT_VERSION)
@@ -91,14 +98,25 @@ def save_h5(state, cfg, path):
             f.attrs[k] = np.int64(cfg[k])
         for k in ARRAY_ATTRS:
             f.attrs[k] = np.asarray(cfg[k], dtype=np.int64)
+        f.attrs["weight_storage"] = storage
+        for k, v in (extra_attrs or {}).items():
+            f.attrs[k] = v if isinstance(v, (str, int, float, np.ndarray)) else json.dumps(v)
         g = f.create_group("weights")
         for name, t in state.items():
             if alias_target(name) is None:
-                g.create_dataset(name, data=t.detach().to("cpu", torch.float32).numpy(), track_times=False)
+                a = t.detach().to("cpu", torch.float32).numpy().astype(dtype)
+                opts = {"compression": "gzip", "compression_opts": 4, "shuffle": True} if compress and a.size >= 4096 else {}
+                g.create_dataset(name, data=a, track_times=False, **opts)
         for name in state:
             target = alias_target(name)
             if target is not None:
                 g[name] = g[target]  # hard link
+
+
+def export_h5(model, path, patch_size, image_size, storage="float32", extra_attrs=None, compress=False):
+    """Write an SRMUNet's current weights (pass the EMA copy) as a checkpoint for patch_size / image_size."""
+    cfg = dict(model.config, patch_size=int(patch_size), image_size=[int(v) for v in image_size])
+    save_h5(model.state_dict(), cfg, path, storage, extra_attrs, compress)
 
 
 def load_h5(path):
@@ -118,8 +136,10 @@ def load_h5(path):
 
 
 def load_model(path, **kw):
-    """The SRMUNet of a checkpoint file, in eval mode."""
+    """(model in eval mode, root attributes) of a checkpoint file; names and shapes checked both ways."""
     cfg, state = load_h5(path)
     model = from_config(cfg, **kw)
-    model.load_state_dict(state, strict=True)
-    return model.eval(), cfg
+    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    with h5py.File(path, "r") as f:
+        attrs = {k: f.attrs[k] for k in f.attrs}
+    return model.eval(), attrs

@@ -23,7 +23,7 @@ import torch.distributed as dist
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import srm_ckpt  # noqa: E402
+import srm_checkpoint  # noqa: E402
 import srm_data  # noqa: E402
 import srm_losses  # noqa: E402
 import srm_noise  # noqa: E402
@@ -246,7 +246,7 @@ class Trainer:
 
     def load_weights(self, path, rewarm=200):
         """Model and EMA from an exported checkpoint; the counters continue from its `training` record."""
-        m, attrs = srm_ckpt.load_h5(path)
+        m, attrs = srm_checkpoint.load_model(path)
         if arch_of({k: list(attrs[k]) if k in ("hid_dims", "attention") else int(attrs[k])
                     for k in ("hid_dims", "attention", "d_in", "d_out")}) != arch_of(self.cfg):
             raise SystemExit(f"{path}: architecture differs from this run's {arch_of(self.cfg)}")
@@ -273,7 +273,7 @@ def export(trainer, path, storage, extra):
         storage = "float32" if n * 4 <= 15.5 * 2 ** 20 else "float16"
     cfg = trainer.cfg
     tmp = f"{path}.tmp{os.getpid()}"
-    srm_ckpt.export_h5(trainer.ema, tmp, cfg["patch"], cfg["image"], storage=storage, extra_attrs=extra)
+    srm_checkpoint.export_h5(trainer.ema, tmp, cfg["patch"], cfg["image"], storage=storage, extra_attrs=extra)
     os.replace(tmp, path)
     return storage, os.path.getsize(path)
 
