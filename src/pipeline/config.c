@@ -597,6 +597,11 @@ static int resolve(const store *st, pl_config *c) {
     const char *dk = get_s(st, "device.kind");
     c->device = !strcmp(dk, "cpu") ? PL_DEVICE_CPU : !strcmp(dk, "cuda") ? PL_DEVICE_CUDA : PL_DEVICE_AUTO;
     IPR_TRY(ipr_precision_from_name(get_s(st, "device.precision"), &c->precision));
+    /* precision is the CUDA GEMM mode; the CPU path computes in float32. With kind auto a CPU fallback
+     * runs float32 (exec.c says so in the log); asking for the CPU and tf32/bf16 at once is a contradiction */
+    IPR_CHECK(c->device != PL_DEVICE_CPU || c->precision == IPR_PREC_FP32,
+              "%s: key 'device.precision': %s needs CUDA, but device.kind is cpu (the CPU path is float32)",
+              get(st, "device.precision")->source, ipr_precision_name(c->precision));
     c->batch = (int)get_i(st, "device.batch");
     c->cpu_threads = (int)get_i(st, "device.cpu_threads");
     c->host_threads = (int)get_i(st, "device.host_threads");

@@ -67,7 +67,11 @@ static ipr_denoiser *denoiser(pl_exec *x, int m) {
     ipr_denoiser_config_init(&dc);
     dc.device = x->bind.kind == PL_DEVICE_CUDA ? IPR_DEVICE_CUDA : IPR_DEVICE_CPU;
     dc.gpu = x->bind.gpu;
-    dc.precision = x->cfg->precision;
+    /* the configured precision is the CUDA GEMM mode: a rank that fell back to the CPU computes in float32 */
+    dc.precision = dc.device == IPR_DEVICE_CUDA ? x->cfg->precision : IPR_PREC_FP32;
+    if (dc.device == IPR_DEVICE_CPU && x->cfg->precision != IPR_PREC_FP32)
+        pl_logf(IPR_LOG_INFO, "device.precision %s applies to CUDA; this rank runs on the CPU in float32",
+                ipr_precision_name(x->cfg->precision));
     dc.max_batch = x->cfg->batch;
     dc.cpu_threads = x->bind.cpu_threads;
     x->den[m] = ipr_denoiser_open(x->cfg->model_path[m], &dc);

@@ -121,6 +121,8 @@ sed 's/fractions: \[0.25, 0.5\]/fractions: [0.25, 0]/' q.yaml > zero.yaml
 expect_config_error "fraction 0" "zero.yaml:[0-9]+: key 'ipr.fractions': 0 is outside \(0.0, 1.0\]" zero.yaml
 sed 's/fractions: \[0.25, 0.5\]/fractions: [1.5]/' q.yaml > big.yaml
 expect_config_error "fraction 1.5" "big.yaml:[0-9]+: key 'ipr.fractions': 1.5 is outside \(0.0, 1.0\]" big.yaml
+expect_config_error "bf16 asked of the CPU" "key 'device.precision': bf16 needs CUDA, but device.kind is cpu" q.yaml \
+  --set device.kind=cpu --set device.precision=bf16
 expect_config_error "--set of a wrong type" "--set ipr.iterations: key 'ipr.iterations': 'two' is not an integer" q.yaml --set ipr.iterations=two
 sha_before=$(sha256sum r0/results.h5)
 "$ipr" run q.yaml -o r0 --set ipr.iterations=3 > changed.out 2>&1
