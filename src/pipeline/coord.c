@@ -487,6 +487,15 @@ typedef struct {
     int head, len;
 } batch_queue;
 
+/* append a received batch of n units at the tail */
+static void queue_push(batch_queue *q, const int *units, const int *attempts, int n) {
+    const int slot = (q->head + q->len) % (PREFETCH + 1);
+    q->n[slot] = n;
+    memcpy(q->units[slot], units, (size_t)n * sizeof(int));
+    memcpy(q->attempts[slot], attempts, (size_t)n * sizeof(int));
+    q->len++;
+}
+
 static int worker_loop(rank_state *s) {
     static batch_queue q;
     static int cur[MAX_CHUNK], cur_att[MAX_CHUNK], status[MAX_CHUNK], tmp_u[MAX_CHUNK], tmp_a[MAX_CHUNK];
@@ -504,11 +513,7 @@ static int worker_loop(rank_state *s) {
                 stopped = 1;
                 continue;
             }
-            int slot = (q.head + q.len) % (PREFETCH + 1);
-            q.n[slot] = n;
-            memcpy(q.units[slot], tmp_u, (size_t)n * sizeof(int));
-            memcpy(q.attempts[slot], tmp_a, (size_t)n * sizeof(int));
-            q.len++;
+            queue_push(&q, tmp_u, tmp_a, n);
         }
         if (q.len == 0) break;
         int n = q.n[q.head];
@@ -542,11 +547,7 @@ static int worker_loop(rank_state *s) {
                 stopped = 1;
                 continue;
             }
-            int slot = (q.head + q.len) % (PREFETCH + 1);
-            q.n[slot] = m;
-            memcpy(q.units[slot], tmp_u, (size_t)m * sizeof(int));
-            memcpy(q.attempts[slot], tmp_a, (size_t)m * sizeof(int));
-            q.len++;
+            queue_push(&q, tmp_u, tmp_a, m);
         }
     }
     /* leave: FINAL, then wait for BYE (a DRAIN sent meanwhile is received on the way) */

@@ -368,7 +368,7 @@ int pl_merge(const char *run_dir, const pl_merge_opts *opts, pl_merge_report *re
     seg_cache *segs = NULL;
     labels hosts = {0, NULL}, sessions = {0, NULL}, devices = {0, NULL};
     char path[PL_PATH_MAX + 64];
-    int have_plan = 0, have_st = 0, have_out = 0;
+    int have_plan = 0, have_st = 0, have_out = 0, rc = IPR_OK;
     memset(rep, 0, sizeof *rep);
     IPR_TRY(pl_run_load(run_dir, &run, NULL));
     pl_run_path(&run, "plan.h5", path, sizeof path);
@@ -464,20 +464,11 @@ done:
     if (have_out) pl_rows_free(&out);
     if (have_st) pl_journal_state_free(&st);
     if (have_plan) pl_plan_free(&plan);
-    return IPR_OK;
+    return rc;
 fail:
     ipr_error_context("merging %s", run_dir);
-    if (segs)
-        for (int i = 0; i < st.n_segs; ++i)
-            if (segs[i].loaded) pl_rows_free(&segs[i].rows);
-    free(segs);
-    free(hosts.s);
-    free(sessions.s);
-    free(devices.s);
-    if (have_out) pl_rows_free(&out);
-    if (have_st) pl_journal_state_free(&st);
-    if (have_plan) pl_plan_free(&plan);
-    return IPR_ERR;
+    rc = IPR_ERR;
+    goto done;
 }
 
 /* ---------------- verification of a run directory ---------------- */
