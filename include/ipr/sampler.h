@@ -158,7 +158,8 @@ typedef struct ipr_runner ipr_runner;
 ipr_runner *ipr_runner_new(ipr_denoiser *d, ipr_task *t, const ipr_sampler_config *cfg);
 void ipr_runner_free(ipr_runner *r);
 /* Run the chains of instances[0..n) under `seed`; results[i] is instances[i]'s. progress (may be NULL) is
- * called after each finished chain. */
+ * called after each finished chain, and at least every 2 s of work while none finishes (done then repeats):
+ * chains of one batch run in lockstep, and callers keep heartbeats and status fresh from it. */
 typedef void (*ipr_progress_fn)(int done, int total, void *ctx);
 int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int n, ipr_chain_result *results,
                    ipr_progress_fn progress, void *ctx);

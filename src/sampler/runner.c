@@ -14,6 +14,9 @@
 #include "pool.h"
 #include "sampler_internal.h"
 
+/* seconds between progress reports while no chain finishes (ipr_runner_run) */
+#define IPR_RUNNER_REPORT_S 2.0
+
 /* ================================ settings ================================ */
 
 void ipr_sampler_config_init(ipr_sampler_config *cfg) {
@@ -725,6 +728,7 @@ int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int 
     for (int s = 0; s < MB; ++s) r->slots[s].in_use = 0;
 
     int next = 0, done = 0;
+    double last_report = now_s();
     while (done < n) {
         double t0 = now_s();
         /* fill free slots; a chain with nothing to run finishes at once */
@@ -773,6 +777,12 @@ int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int 
         }
         const double t3 = now_s();
         r->host_s += (t1 - t0) + (t3 - t2);
+        /* chains of a batch run in lockstep and finish together: report at least every
+         * IPR_RUNNER_REPORT_S while working, so that a caller's heartbeat and status stay fresh */
+        if (progress && t3 - last_report >= IPR_RUNNER_REPORT_S) {
+            progress(done, n, ctx);
+            last_report = t3;
+        }
         /* charge the cycle's time evenly to the chains that shared it, by their phase */
         const double share = (t3 - t0) / B;
         for (int b = 0; b < B; ++b) r->ph_seconds[phase[b]] += share;
