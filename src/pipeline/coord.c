@@ -663,7 +663,7 @@ int pl_coord_run(const pl_coord_opts *o, pl_exec *x, const pl_binding *b, pl_coo
     s.x = x;
     s.b = b;
     s.comm = MPI_COMM_NULL;
-    int ok = 1, all_ok = 1, have_journal = 0;
+    int ok = 1, all_ok = 1, have_journal = 0, rc = IPR_ERR;
     int64_t shared[4] = {0, 0, 0, 0};
     char *bind_all = NULL;
     IPR_MPI(MPI_Comm_dup(MPI_COMM_WORLD, &s.comm));
@@ -769,18 +769,7 @@ int pl_coord_run(const pl_coord_opts *o, pl_exec *x, const pl_binding *b, pl_coo
     res->exit_code = (int)shared[0];
     res->merged = (int)shared[1];
     IPR_MPI(MPI_Comm_free(&s.comm)); /* sets s.comm to MPI_COMM_NULL */
-    if (have_journal) pl_journal_close(&s.journal);
-    free_rank0(&s);
-    free(s.outstanding);
-    free(s.waiting);
-    free(s.final);
-    free(s.units_by_rank);
-    free(s.chains_partial);
-    free(s.last_seen);
-    free(s.hosts);
-    free(s.devices);
-    free(bind_all);
-    return IPR_OK;
+    rc = IPR_OK;
 fail:
     if (have_journal) pl_journal_close(&s.journal);
     free_rank0(&s);
@@ -794,5 +783,5 @@ fail:
     free(s.devices);
     free(bind_all);
     if (s.comm != MPI_COMM_NULL) MPI_Comm_free(&s.comm);
-    return IPR_ERR;
+    return rc;
 }
