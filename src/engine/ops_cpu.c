@@ -207,34 +207,84 @@ void ipr_cpu_attention(float *out, const float *qkv, int heads, int ch, int T, f
     }
 }
 
-/* One output of a linear layer: a dot product in 16 float lanes (lane j sums the k = j mod 16 terms in
+/* Linear layers: each output is a dot product in 16 float lanes (lane j sums the k = j mod 16 terms in
  * ascending k), the lanes added in a fixed tree, then the tail. The result depends on x's row and w's row
  * alone: BLAS kernels round a row differently by its position in the call (seen with OpenBLAS 0.3.21's
- * Haswell sgemm), which would make an instance's numbers depend on what shares its batch. */
+ * Haswell sgemm), which would make an instance's numbers depend on what shares its batch. The kernels below
+ * compute 4 outputs at once (x loaded once for 4 weight rows) or 1, in that same order, so every output has
+ * the same bits whichever kernel, thread or instruction set (an AVX2 clone, no FMA) computes it. */
 #define LIN_LANES 16
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define LIN_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define LIN_CLONES
+#endif
+
+static inline float lanes_sum(float *acc) {
+    for (int s = LIN_LANES / 2; s > 0; s /= 2)
+        for (int j = 0; j < s; ++j) acc[j] += acc[j + s];
+    return acc[0];
+}
+
 static inline float dot_lanes(const float *x, const float *w, int in) {
     float acc[LIN_LANES] = {0};
     int k = 0;
     for (; k + LIN_LANES <= in; k += LIN_LANES)
         for (int j = 0; j < LIN_LANES; ++j) acc[j] += x[k + j] * w[k + j];
-    for (int s = LIN_LANES / 2; s > 0; s /= 2)
-        for (int j = 0; j < s; ++j) acc[j] += acc[j + s];
-    float r = acc[0];
+    float r = lanes_sum(acc);
     for (; k < in; ++k) r += x[k] * w[k];
     return r;
 }
 
-void ipr_cpu_linear(float *y, const float *x, const float *w, const float *b, int n, int in, int out) {
-    if (n <= 0) return;
-    /* blocks of 8 outputs keep their weight rows in cache while every input row passes */
-    for (int o0 = 0; o0 < out; o0 += 8) {
-        const int o1 = o0 + 8 < out ? o0 + 8 : out;
-        for (int i = 0; i < n; ++i) {
+/* y[0..4) = x . w[0..4) (rows of w `in` apart), each in dot_lanes' order */
+static inline void dot_lanes4(const float *x, const float *w, int in, float *y) {
+    float a0[LIN_LANES] = {0}, a1[LIN_LANES] = {0}, a2[LIN_LANES] = {0}, a3[LIN_LANES] = {0};
+    const float *w0 = w, *w1 = w + in, *w2 = w + 2 * (size_t)in, *w3 = w + 3 * (size_t)in;
+    int k = 0;
+    for (; k + LIN_LANES <= in; k += LIN_LANES)
+        for (int j = 0; j < LIN_LANES; ++j) {
+            const float xv = x[k + j];
+            a0[j] += xv * w0[k + j];
+            a1[j] += xv * w1[k + j];
+            a2[j] += xv * w2[k + j];
+            a3[j] += xv * w3[k + j];
+        }
+    float r0 = lanes_sum(a0), r1 = lanes_sum(a1), r2 = lanes_sum(a2), r3 = lanes_sum(a3);
+    for (; k < in; ++k) {
+        r0 += x[k] * w0[k];
+        r1 += x[k] * w1[k];
+        r2 += x[k] * w2[k];
+        r3 += x[k] * w3[k];
+    }
+    y[0] = r0;
+    y[1] = r1;
+    y[2] = r2;
+    y[3] = r3;
+}
+
+/* rows [i0, i1) of y: blocks of 64 outputs keep their weight rows in cache while the rows pass */
+LIN_CLONES static void linear_rows(float *y, const float *x, const float *w, const float *b, int i0, int i1, int in,
+                                   int out) {
+    for (int o0 = 0; o0 < out; o0 += 64) {
+        const int o1 = o0 + 64 < out ? o0 + 64 : out;
+        for (int i = i0; i < i1; ++i) {
             const float *xi = x + (size_t)i * in;
             float *yi = y + (size_t)i * out;
-            for (int o = o0; o < o1; ++o) yi[o] = dot_lanes(xi, w + (size_t)o * in, in) + (b ? b[o] : 0.0f);
+            int o = o0;
+            for (; o + 4 <= o1; o += 4) dot_lanes4(xi, w + (size_t)o * in, in, yi + o);
+            for (; o < o1; ++o) yi[o] = dot_lanes(xi, w + (size_t)o * in, in);
+            if (b)
+                for (int q = o0; q < o1; ++q) yi[q] += b[q];
         }
     }
+}
+
+void ipr_cpu_linear(float *y, const float *x, const float *w, const float *b, int n, int in, int out) {
+    if (n <= 0) return;
+    /* single-threaded on purpose: OpenBLAS's spinning threads own the cores between GEMMs, and a second
+     * pool (OpenMP) made a CPU sampling run 17% slower on 2 cores instead of faster */
+    linear_rows(y, x, w, b, 0, n, in, out);
 }
 
 void ipr_cpu_sinusoid_freqs(float *freqs, int half) {
