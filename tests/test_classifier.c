@@ -20,6 +20,7 @@
 #include "ipr/h5io.h"
 #include "ipr/mnist.h"
 #include "engine/ops_cpu.h"
+#include "test_util.h"
 
 /* ---- tolerances: one table, each number with where it comes from ---- */
 typedef enum {
@@ -51,9 +52,7 @@ static int setup(void **state) {
     ipr_h5_quiet();
     snprintf(g_digit, sizeof g_digit, "%s/tests/fixtures/classifier_digit_tiny.h5", IPR_SOURCE_DIR);
     snprintf(g_poly, sizeof g_poly, "%s/tests/fixtures/classifier_polygons_tiny.h5", IPR_SOURCE_DIR);
-    const char *base = getenv("TMPDIR");
-    snprintf(g_tmpdir, sizeof g_tmpdir, "%s/test_classifier.XXXXXX", base && base[0] ? base : "/tmp");
-    if (!mkdtemp(g_tmpdir)) return -1;
+    if (ipr_test_tmpdir(g_tmpdir, sizeof g_tmpdir, "test_classifier") != 0) return -1;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/datasets/mnist", IPR_SOURCE_DIR);
     if (ipr_mnist_pool_load(dir, IPR_SPLIT_TEST, &g_pool) != IPR_OK) {
@@ -66,9 +65,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
     (void)state;
     ipr_mnist_pool_free(&g_pool);
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return ipr_test_rmtree(g_tmpdir);
 }
 
 /* ---- helpers ---- */

@@ -22,6 +22,7 @@
 #include "ipr/sampler.h"
 #include "ipr/unet.h"
 #include "sampler/sampler_internal.h"
+#include "test_util.h"
 
 /* ---- tolerances: one table, each number with where it comes from ---- */
 typedef enum {
@@ -49,17 +50,13 @@ static int setup(void **state) {
     snprintf(g_fixture, sizeof g_fixture, "%s/srm_sampler_tiny.h5", IPR_FIXTURES_DIR);
     snprintf(g_digit, sizeof g_digit, "%s/tests/fixtures/classifier_digit_tiny.h5", IPR_SOURCE_DIR);
     snprintf(g_poly, sizeof g_poly, "%s/tests/fixtures/classifier_polygons_tiny.h5", IPR_SOURCE_DIR);
-    const char *base = getenv("TMPDIR");
-    snprintf(g_tmpdir, sizeof g_tmpdir, "%s/test_sampler.XXXXXX", base && base[0] ? base : "/tmp");
-    if (!mkdtemp(g_tmpdir)) return -1;
+    if (ipr_test_tmpdir(g_tmpdir, sizeof g_tmpdir, "test_sampler") != 0) return -1;
     return 0;
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return ipr_test_rmtree(g_tmpdir);
 }
 
 /* ---- helpers ---- */

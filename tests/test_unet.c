@@ -19,6 +19,7 @@
 #include "ipr/rng.h"
 #include "ipr/unet.h"
 #include "engine/ops_cpu.h"
+#include "test_util.h"
 
 /* ---- tolerances: one table, each number with where it comes from ---- */
 typedef enum {
@@ -57,17 +58,13 @@ static int setup(void **state) {
     ipr_h5_quiet();
     snprintf(g_fixture, sizeof g_fixture, "%s/srm_unet_tiny.h5", IPR_FIXTURES_DIR);
     snprintf(g_sampler_fixture, sizeof g_sampler_fixture, "%s/srm_sampler_tiny.h5", IPR_FIXTURES_DIR);
-    const char *base = getenv("TMPDIR");
-    snprintf(g_tmpdir, sizeof g_tmpdir, "%s/test_unet.XXXXXX", base && base[0] ? base : "/tmp");
-    if (!mkdtemp(g_tmpdir)) return -1;
+    if (ipr_test_tmpdir(g_tmpdir, sizeof g_tmpdir, "test_unet") != 0) return -1;
     return 0;
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return ipr_test_rmtree(g_tmpdir);
 }
 
 /* ---- helpers ---- */
