@@ -52,14 +52,8 @@ def plot(c, x_key, xlabel, path, title):
         ax.set_xlabel(xlabel)
         if x_key == "iteration":
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        ax.set_ylabel("valid rate")
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+        R.style_rate_axis(ax)
+    R.save_figure(fig, title, path)
 
 
 def main(argv=None):

@@ -193,3 +193,21 @@ def write_table(c, path_csv, path_md, title, k_columns=None):
             out.write(f"| {key[0]} | {key[1]} | {key[2]:g} | {int(c['n'][last])} |" +
                       "".join(f" {c['rate'][rows[k]]:.3f} |" if k in rows else " |" for k in ks) +
                       f" [{c['lo95'][last]:.3f}, {c['hi95'][last]:.3f}] | {c['mean_nfe'][last]:.0f} |\n")
+
+
+def style_rate_axis(ax):
+    """The y axis, grid and legend every valid-rate panel of analysis/ shares."""
+    ax.set_ylabel("valid rate")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def save_figure(fig, title, path):
+    """Title, lay out, write (120 dpi) and close a figure."""
+    import matplotlib.pyplot as plt  # here, so that loading results never needs matplotlib
+
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
