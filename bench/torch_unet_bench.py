@@ -6,6 +6,12 @@ Variants: the reference formulation (embedding MLP per pixel) eager and torch.co
 BF16 autocast; and this project's distinct-level formulation (exact, same outputs) eager. Prints one
 JSON line per measurement and writes them all to --output (JSON list).
 usage: torch_unet_bench.py --output FILE.json [--configs ep_4,cp_ffhq_8,ms1000_28] [--batches 1,16,64]
+       torch_unet_bench.py --warmup --configs C --variants V ...   (compile only: fills Inductor's caches)
+
+`torch.compile` costs minutes per graph for the large configurations, more than one device command allows
+for all of them in sequence; scripts/device/run.sh therefore first runs one --warmup process per compiled
+(config, variant) in parallel, which fills Inductor's on-disk FX-graph and Triton caches, and then the
+measured run, whose compiles are cache hits. The time of each first call (compile included) is recorded.
 """
 import argparse
 import json
@@ -62,13 +68,16 @@ def save(path, results):
 
 def main(argv):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--output", required=True)
+    ap.add_argument("--output")
     ap.add_argument("--configs", default="ep_4,cp_ffhq_8,ms1000_28")
     ap.add_argument("--batches", default="1,16,64")
     ap.add_argument("--variants", default="ref_eager_fp32,ref_eager_bf16,ref_compile_fp32,ref_compile_bf16,"
                                           "distinct_eager_bf16,distinct_eager_fp32")
     ap.add_argument("--min-time", type=float, default=1.0)
+    ap.add_argument("--warmup", action="store_true", help="compile and run each batch once, measure nothing")
     args = ap.parse_args(argv)
+    if not args.warmup and not args.output:
+        ap.error("--output is required (except with --warmup)")
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -94,6 +103,13 @@ def main(argv):
 
                 rec = dict(config=name, variant=variant, batch=b)
                 try:
+                    t0 = time.perf_counter()
+                    run()
+                    torch.cuda.synchronize()
+                    rec.update(first_call_s=time.perf_counter() - t0)
+                    if args.warmup:
+                        print(json.dumps(rec), flush=True)
+                        continue
                     sec = time_it(run, args.min_time)
                     rec.update(seconds=sec, passes_per_s=b / sec)
                 except torch.cuda.OutOfMemoryError:
@@ -102,11 +118,14 @@ def main(argv):
                 except Exception as e:  # noqa: BLE001 - a failed variant is reported, the rest still run
                     rec.update(error=f"{type(e).__name__}: {str(e)[:200]}")
                 print(json.dumps(rec), flush=True)
+                if args.warmup:
+                    continue
                 results.append(rec)
                 save(args.output, results)  # after every record: a run cut short keeps what it measured
             del net, fwd
             torch.cuda.empty_cache()
-    save(args.output, results)
+    if not args.warmup:
+        save(args.output, results)
 
 
 if __name__ == "__main__":
