@@ -20,6 +20,7 @@ import sys
 import time
 
 import torch
+import torch._dynamo  # noqa: F401 - its config is set in main()
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
 import srm_unet  # noqa: E402
@@ -82,11 +83,17 @@ def main(argv):
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     dev = torch.device("cuda")
+    # Every net below runs SRMUNet.forward, one code object: without a reset per variant, Dynamo counts each
+    # new net as a recompile and, past its limit, silently runs the rest eagerly. Fail loudly instead.
+    for flag in ("fail_on_recompile_limit_hit", "fail_on_cache_limit_hit"):
+        if hasattr(torch._dynamo.config, flag):
+            setattr(torch._dynamo.config, flag, True)
     results = []
     for name in args.configs.split(","):
         c = CONFIGS[name]
         for variant in args.variants.split(","):
             form, mode, dtype = variant.split("_")
+            torch._dynamo.reset()
             torch.manual_seed(0)
             net = srm_unet.from_config(c, temb="per_pixel" if form == "ref" else "distinct").to(dev).eval()
             for p in net.parameters():  # random weights, none zero (zero-init layers would hide work)
