@@ -6,6 +6,9 @@ usage: ipr_report.py RUN_DIR|results.h5 [--output DIR] [--title TEXT]
 Writes into DIR (default RUN_DIR/report):
   valid_vs_iterations.png   valid rate against IPR iterations k, one line per resampling fraction, shaded
                             95% Wilson intervals; one panel per (model, selection)
+  error_vs_iterations.png   mean error (Sudoku distance, Even Pixels |count - 512|, polygons: failed checks)
+                            against k per fraction, shaded +-1.96 standard errors: the signal that remains
+                            where a weak model's valid rate is 0 everywhere
   compute_matched.png       the same rates against network passes spent per chain (mean nfe at k): which
                             fraction buys the most validity per unit of compute
   table.md, table.csv       the numbers (CSV: every k; Markdown: a few k)
@@ -32,7 +35,7 @@ def panels(c):
     return keys
 
 
-def plot(c, x_key, xlabel, path, title):
+def plot(c, x_key, xlabel, path, title, y="rate"):
     keys = panels(c)
     fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 4.0), squeeze=False)
     fractions = sorted(set(float(f) for f in c["fraction"]))
@@ -45,14 +48,25 @@ def plot(c, x_key, xlabel, path, title):
             order = np.argsort(c["iteration"][m])
             x = np.asarray(c[x_key][m], dtype=float)[order]
             color = cmap(j / max(1, len(fractions) - 1))
-            ax.plot(x, c["rate"][m][order], marker="o", ms=3, color=color, label=f"fraction {fr:g}")
-            ax.fill_between(x, c["lo95"][m][order], c["hi95"][m][order], color=color, alpha=0.18, lw=0)
+            if y == "rate":
+                lo, mid, hi = c["lo95"][m][order], c["rate"][m][order], c["hi95"][m][order]
+            else:
+                mid = c["mean_error"][m][order]
+                half = 1.96 * np.nan_to_num(c["se_error"][m][order])
+                lo, hi = mid - half, mid + half
+            ax.plot(x, mid, marker="o", ms=3, color=color, label=f"fraction {fr:g}")
+            ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)
         n = int(c["n"][(c["model"] == model) & (c["selection"] == sel)].max())
         ax.set_title(f"{model}, {sel} selection (n = {n} chains per point)", fontsize=9)
         ax.set_xlabel(xlabel)
         if x_key == "iteration":
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        R.style_rate_axis(ax)
+        if y == "rate":
+            R.style_rate_axis(ax)
+        else:
+            ax.set_ylabel("mean error (lower is better)")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
     R.save_figure(fig, title, path)
 
 
@@ -73,10 +87,12 @@ def main(argv=None):
     title = a.title or (f"{m.get('benchmark', '?')}: valid rate with 95% Wilson intervals (run {m.get('run_id', '?')[:8]})"
                         + limited)
     plot(c, "iteration", "IPR iterations k", os.path.join(out, "valid_vs_iterations.png"), title)
+    plot(c, "iteration", "IPR iterations k", os.path.join(out, "error_vs_iterations.png"),
+         title.replace("valid rate with 95% Wilson intervals", "mean error with 95% intervals"), y="error")
     plot(c, "mean_nfe", "network passes per chain (mean, up to k)", os.path.join(out, "compute_matched.png"),
          title + ": compute-matched")
     R.write_table(c, os.path.join(out, "table.csv"), os.path.join(out, "table.md"), f"# {title}")
-    print(f"ipr_report: {out}/valid_vs_iterations.png, compute_matched.png, table.md, table.csv")
+    print(f"ipr_report: {out}/valid_vs_iterations.png, error_vs_iterations.png, compute_matched.png, table.md, table.csv")
     return 0
 
 

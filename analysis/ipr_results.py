@@ -101,7 +101,8 @@ def wilson(k, n, z=Z95):
 
 def curves(path, by=("model", "selection", "fraction")):
     """Valid rate against k per group: a dict of arrays (columns: the `by` keys, iteration, n, valid, rate,
-    lo95, hi95, mean_error, mean_nfe), rows sorted by group then k. Only units with status ok contribute."""
+    lo95, hi95, mean_error, se_error, mean_nfe), rows sorted by group then k; se_error is the standard error of
+    mean_error (sample standard deviation / sqrt(n)). Only units with status ok contribute."""
     t = load(path, "results", as_dict=True)
     keys = list(by) + ["iteration"]
     # sort on the integer codes where there are some (config order), report names
@@ -116,7 +117,7 @@ def curves(path, by=("model", "selection", "fraction")):
             change[1:] |= c[1:] != c[:-1]
     starts = np.flatnonzero(change)
     ends = np.append(starts[1:], len(order))
-    out = {k: [] for k in keys + ["n", "valid", "rate", "lo95", "hi95", "mean_error", "mean_nfe"]}
+    out = {k: [] for k in keys + ["n", "valid", "rate", "lo95", "hi95", "mean_error", "se_error", "mean_nfe"]}
     valid = np.asarray(t["valid"], dtype=float)[order]
     err = np.asarray(t["error"], dtype=float)[order]
     nfe = np.asarray(t["nfe"], dtype=float)[order]
@@ -129,6 +130,7 @@ def curves(path, by=("model", "selection", "fraction")):
         out["valid"].append(v)
         out["rate"].append(v / n if n else 0.0)
         out["mean_error"].append(float(np.nanmean(err[s:e])) if n else math.nan)
+        out["se_error"].append(float(np.nanstd(err[s:e], ddof=1) / math.sqrt(n)) if n > 1 else math.nan)
         out["mean_nfe"].append(nfe[s:e].mean() if n else math.nan)
     lo, hi = wilson(np.array(out["valid"]), np.array(out["n"]))
     out["lo95"], out["hi95"] = list(lo), list(hi)
@@ -173,7 +175,7 @@ def newcombe(k1, n1, k2, n2, z=Z95):
 def write_table(c, path_csv, path_md, title, k_columns=None):
     """curves() as CSV (every row) and Markdown (one row per group, a few k columns)."""
     names = ["model", "selection", "fraction", "iteration", "n", "valid", "rate", "lo95", "hi95", "mean_error",
-             "mean_nfe"]
+             "se_error", "mean_nfe"]
     with open(path_csv, "w") as out:
         out.write(",".join(names) + "\n")
         for i in range(len(c["iteration"])):
@@ -186,13 +188,16 @@ def write_table(c, path_csv, path_md, title, k_columns=None):
     ks = k_columns or (list(range(K + 1)) if K <= 6 else sorted({0, 1, 2, 5, 10, 20, 30, K} & set(range(K + 1))))
     with open(path_md, "w") as out:
         out.write(f"{title}\n\n| model | selection | fraction | n |" + "".join(f" k={k} |" for k in ks) +
-                  " 95% CI at K | passes at K |\n|---|---|---|---|" + "---|" * len(ks) + "---|---|\n")
+                  " 95% CI at K | mean error k=0 -> K | passes at K |\n|---|---|---|---|" + "---|" * len(ks) +
+                  "---|---|---|\n")
         for key, mask in groups(c):
             rows = {int(c["iteration"][i]): i for i in np.flatnonzero(mask)}
             last = rows[max(rows)]
             out.write(f"| {key[0]} | {key[1]} | {key[2]:g} | {int(c['n'][last])} |" +
                       "".join(f" {c['rate'][rows[k]]:.3f} |" if k in rows else " |" for k in ks) +
-                      f" [{c['lo95'][last]:.3f}, {c['hi95'][last]:.3f}] | {c['mean_nfe'][last]:.0f} |\n")
+                      f" [{c['lo95'][last]:.3f}, {c['hi95'][last]:.3f}] |"
+                      f" {c['mean_error'][rows[min(rows)]]:.2f} -> {c['mean_error'][last]:.2f} |"
+                      f" {c['mean_nfe'][last]:.0f} |\n")
 
 
 def style_rate_axis(ax):

@@ -267,8 +267,9 @@ fi
 # ---- analysis ----
 if $py "$src/analysis/ipr_report.py" r0 --output report > report.out 2>&1 &&
    [ "$(head -c 4 report/valid_vs_iterations.png | od -An -c | tr -d ' ')" = "211PNG" ] &&
-   [ -s report/compute_matched.png ] && [ "$(wc -l < report/table.csv)" -eq 7 ]; then
-  ok "analysis: ipr_report.py writes valid_vs_iterations.png, compute_matched.png and the tables"
+   [ -s report/compute_matched.png ] && [ -s report/error_vs_iterations.png ] &&
+   [ "$(wc -l < report/table.csv)" -eq 7 ] && grep -q "mean error" report/table.md; then
+  ok "analysis: ipr_report.py writes valid_vs_iterations.png, error_vs_iterations.png, compute_matched.png and the tables"
 else
   bad "analysis report ($(cat report.out))"
 fi
