@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# device/validate.sh NAME[:COUNT[:BATCH]] ...: the model cards' validation figures (issue 5) on the GPU machine, in
+# ONE command: build ipr with CUDA (or reuse the build a previous command on this machine left), then for each
+# NAME run configs/reference/NAME.yaml (reference sampler and IPR settings of spec 3.3, K = 30: one chain
+# records k = 0 (base), 10 and 30) with COUNT TEST instances (default 500), BATCH chains per forward, over all
+# GPUs (one rank each). Each results.h5 is copied to $OUT/NAME.h5 as soon as it exists. A run still going at
+# VALIDATE_LIMIT s (default 280) is stopped; re-running resumes it on the same machine.
+set -uo pipefail
+out=${OUT:-/tmp/ipr-out}
+mkdir -p "$out"
+source scripts/device/env.sh
+build=/tmp/ipr-build
+if [ ! -x $build/ipr ]; then
+  t0=$(date +%s)
+  cmake -S . -B $build -DIPR_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_BUILD_TYPE=Release >/tmp/build.log 2>&1 &&
+    cmake --build $build -j"$(nproc)" --target ipr >>/tmp/build.log 2>&1 || { grep -E "error" /tmp/build.log | head; exit 1; }
+  echo "build: $(( $(date +%s) - t0 )) s"
+fi
+ngpu=$(nvidia-smi -L | wc -l)
+status=0
+for spec in "$@"; do
+  IFS=: read -r name count batch <<<"$spec"
+  sets=(--set device.kind=cuda --set "instances.count=${count:-500}" --set "device.batch=${batch:-64}")
+  t0=$(date +%s.%N)
+  timeout -s TERM "${VALIDATE_LIMIT:-280}" mpirun -n "$ngpu" --bind-to none $build/ipr run "configs/reference/$name.yaml" \
+    "${sets[@]}" --output "/tmp/val_$name" --progress line > "/tmp/val_$name.log" 2>&1
+  rc=$?
+  echo "$name: exit $rc, $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s wall on $ngpu GPU(s)"
+  tail -6 "/tmp/val_$name.log"
+  if [ -f "/tmp/val_$name/results.h5" ]; then cp "/tmp/val_$name/results.h5" "$out/$name.h5"; else status=1; fi
+done
+exit $status
