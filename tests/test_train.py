@@ -3,7 +3,7 @@
 the data bindings, and that exported checkpoints load in the C engine and compute what PyTorch computes.
 
 Usage: test_train.py CASE --ipr build/ipr --lib build/libipr.so   (ctest runs one CASE per entry)
-CASE: mean_beta | data | step | export | digit. Every check raises (non-zero exit) on failure.
+CASE: mean_beta | data | step | export | digit | polygons. Every check raises (non-zero exit) on failure.
 """
 import argparse
 import ctypes
@@ -295,9 +295,46 @@ def case_digit(args):
     print("digit: ok")
 
 
+def case_polygons(args):
+    """The polygons classifier's training negatives and the scorer audit: the renderer reproduces the
+    generator's image byte for byte, mismatched numerals carry the label of what is drawn, and each audit set
+    is what it claims (the audit's oracle raises otherwise)."""
+    import audit_polygons_scorer as audit
+    import train_polygons
+    r = train_polygons.Renderer(0, srm_data.SPLIT_TEST, args.lib)
+    for i in range(5):
+        inst = r.gen.make(i)
+        same = r.render(i, inst, [inst.num_vertices] * inst.num_polygons)
+        check(np.array_equal(same, np.frombuffer(inst.image, dtype=np.uint8).reshape(128, 128, 3)),
+              f"instance {i}: re-rendering with the original counts differs from the generator's image")
+        other = r.render(i, inst, [inst.num_vertices] * inst.num_polygons,
+                         digits=train_polygons.random_other_pair(np.random.default_rng(i), inst.num_polygons,
+                                                                 inst.num_vertices))
+        check(not np.array_equal(same, other), f"instance {i}: other numerals drew the same image")
+    rng = np.random.default_rng(0)
+    mism = 0
+    for i in range(40):
+        inst = r.gen.make(i)
+        img, lab = r.sample(i, rng, rerender_p=1.0, nonuniform_p=0.0, mismatch_p=1.0)
+        mism += lab["numbers_label"] != inst.pair_label
+    check(mism == 40, f"mismatch_p=1: {mism}/40 numeral labels differ from the counts' pair")
+    with tempfile.TemporaryDirectory() as d:
+        torch.manual_seed(0)
+        path = os.path.join(d, "poly.h5")
+        classifiers.export_h5(classifiers.CountingPolygonsClassifier([8, 8, 8, 8], 16, 4).eval(), path,
+                              classifiers.KIND_POLYGONS)
+        out = os.path.join(d, "audit.json")
+        check(audit.main(["--scorer", path, "--count", "12", "--lib", args.lib, "--output", out]) == 0, "audit failed")
+        import json
+        sets = json.load(open(out))["sets"]
+        check(sorted(sets) == sorted(audit.SETS) and all(v["n"] == 12 for v in sets.values()),
+              f"audit sets: {sets}")
+    print("polygons: ok")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=["mean_beta", "data", "step", "export", "digit"])
+    ap.add_argument("case", choices=["mean_beta", "data", "step", "export", "digit", "polygons"])
     ap.add_argument("--ipr", default=os.path.join(ROOT, "build", "ipr"))
     ap.add_argument("--lib", default=os.path.join(ROOT, "build", "libipr.so"))
     args = ap.parse_args()

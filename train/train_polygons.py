@@ -6,7 +6,11 @@ needs negatives: an image is re-rendered with libipr's own rasterizer (same back
 numerals, through ctypes) with k of its n >= 2 polygons given another vertex count. Re-rendering with the
 original counts reproduces the generator's image byte for byte, so the rendering path carries no label;
 `--rerender` of the images are re-rendered and `--nonuniform` of those made non-uniform. On non-uniform images the num_vertices head is not trained (no single count exists); the
-numerals still show (count, original vertex count), the numbers_label target.
+numerals still show (count, original vertex count), the numbers_label target. `--mismatch` of the re-rendered
+images get numerals of another pair than their counts (label: the pair drawn): on the generator's images the
+numerals always match the shapes, and a network trained on those alone can infer the pair from the shapes
+instead of reading it, which makes IPR's consistency check vacuous (train/audit_polygons_scorer.py measures
+this: the first shipped scorer, trained without mismatches, accepted 63% of images with wrong numerals).
 
 Usage: python3 train/train_polygons.py --output models/polygons_classifier.h5 --minutes 7 [--workers 12]
 """
@@ -50,20 +54,24 @@ class Renderer:
         self.cov = Coverage(SIDE, SIDE, self.bits)
         self.xy = (ctypes.c_double * 14)()
 
-    def render(self, index, inst, vertices):
-        """(128, 128, 3) uint8 of instance `index` (its metadata `inst`) with polygon p drawn with vertices[p]."""
+    def render(self, index, inst, vertices, digits=None, draw=None):
+        """(128, 128, 3) uint8 of instance `index` (its metadata `inst`) with polygon p drawn with vertices[p];
+        digits: the two numerals to write (default: the instance's count and vertex count); draw: which
+        polygons to draw (default all)."""
         lib = self.lib
         img = np.empty((SIDE, SIDE, 3), dtype=np.uint8)
         lib.ipr_polygons_background(self.gen.seed, self.gen.split, index, img.ctypes.data)
         lib.ipr_cov_clear(ctypes.byref(self.cov))
         for p in range(inst.num_polygons):
+            if draw is not None and p not in draw:
+                continue
             cx, cy, r = inst.cx[p] * SS, inst.cy[p] * SS, inst.radius[p] * SS
             nv = int(vertices[p])
             for k in range(nv):
                 a = 2 * math.pi * k / nv + inst.rotation[p]
                 self.xy[2 * k], self.xy[2 * k + 1] = cx + r * math.cos(a), cy + r * math.sin(a)
             lib.ipr_cov_polygon(ctypes.byref(self.cov), self.xy, nv)
-        for k, digit in enumerate((inst.num_polygons, inst.num_vertices)):
+        for k, digit in enumerate(digits or (inst.num_polygons, inst.num_vertices)):
             c = inst.num_polygons + k
             rc = lib.ipr_font_digit(ctypes.byref(self.cov), digit, inst.cx[c] * SS, inst.cy[c] * SS,
                                     inst.radius[c] * SS)
@@ -73,30 +81,46 @@ class Renderer:
         lib.ipr_cov_composite(ctypes.byref(self.cov), color.ctypes.data, img.ctypes.data)
         return img
 
-    def sample(self, index, rng, rerender_p, nonuniform_p):
-        """One training image and its labels (is_uniform 0/1; num_vertices -1 = not trained)."""
+    def sample(self, index, rng, rerender_p, nonuniform_p, mismatch_p=0.0):
+        """One training image and its labels (is_uniform 0/1; num_vertices -1 = not trained). mismatch_p: of the
+        re-rendered images, the share whose numerals are another pair than the counts (labels: what is drawn),
+        so that numbers_label must read the numerals instead of inferring them from the shapes."""
         inst = self.gen.make(index)
         n, v = inst.num_polygons, inst.num_vertices
         lab = {"num_polygons": n - 1, "num_vertices": v - 3, "is_uniform": 1, "numbers_label": inst.pair_label}
         if rng.random() >= rerender_p:
             img = np.frombuffer(inst.image, dtype=np.uint8).reshape(SIDE, SIDE, 3).copy()
             return img, lab
+        digits = None
+        if mismatch_p > 0 and rng.random() < mismatch_p:
+            a, b = random_other_pair(rng, n, v)
+            digits = (a, b) if rng.random() < 0.5 else (b, a)
+            lab["numbers_label"] = classifiers.pair_index(a, b)
         verts = [v] * n
         if n >= 2 and rng.random() < nonuniform_p:
             k = int(rng.integers(1, n))  # 1 .. n-1 polygons change, so the image mixes two or more counts
             for p in rng.choice(n, size=k, replace=False):
                 verts[p] = int(rng.choice([u for u in range(3, 8) if u != v]))
             lab["is_uniform"], lab["num_vertices"] = 0, -1
-        return self.render(index, inst, verts), lab
+        return self.render(index, inst, verts, digits), lab
+
+
+def random_other_pair(rng, n, v):
+    """A numeral pair (a count 1..9, a vertex count 3..7) whose unordered set differs from {n, v}."""
+    while True:
+        a, b = int(rng.integers(1, 10)), int(rng.integers(3, 8))
+        if sorted((a, b)) != sorted((n, v)):
+            return a, b
 
 
 class PolygonStream(torch.utils.data.IterableDataset):
     """Batches b = first, first + 1, ... of (images float (B, 3, 128, 128) in [-1, 1], labels dict)."""
 
-    def __init__(self, seed, split, batch, first=0, rerender_p=0.8, nonuniform_p=0.5, lib=None, run_seed=0):
+    def __init__(self, seed, split, batch, first=0, rerender_p=0.8, nonuniform_p=0.5, lib=None, run_seed=0,
+                 mismatch_p=0.0):
         super().__init__()
         self.seed, self.split, self.B, self.first = seed, split, batch, first
-        self.rp, self.np_, self.lib, self.run_seed = rerender_p, nonuniform_p, lib, run_seed
+        self.rp, self.np_, self.lib, self.run_seed, self.mp = rerender_p, nonuniform_p, lib, run_seed, mismatch_p
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -104,15 +128,16 @@ class PolygonStream(torch.utils.data.IterableDataset):
         r = Renderer(self.seed, self.split, self.lib)
         b = self.first + wid
         while True:
-            yield make_batch(r, b * self.B, self.B, np.random.default_rng([self.run_seed, b]), self.rp, self.np_)
+            yield make_batch(r, b * self.B, self.B, np.random.default_rng([self.run_seed, b]), self.rp, self.np_,
+                             self.mp)
             b += nw
 
 
-def make_batch(r, start, count, rng, rerender_p, nonuniform_p):
+def make_batch(r, start, count, rng, rerender_p, nonuniform_p, mismatch_p=0.0):
     imgs = np.empty((count, 3, SIDE, SIDE), dtype=np.uint8)
     labs = {k: np.empty(count, dtype=np.int64) for k, _ in classifiers.HEADS}
     for i in range(count):
-        img, lab = r.sample(start + i, rng, rerender_p, nonuniform_p)
+        img, lab = r.sample(start + i, rng, rerender_p, nonuniform_p, mismatch_p)
         imgs[i] = img.transpose(2, 0, 1)
         for k in labs:
             labs[k][i] = lab[k]
@@ -150,6 +175,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--rerender", type=float, default=0.8, help="fraction of images re-rendered in Python")
     ap.add_argument("--nonuniform", type=float, default=0.5, help="fraction of re-rendered images made non-uniform")
+    ap.add_argument("--mismatch", type=float, default=0.3,
+                    help="fraction of re-rendered images whose numerals are another pair than the counts")
     ap.add_argument("--heldout", type=int, default=2000, help="TEST-split images for the reported accuracy")
     ap.add_argument("--workers", type=int, default=-1)
     ap.add_argument("--threads", type=int, default=0)
@@ -176,12 +203,12 @@ def main(argv=None):
     # held-out: the TEST split, same mixture (so is_uniform has negatives), fixed rng
     ev_r = Renderer(args.data_seed, srm_data.SPLIT_TEST, args.lib)
     ev_x, ev_l = make_batch(ev_r, 0, args.heldout, np.random.default_rng([args.seed, 999]), args.rerender,
-                            args.nonuniform)
+                            args.nonuniform, args.mismatch)
     print(f"train_polygons: {sum(p.numel() for p in model.parameters()) / 1e6:.3f} M params on {device}, "
           f"{args.workers} data workers; held-out {args.heldout} test-split images ready in "
           f"{time.time() - t_start:.0f} s", flush=True)
     ds = PolygonStream(args.data_seed, srm_data.SPLIT_TRAIN, args.batch, 0, args.rerender, args.nonuniform,
-                       args.lib, args.seed)
+                       args.lib, args.seed, args.mismatch)
     kw = {"prefetch_factor": 4} if args.workers > 0 else {}
     loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers,
                                          pin_memory=device.type == "cuda", **kw)
