@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# device/train_all.sh MINUTES: on the GPU machine, train every model but the Sudoku denoiser in ONE command, all
-# at once on one GPU (none of them fills it alone): the Even Pixels and Counting Polygons SRM denoisers, the
-# Counting Polygons classifier (GPU) and the Sudoku digit classifier (CPU threads). Everything comes back as
+# device/train_all.sh MINUTES: on the GPU machine, continue training the shipped models in ONE command, the jobs
+# spread over the GPUs (job i on GPU i mod N; on one GPU they share it, none fills it alone):
+#   ms    the MNIST Sudoku denoiser        ep    the Even Pixels denoiser     cp   the Counting Polygons denoiser
+#   poly  the Counting Polygons classifier (with numeral-mismatch negatives)   digit  the Sudoku digit classifier (CPU)
+# IPR_JOBS picks them (default "ms ep cp poly": one per GPU of an nvidia-h200-x4, the kind that gives the most
+# GPU-minutes per minute of device time). Each denoiser resumes from its state under /tmp/train_all/JOB when a
+# previous command on this machine left one, else starts from models/NAME.h5 (--init; IPR_FRESH=1: from
+# scratch), and the classifier from its last export or models/polygons_classifier.h5, so repeating the command on a
+# warm machine continues the same runs. Everything comes back as
 # $OUT/models.tar.partNN (15 MiB parts; device calls return at most 8 files of 16 MiB) plus the logs' tails.
 # Reassemble here: cat models.tar.part* | tar -x
 set -uo pipefail
@@ -16,18 +22,53 @@ build=/tmp/ipr-train-build
 cmake -S . -B $build -DIPR_CUDA=OFF -DCMAKE_BUILD_TYPE=Release >"$work/cmake.log" 2>&1 &&
   cmake --build $build -j"$(nproc)" --target ipr_lib ipr >"$work/build.log" 2>&1 || { tail -20 "$work/build.log"; exit 1; }
 export IPR_LIB=$build/libipr.so
-"$py" train/train_srm.py --preset ep --hid-dims 32,64,64,128 --batch 256 --lr 8e-4 --warmup 500 --ema 0.999 \
-  --minutes "$minutes" --workers 4 --ckpt-dir $work/ep --export $work/even_pixels.h5 --log-every 100 >$work/ep.log 2>&1 &
-"$py" train/train_srm.py --preset cp --hid-dims 32,32,64,64,128 --batch 32 --lr 2e-4 --warmup 300 --ema 0.999 \
-  --minutes "$minutes" --workers 6 --ckpt-dir $work/cp --export $work/counting_polygons.h5 --log-every 50 >$work/cp.log 2>&1 &
-"$py" train/train_polygons.py --output $work/polygons_classifier.h5 --minutes "$minutes" --workers 4 >$work/poly.log 2>&1 &
-"$py" train/train_digit.py --output $work/digit_classifier.h5 --epochs 40 --elastic 1.5 --noise-max 0.1 \
-  --threads 2 >$work/digit.log 2>&1 &
+ngpu=$(nvidia-smi -L 2>/dev/null | wc -l)
+ncpu=$(nproc)
+jobs=(${IPR_JOBS:-ms ep cp poly})
+workers=$(( ncpu / ${#jobs[@]} > 2 ? ncpu / ${#jobs[@]} - 1 : 1 ))
+
+# srm JOB NAME PRESET ARGS...: one denoiser, resumed or initialised from the shipped weights
+srm() {
+  local job=$1 name=$2 preset=$3
+  shift 3
+  local init=()
+  if [ "${IPR_FRESH:-0}" != 1 ] && [ ! -f "$work/$job/state.pt" ] && [ -f "models/$name.h5" ]; then
+    init=(--init "models/$name.h5" --init-log "models/${name}_log.csv")
+  fi
+  "$py" train/train_srm.py --preset "$preset" --minutes "$minutes" --workers "$workers" --ckpt-dir "$work/$job" \
+    --export "$work/$name.h5" "${init[@]}" "$@" >"$work/$job.log" 2>&1
+}
+
+i=0
+for job in "${jobs[@]}"; do
+  gpu=$(( ngpu > 0 ? i % ngpu : 0 ))
+  case $job in
+  ms) CUDA_VISIBLE_DEVICES=$gpu srm ms mnist_sudoku ms --hid-dims 32,32,64,64,128,128 --batch 32 --lr 2e-4 \
+        --warmup 200 --ema 0.999 --log-every 50 & ;;
+  ep) CUDA_VISIBLE_DEVICES=$gpu srm ep even_pixels ep --hid-dims 32,64,64,128 --batch 256 --lr 8e-4 --warmup 500 \
+        --ema 0.999 --log-every 100 & ;;
+  cp) CUDA_VISIBLE_DEVICES=$gpu srm cp counting_polygons cp --hid-dims 32,32,64,64,128 --batch 32 --lr 2e-4 \
+        --warmup 300 --ema 0.999 --log-every 50 & ;;
+  poly) pinit=()  # the classifier continues from the last command's export, else from the shipped one
+        if [ -f "$work/polygons_classifier.h5" ]; then pinit=(--init "$work/polygons_classifier.h5")
+        elif [ "${IPR_FRESH:-0}" != 1 ]; then pinit=(--init models/polygons_classifier.h5); fi
+        CUDA_VISIBLE_DEVICES=$gpu "$py" train/train_polygons.py --output "$work/polygons_classifier.h5" \
+          --minutes "$minutes" --workers "$workers" --mismatch 0.3 "${pinit[@]}" >"$work/poly.log" 2>&1 & ;;
+  digit) "$py" train/train_digit.py --output "$work/digit_classifier.h5" --epochs 40 --elastic 1.5 --noise-max 0.1 \
+           --threads 2 >"$work/digit.log" 2>&1 & ;;
+  *) echo "train_all.sh: unknown job $job (ms ep cp poly digit)"; exit 1 ;;
+  esac
+  echo "job $job on GPU $gpu of $ngpu"
+  i=$((i + 1))
+done
 wait
-for j in ep cp; do cp $work/$j/log.csv $work/${j}_log.csv 2>/dev/null; done
-for j in ep cp poly digit; do echo "== $j"; grep -v "^step " $work/$j.log | tail -4; done
-for f in even_pixels counting_polygons; do
+for j in ms ep cp; do [ -f $work/$j/log.csv ] && cp $work/$j/log.csv $work/${j}_log.csv; done
+for j in "${jobs[@]}"; do echo "== $j"; grep -v "^step " $work/$j.log | tail -4; done
+for f in mnist_sudoku even_pixels counting_polygons; do
   [ -f $work/$f.h5 ] && "$py" train/check_export.py $work/$f.h5 --ipr $build/ipr 2>&1 | tail -1
 done
-(cd $work && tar -cf - *.h5 *_log.csv *_metrics.json *.log 2>/dev/null) | split -b 15M -d - "$out/models.tar.part"
+[ -f $work/polygons_classifier.h5 ] &&
+  "$py" train/audit_polygons_scorer.py --scorer $work/polygons_classifier.h5 --count 300 --lib "$IPR_LIB" \
+    --output $work/polygons_scorer_audit.json 2>&1 | tail -7
+(cd $work && tar -cf - *.h5 *_log.csv *.json *.log 2>/dev/null) | split -b 15M -d - "$out/models.tar.part"
 ls -la "$out"
