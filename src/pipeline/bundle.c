@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <hdf5.h>
 #include <nettle/sha2.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,17 +318,6 @@ fail:
 
 /* ---------------- verify ---------------- */
 
-static void problem(int *problems, const char *fmt, ...) IPR_PRINTF(2, 3);
-static void problem(int *problems, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "verify: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    (*problems)++;
-}
-
 typedef struct {
     char name[512];
     char sha[65];
@@ -339,24 +327,24 @@ typedef struct {
 static int check_results(const char *h5path, const char *manifest, int *problems) {
     hid_t f = ipr_h5_open_read(h5path);
     if (f < 0) {
-        problem(problems, "results/results.h5: %s", ipr_error_message());
+        pl_problem(problems, "results/results.h5: %s", ipr_error_message());
         ipr_error_clear();
         return IPR_OK;
     }
     char fmt[64] = "", sha[80] = "", want[80] = "";
     int64_t n_units = -1, rows = -1;
     if (ipr_h5_read_attr_str(f, "format", fmt, sizeof fmt) != IPR_OK || strcmp(fmt, "ipr-results") != 0)
-        problem(problems, "results/results.h5 is not an ipr results file");
+        pl_problem(problems, "results/results.h5 is not an ipr results file");
     if (ipr_h5_read_attr_str(f, "config_sha256", sha, sizeof sha) != IPR_OK ||
         pl_json_get_str(manifest, "config_sha256", want, sizeof want) != IPR_OK || strcmp(sha, want) != 0)
-        problem(problems, "results/results.h5 config_sha256 %s is not the manifest's %s", sha, want);
+        pl_problem(problems, "results/results.h5 config_sha256 %s is not the manifest's %s", sha, want);
     hid_t g = H5I_INVALID_HID;
     if (ipr_h5_read_attr_i64(f, "n_units", &n_units) != IPR_OK || (g = H5Gopen2(f, "/units", H5P_DEFAULT)) < 0 ||
         ipr_h5_read_attr_i64(g, "n_rows", &rows) != IPR_OK || rows != n_units)
-        problem(problems, "results/results.h5: /units holds %lld rows, n_units says %lld", (long long)rows,
-                (long long)n_units);
-    if (g >= 0 && H5Gclose(g) < 0) problem(problems, "results/results.h5: H5Gclose failed");
-    if (H5Fclose(f) < 0) problem(problems, "results/results.h5: H5Fclose failed");
+        pl_problem(problems, "results/results.h5: /units holds %lld rows, n_units says %lld", (long long)rows,
+                   (long long)n_units);
+    if (g >= 0 && H5Gclose(g) < 0) pl_problem(problems, "results/results.h5: H5Gclose failed");
+    if (H5Fclose(f) < 0) pl_problem(problems, "results/results.h5: H5Fclose failed");
     ipr_error_clear();
     return IPR_OK;
 }
@@ -377,7 +365,7 @@ static int check_gzip(const char *path, char *buf, int *problems) {
     if (n < 0) {
         int err = 0;
         const char *msg = gzerror(gz, &err);
-        problem(problems, "%s: gzip stream is damaged (%s)", path, msg ? msg : "read error");
+        pl_problem(problems, "%s: gzip stream is damaged (%s)", path, msg ? msg : "read error");
     }
     gzclose(gz);
     return IPR_OK;
@@ -403,7 +391,7 @@ int pl_bundle_verify(const char *path, int *problems) {
         snprintf(side, sizeof side, "%s.sha256", path);
         if (pl_read_file(side, &text, NULL) == IPR_OK) {
             IPR_TRY(ipr_sha256_file(path, sha));
-            if (strncmp(text, sha, 64) != 0) problem(problems, "%s: SHA-256 %s differs from %s", path, sha, side);
+            if (strncmp(text, sha, 64) != 0) pl_problem(problems, "%s: SHA-256 %s differs from %s", path, sha, side);
         }
         ipr_error_clear();
         free(text);
@@ -421,20 +409,20 @@ int pl_bundle_verify(const char *path, int *problems) {
         /* a bundle we wrote reads without warnings; RETRY means a damaged header was skipped */
         const char *name = r == ARCHIVE_OK ? archive_entry_pathname(e) : NULL;
         if (!name) {
-            problem(problems, "%s: damaged archive (%s)", path,
-                    archive_error_string(a) ? archive_error_string(a) : "unreadable header");
+            pl_problem(problems, "%s: damaged archive (%s)", path,
+                       archive_error_string(a) ? archive_error_string(a) : "unreadable header");
             goto done;
         }
         const char *slash = strchr(name, '/');
         size_t toplen = slash ? (size_t)(slash - name) : strlen(name);
         if (!top[0]) snprintf(top, sizeof top, "%.*s", (int)toplen, name);
         if (strlen(top) != toplen || strncmp(name, top, toplen) != 0) {
-            problem(problems, "member %s is outside the top directory %s", name, top);
+            pl_problem(problems, "member %s is outside the top directory %s", name, top);
             continue;
         }
         if (archive_entry_filetype(e) == AE_IFDIR) continue;
         if (archive_entry_filetype(e) != AE_IFREG) {
-            problem(problems, "member %s is not a regular file", name);
+            pl_problem(problems, "member %s is not a regular file", name);
             continue;
         }
         const char *rel = slash ? slash + 1 : "";
@@ -455,7 +443,7 @@ int pl_bundle_verify(const char *path, int *problems) {
         for (;;) {
             la_ssize_t got = archive_read_data(a, buf, BLOCK);
             if (got < 0) {
-                problem(problems, "%s: member %s is damaged (%s)", path, name, archive_error_string(a));
+                pl_problem(problems, "%s: member %s is damaged (%s)", path, name, archive_error_string(a));
                 pl_buf_free(&keep);
                 if (h5fp) fclose(h5fp);
                 h5fp = NULL;
@@ -496,7 +484,7 @@ int pl_bundle_verify(const char *path, int *problems) {
     }
     (void)manifest_len;
     if (!sums) {
-        problem(problems, "%s holds no MANIFEST.sha256", path);
+        pl_problem(problems, "%s holds no MANIFEST.sha256", path);
         goto done;
     }
     (void)sums_len;
@@ -512,29 +500,29 @@ int pl_bundle_verify(const char *path, int *problems) {
                     found = 1;
                     seen[i].listed = 1;
                     if (strncmp(seen[i].sha, line, 64) != 0)
-                        problem(problems, "%s: SHA-256 %s, MANIFEST.sha256 says %.64s", rel, seen[i].sha, line);
+                        pl_problem(problems, "%s: SHA-256 %s, MANIFEST.sha256 says %.64s", rel, seen[i].sha, line);
                 }
-            if (!found) problem(problems, "%s is listed in MANIFEST.sha256 but not in the archive", rel);
+            if (!found) pl_problem(problems, "%s is listed in MANIFEST.sha256 but not in the archive", rel);
         } else if (line[0]) {
-            problem(problems, "MANIFEST.sha256: malformed line '%.80s'", line);
+            pl_problem(problems, "MANIFEST.sha256: malformed line '%.80s'", line);
         }
         if (!nl) break;
         line = nl + 1;
     }
     for (int i = 0; i < n_seen; ++i)
-        if (!seen[i].listed) problem(problems, "%s is in the archive but not in MANIFEST.sha256", seen[i].name);
+        if (!seen[i].listed) pl_problem(problems, "%s is in the archive but not in MANIFEST.sha256", seen[i].name);
     if (!manifest) {
-        problem(problems, "%s holds no manifest.json", path);
+        pl_problem(problems, "%s holds no manifest.json", path);
     } else {
         char run_id[64] = "";
         if (pl_json_get_str(manifest, "run_id", run_id, sizeof run_id) != IPR_OK ||
             strcmp(top + (strncmp(top, "ipr-", 4) == 0 ? 4 : 0), run_id) != 0)
-            problem(problems, "manifest.json run_id '%s' does not match the top directory %s", run_id, top);
+            pl_problem(problems, "manifest.json run_id '%s' does not match the top directory %s", run_id, top);
         ipr_error_clear();
         if (h5tmp[0])
             IPR_TRY(check_results(h5tmp, manifest, problems));
         else
-            problem(problems, "%s holds no results/results.h5", path);
+            pl_problem(problems, "%s holds no results/results.h5", path);
     }
 done:
     if (a) archive_read_free(a);

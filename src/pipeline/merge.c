@@ -473,8 +473,7 @@ fail:
 
 /* ---------------- verification of a run directory ---------------- */
 
-static void problem(int *problems, const char *fmt, ...) IPR_PRINTF(2, 3);
-static void problem(int *problems, const char *fmt, ...) {
+void pl_problem(int *problems, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "verify: ");
@@ -501,10 +500,10 @@ int pl_verify_run_dir(const char *run_dir, int *problems) {
     IPR_TRY(pl_journal_scan(&run, &plan, &st));
     have_st = 1;
     if (st.n_bad) {
-        problem(problems, "%d commit record(s) name a segment that is missing or whose SHA-256 differs", st.n_bad);
+        pl_problem(problems, "%d commit record(s) name a segment that is missing or whose SHA-256 differs", st.n_bad);
     }
     if (st.n_foreign) {
-        problem(problems, "%d journal record(s) name units that are not in plan.h5", st.n_foreign);
+        pl_problem(problems, "%d journal record(s) name units that are not in plan.h5", st.n_foreign);
     }
     /* every committed segment's tables must agree with the plan */
     IPR_TRY_PTR(used = ipr_calloc((size_t)st.n_segs + 1, 1, "segment flags"));
@@ -516,20 +515,21 @@ int pl_verify_run_dir(const char *run_dir, int *problems) {
         pl_rows_init(&rows, plan.grid.C, plan.grid.H, plan.grid.W);
         have_rows = 1;
         if (pl_segment_read(path, &rows, 0) != IPR_OK) {
-            problem(problems, "%s: %s", st.seg_rel[i], ipr_error_message());
+            pl_problem(problems, "%s: %s", st.seg_rel[i], ipr_error_message());
         } else {
             for (size_t r = 0; r < rows.units.n; ++r) {
                 int u = pl_plan_find(&plan, pl_get_u64(&rows.units, PL_U_UNIT_ID, r));
                 if (u < 0) {
-                    problem(problems, "%s: a unit row is not in the plan", st.seg_rel[i]);
+                    pl_problem(problems, "%s: a unit row is not in the plan", st.seg_rel[i]);
                     continue;
                 }
                 uint64_t chains = 0;
                 for (size_t c = 0; c < rows.chains.n; ++c) chains += pl_get_u64(&rows.chains, PL_C_UNIT, c) == r;
-                if (chains != plan.units[u].count) problem(problems, "%s: a unit has the wrong number of chains", st.seg_rel[i]);
+                if (chains != plan.units[u].count)
+                    pl_problem(problems, "%s: a unit has the wrong number of chains", st.seg_rel[i]);
             }
             if (rows.results.n != rows.chains.n * (size_t)(plan.grid.iterations + 1))
-                problem(problems, "%s: results rows do not match chains x (K + 1)", st.seg_rel[i]);
+                pl_problem(problems, "%s: results rows do not match chains x (K + 1)", st.seg_rel[i]);
         }
         pl_rows_free(&rows);
         have_rows = 0;
@@ -539,40 +539,41 @@ int pl_verify_run_dir(const char *run_dir, int *problems) {
     if (stat(path, &sb) == 0) {
         hid_t f = ipr_h5_open_read(path);
         if (f < 0) {
-            problem(problems, "results.h5: %s", ipr_error_message());
+            pl_problem(problems, "results.h5: %s", ipr_error_message());
         } else {
             char sha[80] = "";
             int64_t nu = -1;
             if (ipr_h5_read_attr_str(f, "config_sha256", sha, sizeof sha) != IPR_OK ||
                 strcmp(sha, plan.grid.config_sha256) != 0)
-                problem(problems, "results.h5: config_sha256 '%s' is not the plan's %s", sha, plan.grid.config_sha256);
+                pl_problem(problems, "results.h5: config_sha256 '%s' is not the plan's %s", sha,
+                           plan.grid.config_sha256);
             if (ipr_h5_read_attr_i64(f, "n_units", &nu) != IPR_OK || nu != plan.n_units)
-                problem(problems, "results.h5: n_units differs from plan.h5");
+                pl_problem(problems, "results.h5: n_units differs from plan.h5");
             pl_rows_init(&rows, plan.grid.C, plan.grid.H, plan.grid.W);
             have_rows = 1;
             if (pl_table_read(&rows.units, f) != IPR_OK || pl_table_read(&rows.chains, f) != IPR_OK ||
                 pl_table_read(&rows.results, f) != IPR_OK || pl_table_read(&rows.timing, f) != IPR_OK) {
-                problem(problems, "results.h5: %s", ipr_error_message());
+                pl_problem(problems, "results.h5: %s", ipr_error_message());
             } else {
                 if (rows.units.n != (size_t)plan.n_units || rows.timing.n != rows.units.n)
-                    problem(problems, "results.h5: /units or /timing has the wrong number of rows");
+                    pl_problem(problems, "results.h5: /units or /timing has the wrong number of rows");
                 if (rows.results.n != rows.chains.n * (size_t)(plan.grid.iterations + 1))
-                    problem(problems, "results.h5: /results rows do not match /chains x (K + 1)");
+                    pl_problem(problems, "results.h5: /results rows do not match /chains x (K + 1)");
                 for (size_t r = 0; r < rows.units.n && r < (size_t)plan.n_units; ++r)
                     if (pl_get_u64(&rows.units, PL_U_UNIT_ID, r) != plan.units[r].id) {
-                        problem(problems, "results.h5: /units is not in plan order");
+                        pl_problem(problems, "results.h5: /units is not in plan order");
                         break;
                     }
             }
             pl_rows_free(&rows);
             have_rows = 0;
-            if (H5Fclose(f) < 0) problem(problems, "results.h5: H5Fclose failed");
+            if (H5Fclose(f) < 0) pl_problem(problems, "results.h5: H5Fclose failed");
         }
         char done[PL_PATH_MAX + 16], *text = NULL, hex[65];
         pl_run_path(&run, "DONE", done, sizeof done);
         if (pl_read_file(done, &text, NULL) == IPR_OK) {
             if (ipr_sha256_file(path, hex) != IPR_OK || strncmp(text, hex, 64) != 0)
-                problem(problems, "DONE names another results.h5 than the one present (SHA-256 %s)", hex);
+                pl_problem(problems, "DONE names another results.h5 than the one present (SHA-256 %s)", hex);
         }
         ipr_error_clear();
         free(text);

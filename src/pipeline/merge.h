@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+#include "ipr/common.h"
+
 typedef struct {
     int allow_partial; /* write results.h5 (complete = 0) even when units are missing */
 } pl_merge_opts;
@@ -24,5 +26,7 @@ int pl_merge(const char *run_dir, const pl_merge_opts *opts, pl_merge_report *re
  * against the plan, and results.h5 (when present) against the plan and DONE. *problems counts failures;
  * each is logged on stderr. */
 int pl_verify_run_dir(const char *run_dir, int *problems);
+/* One verification finding: "verify: ..." on stderr, *problems counted up (run directories and bundles). */
+void pl_problem(int *problems, const char *fmt, ...) IPR_PRINTF(2, 3);
 
 #endif
