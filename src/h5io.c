@@ -3,6 +3,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "ipr/h5io.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -356,4 +358,45 @@ fail:
     if (t >= 0) H5Tclose(t);
     if (a >= 0) H5Aclose(a);
     return IPR_ERR;
+}
+
+int ipr_h5_dataset_shape(hid_t ds, int *rank, int64_t dims[8], int *is_float) {
+    hid_t space = H5I_INVALID_HID, type = H5I_INVALID_HID;
+    hsize_t d[8];
+    IPR_H5(space = H5Dget_space(ds));
+    const int r = H5Sget_simple_extent_ndims(space);
+    IPR_CHECK(r >= 0 && r <= 8, "unsupported rank %d", r);
+    IPR_H5(H5Sget_simple_extent_dims(space, d, NULL));
+    for (int i = 0; i < r; ++i) dims[i] = (int64_t)d[i];
+    *rank = r;
+    IPR_H5(type = H5Dget_type(ds));
+    *is_float = H5Tget_class(type) == H5T_FLOAT;
+    H5Tclose(type);
+    H5Sclose(space);
+    return IPR_OK;
+fail:
+    if (type >= 0) H5Tclose(type);
+    if (space >= 0) H5Sclose(space);
+    return IPR_ERR;
+}
+
+void ipr_dims_str(char *out, size_t cap, const int64_t *dims, int n) {
+    size_t at = 0;
+    at += (size_t)snprintf(out, cap, "[");
+    for (int i = 0; i < n && at < cap; ++i)
+        at += (size_t)snprintf(out + at, cap - at, i ? ", %lld" : "%lld", (long long)dims[i]);
+    if (at < cap) snprintf(out + at, cap - at, "]");
+}
+
+void ipr_problem(ipr_problems *p, const char *fmt, ...) {
+    const size_t at = strlen(p->msg);
+    if (p->n < 4 && at + 8 < sizeof p->msg) {
+        if (p->n) snprintf(p->msg + at, sizeof p->msg - at, "; ");
+        const size_t at2 = strlen(p->msg);
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(p->msg + at2, sizeof p->msg - at2, fmt, ap);
+        va_end(ap);
+    }
+    p->n++;
 }

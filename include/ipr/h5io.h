@@ -4,7 +4,10 @@
 #define IPR_H5IO_H
 
 #include <hdf5.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "ipr/common.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -41,6 +44,17 @@ int ipr_h5_read_attr_i64(hid_t loc, const char *name, int64_t *value);
 int ipr_h5_read_attr_i64_array(hid_t loc, const char *name, int64_t *values, int cap, int *n);
 int ipr_h5_read_attr_str(hid_t loc, const char *name, char *out, size_t cap);
 int ipr_h5_exists(hid_t loc, const char *path);
+/* Rank (<= 8), dims and whether the element type is floating point, of an open dataset. */
+int ipr_h5_dataset_shape(hid_t ds, int *rank, int64_t dims[8], int *is_float);
+
+/* Checking a checkpoint's tensors both ways: "[a, b, c]" of n integers for messages, and the problems found,
+ * all counted and the first four spelled out ("; "-separated). */
+void ipr_dims_str(char *out, size_t cap, const int64_t *dims, int n);
+typedef struct {
+    char msg[1536];
+    int n;
+} ipr_problems;
+void ipr_problem(ipr_problems *p, const char *fmt, ...) IPR_PRINTF(2, 3);
 
 #ifdef __cplusplus
 }

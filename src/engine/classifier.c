@@ -2,7 +2,6 @@
  * of the U-Net engine: checkpoints checked both ways at load, one weight arena and one scratch arena per net. */
 #include <hdf5.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,14 +160,6 @@ fail:
     return IPR_ERR;
 }
 
-static void ints_str(char *out, size_t cap, const int64_t *v, int n) {
-    size_t at = 0;
-    at += (size_t)snprintf(out, cap, "[");
-    for (int i = 0; i < n && at < cap; ++i)
-        at += (size_t)snprintf(out + at, cap - at, i ? ", %lld" : "%lld", (long long)v[i]);
-    if (at < cap) snprintf(out + at, cap - at, "]");
-}
-
 /* An integer attribute of exactly n values, each in lo..hi. */
 static int attr_ints(hid_t f, const char *name, int n, int64_t lo, int64_t hi, int *out) {
     int64_t v[8];
@@ -194,8 +185,8 @@ static int attr_expect(hid_t f, const char *name, const int64_t *want, int n) {
     int same = got == n;
     for (int i = 0; same && i < n; ++i) same = v[i] == want[i];
     if (!same) {
-        ints_str(a, sizeof a, v, got);
-        ints_str(b, sizeof b, want, n);
+        ipr_dims_str(a, sizeof a, v, got);
+        ipr_dims_str(b, sizeof b, want, n);
         IPR_FAIL("attribute '%s' is %s, this network has %s", name, a, b);
     }
     return IPR_OK;
@@ -206,53 +197,10 @@ fail:
 /* ------------------------------------------------------------------------------------------------ */
 /* checkpoint: /weights checked both ways against the plan */
 
-static void shape_str(char *out, size_t cap, int rank, const int64_t *dims) { ints_str(out, cap, dims, rank); }
-
-/* All problems counted, the first four spelled out. */
-typedef struct {
-    char msg[1536];
-    int n;
-} cls_problems;
-
-static void problem(cls_problems *p, const char *fmt, ...) IPR_PRINTF(2, 3);
-static void problem(cls_problems *p, const char *fmt, ...) {
-    const size_t at = strlen(p->msg);
-    if (p->n < 4 && at + 8 < sizeof p->msg) {
-        if (p->n) snprintf(p->msg + at, sizeof p->msg - at, "; ");
-        const size_t at2 = strlen(p->msg);
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(p->msg + at2, sizeof p->msg - at2, fmt, ap);
-        va_end(ap);
-    }
-    p->n++;
-}
-
-/* rank, dims and whether the element type is floating point of an open dataset */
-static int ds_shape(hid_t ds, int *rank, int64_t dims[8], int *is_float) {
-    hid_t space = H5I_INVALID_HID, type = H5I_INVALID_HID;
-    hsize_t d[8];
-    IPR_H5(space = H5Dget_space(ds));
-    const int r = H5Sget_simple_extent_ndims(space);
-    IPR_CHECK(r >= 0 && r <= 8, "unsupported rank %d", r);
-    IPR_H5(H5Sget_simple_extent_dims(space, d, NULL));
-    for (int i = 0; i < r; ++i) dims[i] = (int64_t)d[i];
-    *rank = r;
-    IPR_H5(type = H5Dget_type(ds));
-    *is_float = H5Tget_class(type) == H5T_FLOAT;
-    H5Tclose(type);
-    H5Sclose(space);
-    return IPR_OK;
-fail:
-    if (type >= 0) H5Tclose(type);
-    if (space >= 0) H5Sclose(space);
-    return IPR_ERR;
-}
-
 static int load_weights(cls_base *nb, hid_t f) {
     hid_t g = H5I_INVALID_HID, ds = H5I_INVALID_HID;
     unsigned char seen[CLS_MAX_TENSORS] = {0};
-    cls_problems pr;
+    ipr_problems pr;
     memset(&pr, 0, sizeof pr);
     IPR_CHECK(ipr_h5_exists(f, "/weights"), "no /weights group");
     IPR_H5(g = H5Gopen2(f, "/weights", H5P_DEFAULT));
@@ -278,40 +226,40 @@ static int load_weights(cls_base *nb, hid_t f) {
                 int r = 0, fl = 0;
                 int64_t d[8];
                 char s[96] = "?";
-                if (ds_shape(o, &r, d, &fl) == IPR_OK) shape_str(s, sizeof s, r, d);
+                if (ipr_h5_dataset_shape(o, &r, d, &fl) == IPR_OK) ipr_dims_str(s, sizeof s, d, r);
                 snprintf(what, sizeof what, "shape %s", s);
             }
             H5Oclose(o);
         }
         H5Eclear2(H5E_DEFAULT);
-        problem(&pr, "unexpected tensor '%s' (%s): not part of the architecture", name, what);
+        ipr_problem(&pr, "unexpected tensor '%s' (%s): not part of the architecture", name, what);
     }
 
     /* plan -> file: every tensor present with its exact shape */
     for (int k = 0; k < nb->n_tensors; ++k) {
         const cls_tensor *t = &nb->tensors[k];
         char want[96], got[96];
-        shape_str(want, sizeof want, t->rank, t->shape);
+        ipr_dims_str(want, sizeof want, t->shape, t->rank);
         if (!seen[k]) {
-            problem(&pr, "missing tensor '%s' (expected shape %s)", t->name, want);
+            ipr_problem(&pr, "missing tensor '%s' (expected shape %s)", t->name, want);
             continue;
         }
         ds = H5Dopen2(g, t->name, H5P_DEFAULT);
         if (ds < 0) {
             H5Eclear2(H5E_DEFAULT);
-            problem(&pr, "'%s' is not a dataset (expected a tensor of shape %s)", t->name, want);
+            ipr_problem(&pr, "'%s' is not a dataset (expected a tensor of shape %s)", t->name, want);
             continue;
         }
         int rank = 0, is_float = 0;
         int64_t dims[8];
-        IPR_TRY(ds_shape(ds, &rank, dims, &is_float));
+        IPR_TRY(ipr_h5_dataset_shape(ds, &rank, dims, &is_float));
         int same = rank == t->rank;
         for (int i = 0; same && i < rank; ++i) same = dims[i] == t->shape[i];
         if (!same) {
-            shape_str(got, sizeof got, rank, dims);
-            problem(&pr, "tensor '%s': expected shape %s, found %s", t->name, want, got);
+            ipr_dims_str(got, sizeof got, dims, rank);
+            ipr_problem(&pr, "tensor '%s': expected shape %s, found %s", t->name, want, got);
         } else if (!is_float) {
-            problem(&pr, "tensor '%s' is not floating point", t->name);
+            ipr_problem(&pr, "tensor '%s' is not floating point", t->name);
         } else if (pr.n == 0) {
             if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, *t->bind) < 0) {
                 ipr_h5_error_set(__FILE__, __LINE__, "H5Dread");

@@ -2,7 +2,6 @@
  * checked both ways against the plan (missing, unexpected, mis-shaped, diverging aliases), writing, and
  * deterministic random weights for tests. */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,55 +140,6 @@ int ipr_unet_config_same_arch(const ipr_unet_config *a, const ipr_unet_config *b
 
 /* ------------------------------------------------------------------------------------------------ */
 
-static void shape_str(char *out, size_t cap, int rank, const int64_t *dims) {
-    size_t at = 0;
-    at += (size_t)snprintf(out + at, cap - at, "[");
-    for (int i = 0; i < rank && at < cap; ++i)
-        at += (size_t)snprintf(out + at, cap - at, i ? ", %lld" : "%lld", (long long)dims[i]);
-    if (at < cap) snprintf(out + at, cap - at, "]");
-}
-
-/* The problems found in /weights: all counted, the first few spelled out. */
-typedef struct {
-    char msg[1536];
-    int n;
-} ipr_problems;
-
-static void problem(ipr_problems *p, const char *fmt, ...) IPR_PRINTF(2, 3);
-static void problem(ipr_problems *p, const char *fmt, ...) {
-    const size_t at = strlen(p->msg);
-    if (p->n < 4 && at + 8 < sizeof p->msg) {
-        if (p->n) snprintf(p->msg + at, sizeof p->msg - at, "; ");
-        const size_t at2 = strlen(p->msg);
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(p->msg + at2, sizeof p->msg - at2, fmt, ap);
-        va_end(ap);
-    }
-    p->n++;
-}
-
-/* dataset shape, or rank -1 with a reason if it is not a float dataset */
-static int dataset_shape(hid_t ds, int *rank, int64_t dims[8], int *is_float) {
-    hid_t space = H5I_INVALID_HID, type = H5I_INVALID_HID;
-    hsize_t d[8];
-    IPR_H5(space = H5Dget_space(ds));
-    int r = H5Sget_simple_extent_ndims(space);
-    IPR_CHECK(r >= 0 && r <= 8, "unsupported rank %d", r);
-    IPR_H5(H5Sget_simple_extent_dims(space, d, NULL));
-    for (int i = 0; i < r; ++i) dims[i] = (int64_t)d[i];
-    *rank = r;
-    IPR_H5(type = H5Dget_type(ds));
-    *is_float = H5Tget_class(type) == H5T_FLOAT;
-    H5Tclose(type);
-    H5Sclose(space);
-    return IPR_OK;
-fail:
-    if (type >= 0) H5Tclose(type);
-    if (space >= 0) H5Sclose(space);
-    return IPR_ERR;
-}
-
 /* 1 if the two open datasets are one HDF5 object (hard links), 0 if not, IPR_ERR on failure */
 static int same_object(hid_t a, hid_t b) {
 #if H5_VERSION_GE(1, 12, 0)
@@ -253,37 +203,37 @@ int ipr_unet_load_weights(ipr_unet *net, const char *ckpt_path) {
             if (H5Iget_type(o) == H5I_DATASET) {
                 int r = 0, fl = 0;
                 int64_t d[8];
-                if (dataset_shape(o, &r, d, &fl) == IPR_OK) shape_str(shape, sizeof shape, r, d);
+                if (ipr_h5_dataset_shape(o, &r, d, &fl) == IPR_OK) ipr_dims_str(shape, sizeof shape, d, r);
                 otype = H5O_TYPE_DATASET;
             }
             H5Oclose(o);
         }
         H5Eclear2(H5E_DEFAULT);
-        problem(&pr, "unexpected tensor '%s' (%s%s): not part of the architecture", name,
-                otype == H5O_TYPE_DATASET ? "shape " : "", shape);
+        ipr_problem(&pr, "unexpected tensor '%s' (%s%s): not part of the architecture", name,
+                    otype == H5O_TYPE_DATASET ? "shape " : "", shape);
     }
 
     /* plan -> file: every tensor present, with its exact shape; aliases are the shared MLP */
     for (int k = 0; k < net->n_tensors; ++k) {
         const ipr_unet_tensor *t = &net->tensors[k];
         char want[96], got[96];
-        shape_str(want, sizeof want, t->rank, t->shape);
+        ipr_dims_str(want, sizeof want, t->shape, t->rank);
         cur = t->name;
         if (!seen[k]) {
-            problem(&pr, "missing tensor '%s' (expected shape %s)", t->name, want);
+            ipr_problem(&pr, "missing tensor '%s' (expected shape %s)", t->name, want);
             continue;
         }
         IPR_H5(ds = H5Dopen2(g, t->name, H5P_DEFAULT));
         int rank = 0, is_float = 0;
         int64_t dims[8];
-        IPR_TRY(dataset_shape(ds, &rank, dims, &is_float));
+        IPR_TRY(ipr_h5_dataset_shape(ds, &rank, dims, &is_float));
         int same = rank == t->rank;
         for (int i = 0; same && i < rank; ++i) same = dims[i] == t->shape[i];
         if (!same) {
-            shape_str(got, sizeof got, rank, dims);
-            problem(&pr, "tensor '%s': expected shape %s, found %s", t->name, want, got);
+            ipr_dims_str(got, sizeof got, dims, rank);
+            ipr_problem(&pr, "tensor '%s': expected shape %s, found %s", t->name, want, got);
         } else if (!is_float) {
-            problem(&pr, "tensor '%s' is not floating point", t->name);
+            ipr_problem(&pr, "tensor '%s' is not floating point", t->name);
         } else if (pr.n == 0) {
             if (t->alias_of < 0) {
                 IPR_H5(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t->data));
@@ -300,10 +250,10 @@ int ipr_unet_load_weights(ipr_unet *net, const char *ckpt_path) {
                     }
                     IPR_H5(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, scratch));
                     if (memcmp(scratch, target->data, sizeof(float) * t->numel) != 0)
-                        problem(&pr,
-                                "tensor '%s' should be the shared time-embedding MLP '%s' (a hard link) but holds "
-                                "different values",
-                                t->name, target->name);
+                        ipr_problem(&pr,
+                                    "tensor '%s' should be the shared time-embedding MLP '%s' (a hard link) but holds "
+                                    "different values",
+                                    t->name, target->name);
                     free(scratch);
                     scratch = NULL;
                 }
