@@ -22,13 +22,6 @@
 #include "pipeline/rundir.h"
 #include "pipeline/segment.h"
 
-#ifndef IPR_VERSION
-#define IPR_VERSION "0"
-#endif
-#ifndef IPR_GIT_SHA
-#define IPR_GIT_SHA "unknown"
-#endif
-
 #define MAX_LABELS 4096
 
 typedef struct {

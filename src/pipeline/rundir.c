@@ -17,13 +17,6 @@
 #include "ipr/unet.h"
 #include "pipeline/json.h"
 
-#ifndef IPR_VERSION
-#define IPR_VERSION "0"
-#endif
-#ifndef IPR_GIT_SHA
-#define IPR_GIT_SHA "unknown"
-#endif
-
 double pl_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -12,13 +12,6 @@
 #include "ipr/h5io.h"
 #include "ipr/hash.h"
 
-#ifndef IPR_VERSION
-#define IPR_VERSION "0"
-#endif
-#ifndef IPR_GIT_SHA
-#define IPR_GIT_SHA "unknown"
-#endif
-
 void pl_rows_init(pl_rows *r, int C, int H, int W) {
     memset(r, 0, sizeof *r);
     pl_table_init(&r->units, &pl_units_def);
