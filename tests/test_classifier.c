@@ -44,7 +44,7 @@ static const double TOL[TOL_COUNT] = {
     [TOL_SAME] = 1e-5,
 };
 
-static char g_digit[4096], g_poly[4096], g_tmpdir[4096];
+static char g_digit[4096], g_poly[4096], g_deep[4096], g_tmpdir[4096];
 static ipr_mnist_pool g_pool;
 
 static int setup(void **state) {
@@ -52,6 +52,7 @@ static int setup(void **state) {
     ipr_h5_quiet();
     snprintf(g_digit, sizeof g_digit, "%s/tests/fixtures/classifier_digit_tiny.h5", IPR_SOURCE_DIR);
     snprintf(g_poly, sizeof g_poly, "%s/tests/fixtures/classifier_polygons_tiny.h5", IPR_SOURCE_DIR);
+    snprintf(g_deep, sizeof g_deep, "%s/tests/fixtures/classifier_polygons_deep.h5", IPR_SOURCE_DIR);
     if (ipr_test_tmpdir(g_tmpdir, sizeof g_tmpdir, "test_classifier") != 0) return -1;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/datasets/mnist", IPR_SOURCE_DIR);
@@ -196,20 +197,20 @@ static void test_digit_fixture(void **state) {
 static const char *const k_heads[4] = {"num_polygons", "num_vertices", "is_uniform", "numbers_label"};
 static const int k_classes[4] = {9, 5, 2, 35};
 
-static void test_polygons_fixture(void **state) {
-    (void)state;
+/* One polygons fixture: classifier_polygons_tiny.h5 (format version 1, the default widths) or
+ * classifier_polygons_deep.h5 (version 2: 7 layers, strides 1, 2, 1, 2, 2, 2, 1). */
+static void check_polygons_fixture(const char *path, const ipr_polygons_classifier_config *want) {
     hsize_t dx[8], dy[8];
-    float *x = read_tensor(g_poly, "/inputs/x", H5T_NATIVE_FLOAT, dx);
+    float *x = read_tensor(path, "/inputs/x", H5T_NATIVE_FLOAT, dx);
     const int N = (int)dx[0];
     assert_int_equal(dx[1], 3);
 
-    ipr_polygons_classifier *net = ipr_polygons_classifier_load(g_poly, 4);
+    printf("  %s\n", strrchr(path, '/') + 1);
+    ipr_polygons_classifier *net = ipr_polygons_classifier_load(path, 4);
     if (!net) ipr_error_print("test_classifier");
     assert_non_null(net);
     const ipr_polygons_classifier_config *cfg = ipr_polygons_classifier_get_config(net);
-    ipr_polygons_classifier_config def;
-    ipr_polygons_classifier_config_init(&def);
-    assert_memory_equal(cfg, &def, sizeof def); /* the fixture uses the default widths */
+    assert_memory_equal(cfg, want, sizeof *want);
     assert_int_equal((int)dx[2], cfg->image_size);
 
     float *y[4];
@@ -219,7 +220,7 @@ static void test_polygons_fixture(void **state) {
     for (int h = 0; h < 4; ++h) {
         char name[64];
         snprintf(name, sizeof name, "/outputs/%s", k_heads[h]);
-        ref[h] = read_tensor(g_poly, name, H5T_NATIVE_DOUBLE, dy);
+        ref[h] = read_tensor(path, name, H5T_NATIVE_DOUBLE, dy);
         assert_int_equal(dy[0], N);
         assert_int_equal(dy[1], k_classes[h]);
         const double e = rel_l2(y[h], ref[h], (size_t)N * k_classes[h]);
@@ -252,6 +253,24 @@ static void test_polygons_fixture(void **state) {
     free(only);
     free(p);
     free(x);
+}
+
+static void test_polygons_fixture(void **state) {
+    (void)state;
+    ipr_polygons_classifier_config def;
+    ipr_polygons_classifier_config_init(&def); /* version 1: the default widths, 4 layers of stride 2 */
+    check_polygons_fixture(g_poly, &def);
+
+    static const int ch[7] = {8, 8, 16, 16, 24, 24, 32}, st[7] = {1, 2, 1, 2, 2, 2, 1};
+    ipr_polygons_classifier_config deep;
+    memset(&deep, 0, sizeof deep);
+    deep.image_size = 128;
+    deep.layers = 7;
+    memcpy(deep.channels, ch, sizeof ch);
+    memcpy(deep.strides, st, sizeof st);
+    deep.hidden = 16;
+    deep.norm_groups = 4;
+    check_polygons_fixture(g_deep, &deep);
 }
 
 /* ---- batch independence and chunking ---- */
@@ -639,9 +658,51 @@ static void test_loader_errors(void **state) {
     H5Fclose(f);
     expect_poly_error(path, "polygons: widths differ", "tensor 'fc1.weight': expected shape [64, 128], found [128, 128]");
     f = open_copy(g_digit, "version.h5", path, sizeof path);
-    set_int_attr(f, "format_version", 2);
+    set_int_attr(f, "format_version", 3);
     H5Fclose(f);
-    expect_digit_error(path, "format version", "attribute 'format_version' is 2, this build reads version 1");
+    expect_digit_error(path, "format version", "attribute 'format_version' is 3, this build reads versions 1..2");
+
+    /* the polygons classifier's depth and strides (format version 2) */
+    f = open_copy(g_deep, "strides_missing.h5", path, sizeof path);
+    assert_true(H5Adelete(f, "strides") >= 0);
+    H5Fclose(f);
+    expect_poly_error(path, "polygons: no strides", "strides");
+    f = open_copy(g_deep, "strides_bad.h5", path, sizeof path);
+    {
+        const int64_t st[7] = {1, 2, 3, 2, 2, 2, 1};
+        assert_true(H5Adelete(f, "strides") >= 0);
+        assert_int_equal(ipr_h5_attr_i64_array(f, "strides", st, 7), IPR_OK);
+    }
+    H5Fclose(f);
+    expect_poly_error(path, "polygons: stride 3", "attribute 'strides'[2] = 3 outside 1..2");
+    f = open_copy(g_deep, "strides_short.h5", path, sizeof path);
+    {
+        const int64_t st[6] = {1, 2, 1, 2, 2, 2};
+        assert_true(H5Adelete(f, "strides") >= 0);
+        assert_int_equal(ipr_h5_attr_i64_array(f, "strides", st, 6), IPR_OK);
+    }
+    H5Fclose(f);
+    expect_poly_error(path, "polygons: one stride short", "attribute 'strides' has 6 values, expected 7");
+    f = open_copy(g_deep, "deep_v1.h5", path, sizeof path);
+    set_int_attr(f, "format_version", 1);
+    H5Fclose(f);
+    expect_poly_error(path, "polygons: 7 layers in version 1", "attribute 'channels' has 7 values; a version-1 checkpoint has 4");
+    f = open_copy(g_poly, "v1_strides.h5", path, sizeof path);
+    {
+        const int64_t st[4] = {2, 2, 2, 2};
+        assert_int_equal(ipr_h5_attr_i64_array(f, "strides", st, 4), IPR_OK);
+    }
+    H5Fclose(f);
+    expect_poly_error(path, "polygons: strides in version 1", "attribute 'strides' in a version-1 checkpoint");
+    f = open_copy(g_deep, "deep_small.h5", path, sizeof path);
+    set_int_attr(f, "image_size", 8); /* sides 8, 8, 4, 4, 2, 1, 1, 1: a 3x3 conv of padding 1 never empties */
+    H5Fclose(f);
+    {
+        ipr_polygons_classifier *n = ipr_polygons_classifier_load(path, 1);
+        if (!n) ipr_error_print("test_classifier");
+        assert_non_null(n); /* the weights do not depend on the side */
+        ipr_polygons_classifier_free(n);
+    }
 
     /* a U-Net or other HDF5 file: wrong format */
     f = open_copy(g_digit, "format.h5", path, sizeof path);

@@ -318,7 +318,37 @@ def case_polygons(args):
         img, lab = r.sample(i, rng, rerender_p=1.0, nonuniform_p=0.0, mismatch_p=1.0)
         mism += lab["numbers_label"] != inst.pair_label
     check(mism == 40, f"mismatch_p=1: {mism}/40 numeral labels differ from the counts' pair")
+    lib = ctypes.CDLL(args.lib)
+    lib.ipr_polygons_classifier_load.restype = ctypes.c_void_p
+    lib.ipr_polygons_classifier_load.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    lib.ipr_polygons_classifier_logits.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int] + [ctypes.c_void_p] * 4
+    lib.ipr_polygons_classifier_free.argtypes = [ctypes.c_void_p]
+    lib.ipr_error_message.restype = ctypes.c_char_p
     with tempfile.TemporaryDirectory() as d:
+        # a few training steps of the default (deep, mixed-stride) architecture on the CPU; its export gives the
+        # same logits in the C engine as in PyTorch
+        path = os.path.join(d, "trained.h5")
+        m = train_polygons.main(["--output", path, "--max-steps", "3", "--minutes", "0", "--batch", "4",
+                                 "--channels", "8,8,8,16,16,16,16,16,16,16", "--hidden", "16", "--norm-groups", "4",
+                                 "--heldout", "8", "--workers", "0", "--lib", args.lib])
+        check(m["steps"] == 3 and m["samples_seen"] == 12, f"train_polygons: {m['steps']} steps")
+        model = classifiers.load_h5(path)
+        check(list(model.strides) == [1, 2, 1, 2, 1, 2, 1, 2, 1, 1], f"exported strides {model.strides}")
+        x, _ = train_polygons.make_batch(r, 0, 3, np.random.default_rng(1), 0.5, 0.5, 0.5)
+        net = lib.ipr_polygons_classifier_load(path.encode(), 2)
+        check(net, f"C loader refused {path}: {lib.ipr_error_message().decode()}")
+        xs = np.ascontiguousarray(x.numpy(), dtype=np.float32)
+        outs = [np.zeros((3, n), dtype=np.float32) for _, n in classifiers.HEADS]
+        rc = lib.ipr_polygons_classifier_logits(ctypes.c_void_p(net), xs.ctypes.data, 3, *[o.ctypes.data for o in outs])
+        lib.ipr_polygons_classifier_free(ctypes.c_void_p(net))
+        check(rc == 0, "ipr_polygons_classifier_logits failed")
+        with torch.no_grad():
+            ref = model.double()(x.double())
+        for (k, _), o in zip(classifiers.HEADS, outs):
+            err = float((torch.from_numpy(o).double() - ref[k]).norm() / ref[k].norm())
+            check(err < 1e-4, f"trained polygons classifier, head {k}: C vs PyTorch rel L2 {err:.3g}")
+        print("polygons: 3 CPU training steps of the default architecture; C export matches PyTorch")
+
         torch.manual_seed(0)
         path = os.path.join(d, "poly.h5")
         classifiers.export_h5(classifiers.CountingPolygonsClassifier([8, 8, 8, 8], 16, 4).eval(), path,

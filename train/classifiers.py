@@ -4,8 +4,8 @@ parameter names, and `export_h5` writing the "ipr-classifier" checkpoint the C l
 - MNISTClassifier: the reference's Sudoku digit classifier (spec 4.1; srmbench mnist_sudoku_evaluation.py /
   SRM src/misc/mnist_classifier.py), same module names (conv1, conv2, pool, dropout1, dropout2, fc1, fc2), so a
   reference state_dict loads with `load_state_dict(..., strict=True)`.
-- CountingPolygonsClassifier: this project's small four-head network for spec 4.3 (the reference uses a
-  ResNet-50; only its head names are kept: heads.num_polygons, heads.num_vertices, heads.is_uniform,
+- CountingPolygonsClassifier: this project's plain convolutional four-head network for spec 4.3 (the reference
+  uses a ResNet-50; only its head names are kept: heads.num_polygons, heads.num_vertices, heads.is_uniform,
   heads.numbers_label). numbers_label class i is the pair of ipr_polygons_pair_index (src/bench/
   counting_polygons.c): vertices 3..7 outer, counts 1..9 inner, each unordered pair once.
 
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 FORMAT = "ipr-classifier"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 added the polygons classifier's `strides` (variable depth); the C loader reads 1 and 2
 KIND_DIGIT = "mnist_digit"
 KIND_POLYGONS = "counting_polygons"
 
@@ -66,19 +66,24 @@ HEADS = (("num_polygons", 9), ("num_vertices", 5), ("is_uniform", 2), ("numbers_
 class CountingPolygonsClassifier(nn.Module):
     """Spec 4.3 scorer: (N, 3, S, S) -> dict of the four heads' logits.
 
-    Four conv3x3 stride 2 (padding 1) + GroupNorm(norm_groups) (none if 0) + ReLU, global average pool,
-    fc1 + ReLU, four linear heads."""
+    L conv3x3 (padding 1, stride strides[l] in {1, 2}) + GroupNorm(norm_groups) (none if 0) + ReLU, global
+    average pool, fc1 + ReLU, four linear heads. The default (4 layers of stride 2) is format version 1's only
+    architecture; train_polygons.py trains a deeper one."""
 
-    def __init__(self, channels=(32, 64, 128, 128), hidden=128, norm_groups=8, image_size=128):
+    def __init__(self, channels=(32, 64, 128, 128), hidden=128, norm_groups=8, image_size=128, strides=None):
         super().__init__()
-        assert len(channels) == 4
         self.channels = tuple(int(c) for c in channels)
+        self.strides = tuple(int(s) for s in strides) if strides is not None else (2,) * len(self.channels)
+        if not 1 <= len(self.channels) <= 16 or len(self.strides) != len(self.channels):
+            raise ValueError(f"channels {self.channels} and strides {self.strides}: 1..16 layers, one stride each")
+        if any(s not in (1, 2) for s in self.strides):
+            raise ValueError(f"strides {self.strides}: each 1 or 2")
         self.hidden = int(hidden)
         self.norm_groups = int(norm_groups)
         self.image_size = int(image_size)
         c_in = 3
-        for i, c in enumerate(self.channels, start=1):
-            setattr(self, f"conv{i}", nn.Conv2d(c_in, c, 3, stride=2, padding=1))
+        for i, (c, st) in enumerate(zip(self.channels, self.strides), start=1):
+            setattr(self, f"conv{i}", nn.Conv2d(c_in, c, 3, stride=st, padding=1))
             if self.norm_groups > 0:
                 setattr(self, f"norm{i}", nn.GroupNorm(self.norm_groups, c))
             c_in = c
@@ -86,7 +91,7 @@ class CountingPolygonsClassifier(nn.Module):
         self.heads = nn.ModuleDict({name: nn.Linear(self.hidden, n) for name, n in HEADS})
 
     def forward(self, x):
-        for i in range(1, 5):
+        for i in range(1, len(self.channels) + 1):
             x = getattr(self, f"conv{i}")(x)
             if self.norm_groups > 0:
                 x = getattr(self, f"norm{i}")(x)
@@ -94,24 +99,31 @@ class CountingPolygonsClassifier(nn.Module):
         x = F.relu(self.fc1(x.mean(dim=(2, 3))))
         return {name: head(x) for name, head in self.heads.items()}
 
-    def architecture(self):
-        return {"in_channels": 3, "image_size": self.image_size, "channels": list(self.channels),
+    def architecture(self, version=FORMAT_VERSION):
+        arch = {"in_channels": 3, "image_size": self.image_size, "channels": list(self.channels),
                 "hidden": self.hidden, "norm_groups": self.norm_groups,
                 "num_classes": [n for _, n in HEADS]}
+        if version >= 2:
+            arch["strides"] = list(self.strides)
+        elif len(self.channels) != 4 or set(self.strides) != {2}:
+            raise ValueError("format version 1 holds only 4 layers of stride 2")
+        return arch
 
 
-def export_h5(model, path, kind, compress=True):
+def export_h5(model, path, kind, compress=True, version=FORMAT_VERSION):
     """Write `model` as an "ipr-classifier" checkpoint: root attributes format, format_version, kind and the
     architecture numbers; /weights/<state_dict name> as float32 with PyTorch's shapes. compress: chunked,
-    shuffle + gzip (the C loader reads either layout)."""
+    shuffle + gzip (the C loader reads either layout). version 1 (no `strides`) only for the tests' fixture
+    of the old layout."""
     expected = {KIND_DIGIT: MNISTClassifier, KIND_POLYGONS: CountingPolygonsClassifier}
     if kind not in expected or not isinstance(model, expected[kind]):
         raise ValueError(f"kind {kind!r} does not match a {type(model).__name__}")
     with h5py.File(path, "w", libver=("earliest", "v108"), track_order=False) as f:
         f.attrs["format"] = FORMAT
-        f.attrs["format_version"] = np.int64(FORMAT_VERSION)
+        f.attrs["format_version"] = np.int64(version)
         f.attrs["kind"] = kind
-        for key, value in model.architecture().items():
+        arch = model.architecture(version) if kind == KIND_POLYGONS else model.architecture()
+        for key, value in arch.items():
             f.attrs[key] = np.asarray(value, dtype=np.int64)
         g = f.create_group("weights")
         for name, t in model.state_dict().items():
@@ -131,7 +143,9 @@ def load_h5(path):
         elif kind == KIND_POLYGONS:
             model = CountingPolygonsClassifier(channels=[int(c) for c in f.attrs["channels"]],
                                                hidden=int(f.attrs["hidden"]), norm_groups=int(f.attrs["norm_groups"]),
-                                               image_size=int(f.attrs["image_size"]))
+                                               image_size=int(f.attrs["image_size"]),
+                                               strides=[int(s) for s in f.attrs["strides"]] if "strides" in f.attrs
+                                               else None)
         else:
             raise ValueError(f"{path}: unknown kind {kind!r}")
         state = {name: torch.from_numpy(f["weights"][name][()]) for name in f["weights"]}

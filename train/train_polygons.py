@@ -12,9 +12,14 @@ numerals always match the shapes, and a network trained on those alone can infer
 instead of reading it, which makes IPR's consistency check vacuous (train/audit_polygons_scorer.py measures
 this: the first shipped scorer, trained without mismatches, accepted 63% of images with wrong numerals).
 
+The network (classifiers.CountingPolygonsClassifier): by default 10 conv layers, strides 1,2,1,2,1,2,1,2,1,1 (a
+125 px receptive field; the first scorer's 4 layers of stride 2 saw 31 px, less than a polygon, and could not
+count vertices or read numerals: 59% and 49%). BF16 autocast on CUDA.
+
 Usage: python3 train/train_polygons.py --output models/polygons_classifier.h5 --minutes 7 [--workers 12]
 """
 import argparse
+import contextlib
 import ctypes
 import json
 import math
@@ -168,7 +173,10 @@ def main(argv=None):
     ap.add_argument("--max-steps", type=int, default=0)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--channels", default="64,128,256,256")
+    ap.add_argument("--channels", default="32,32,64,64,128,128,256,256,256,256",
+                    help="conv widths, one per layer (ignored with --init: the file's architecture)")
+    ap.add_argument("--strides", default="1,2,1,2,1,2,1,2,1,1",
+                    help="conv strides (1 or 2), one per layer: the default sees a 125 px field, a polygon whole")
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--norm-groups", type=int, default=8)
     ap.add_argument("--data-seed", type=int, default=20250601, help="generator seed (the SRM training data's)")
@@ -193,10 +201,11 @@ def main(argv=None):
         torch.backends.cudnn.allow_tf32 = True
     torch.manual_seed(args.seed)
     chans = [int(c) for c in args.channels.split(",")]
+    strides = [int(c) for c in args.strides.split(",")]
     if args.init:
         model = classifiers.load_h5(args.init).train()
     else:
-        model = classifiers.CountingPolygonsClassifier(chans, args.hidden, args.norm_groups)
+        model = classifiers.CountingPolygonsClassifier(chans, args.hidden, args.norm_groups, strides=strides)
     model = model.to(device)
     if args.workers < 0:
         args.workers = max(1, (os.cpu_count() or 2) - 2) if device.type == "cuda" else 0
@@ -225,11 +234,13 @@ def main(argv=None):
         for g in opt.param_groups:
             g["lr"] = lr
         x = x.to(device, non_blocking=True)
-        out = model(x)
+        with (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda"
+              else contextlib.nullcontext()):
+            out = model(x)
         loss = 0.0
         for k, _ in classifiers.HEADS:
             y = labs[k].to(device)  # -1 = not trained (num_vertices of a non-uniform image)
-            ce = F.cross_entropy(out[k], y, ignore_index=-1, reduction="sum")
+            ce = F.cross_entropy(out[k].float(), y, ignore_index=-1, reduction="sum")
             loss = loss + ce / (y >= 0).sum().clamp(min=1)
         opt.zero_grad(set_to_none=True)
         loss.backward()

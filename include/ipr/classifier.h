@@ -16,7 +16,7 @@ extern "C" {
  * PyTorch's shapes (conv (out, in, k, k), linear (out, in), norm (C)). Loading checks the names and shapes
  * both ways: a missing, unexpected or mis-shaped tensor is an error naming what was expected and found. */
 #define IPR_CLASSIFIER_FORMAT "ipr-classifier"
-#define IPR_CLASSIFIER_FORMAT_VERSION 1
+#define IPR_CLASSIFIER_FORMAT_VERSION 2 /* version 2 added the polygons classifier's `strides`; 1 still loads */
 #define IPR_CLASSIFIER_KIND_DIGIT "mnist_digit"
 #define IPR_CLASSIFIER_KIND_POLYGONS "counting_polygons"
 
@@ -58,29 +58,34 @@ int ipr_sudoku_score_images(ipr_digit_classifier *net, const float *images, int 
                             int *distance, uint8_t *valid);
 
 /* ================= Counting Polygons classifier (spec 4.3) =================
- * Not the reference's ResNet-50 (spec 4.3; its weights cannot be used here): a small network of this
- * project, trained by train/classifiers.py. Four 3x3 stride-2 convolutions (padding 1), each followed by
- * GroupNorm(norm_groups) (none when norm_groups = 0) and ReLU, a global average pool, fc1 = Linear(C4,
- * hidden) + ReLU, and four linear heads named as the reference's MultiHeadLayer keys:
- *   conv1..conv4 (Conv2d), norm1..norm4 (GroupNorm), fc1, heads.num_polygons (9 classes: 1..9 polygons),
+ * Not the reference's ResNet-50 (spec 4.3; its weights cannot be used here): a plain convolutional network of
+ * this project, trained by train/train_polygons.py. L = 1..IPR_POLYCLS_MAX_LAYERS 3x3 convolutions (padding 1,
+ * stride 1 or 2 each), each followed by GroupNorm(norm_groups) (none when norm_groups = 0) and ReLU, a global
+ * average pool, fc1 = Linear(C_L, hidden) + ReLU, and four linear heads named as the reference's
+ * MultiHeadLayer keys:
+ *   conv1..convL (Conv2d), norm1..normL (GroupNorm), fc1, heads.num_polygons (9 classes: 1..9 polygons),
  *   heads.num_vertices (5: 3..7 vertices), heads.is_uniform (2: 1 = every polygon has the same vertex count),
  *   heads.numbers_label (35: the unordered numeral pair, index order of ipr_polygons_pair_index).
- * Architecture attributes: in_channels = 3, image_size (square side), channels (4), hidden, norm_groups,
- * num_classes = [9, 5, 2, 35]. */
-#define IPR_POLYCLS_LAYERS 4
+ * Architecture attributes: in_channels = 3, image_size (square side), channels (L values), strides (L values,
+ * each 1 or 2; format version 2; a version-1 file has none and means 4 layers of stride 2), hidden,
+ * norm_groups, num_classes = [9, 5, 2, 35]. */
+#define IPR_POLYCLS_MAX_LAYERS 16
 #define IPR_POLYCLS_NP 9  /* num_polygons classes: 1..9 */
 #define IPR_POLYCLS_NV 5  /* num_vertices classes: 3..7 */
 #define IPR_POLYCLS_NU 2  /* is_uniform classes */
 #define IPR_POLYCLS_NL 35 /* numbers_label classes (IPR_POLY_NUM_PAIRS) */
 
 typedef struct {
-    int image_size;                    /* input side (128 for the benchmark) */
-    int channels[IPR_POLYCLS_LAYERS];  /* conv widths */
-    int hidden;                        /* fc1 width */
-    int norm_groups;                   /* GroupNorm groups after every conv; 0 = no norm */
+    int image_size;                        /* input side (128 for the benchmark) */
+    int layers;                            /* convolutions, 1..IPR_POLYCLS_MAX_LAYERS */
+    int channels[IPR_POLYCLS_MAX_LAYERS];  /* conv widths (the first `layers` entries; the rest 0) */
+    int strides[IPR_POLYCLS_MAX_LAYERS];   /* conv strides, 1 or 2 (the rest 0) */
+    int hidden;                            /* fc1 width */
+    int norm_groups;                       /* GroupNorm groups after every conv; 0 = no norm */
 } ipr_polygons_classifier_config;
 
-/* Defaults (train/classifiers.py): image_size 128, channels 32, 64, 128, 128, hidden 128, norm_groups 8. */
+/* The version-1 defaults (train/classifiers.py): image_size 128, 4 layers, channels 32, 64, 128, 128, strides 2,
+ * hidden 128, norm_groups 8. */
 void ipr_polygons_classifier_config_init(ipr_polygons_classifier_config *cfg);
 
 typedef struct ipr_polygons_classifier ipr_polygons_classifier;

@@ -7,7 +7,11 @@
 # GPU-minutes per minute of device time). Each denoiser resumes from its state under /tmp/train_all/JOB when a
 # previous command on this machine left one, else starts from models/NAME.h5 (--init; IPR_FRESH=1: from
 # scratch), and the classifier from its last export or models/polygons_classifier.h5, so repeating the command on a
-# warm machine continues the same runs. Everything comes back as
+# warm machine continues the same runs. IPR_FRESH_JOBS="poly ..." starts the jobs named from scratch (a new
+# architecture); IPR_POLY_LR sets the classifier's peak learning rate (cosine to 0 within each command);
+# IPR_PREBUILD_CUDA=1 also builds the CUDA ipr in the background (nice) for validate.sh's next command. The SRM
+# jobs get up to 6 data workers each (their generators are fast), the classifier the rest of the cores (its
+# negatives are re-rendered in Python, about 4 ms an image). Everything comes back as
 # $OUT/models.tar.partNN (15 MiB parts; device calls return at most 8 files of 16 MiB) plus the logs' tails.
 # Reassemble here: cat models.tar.part* | tar -x
 set -uo pipefail
@@ -26,13 +30,21 @@ ngpu=$(nvidia-smi -L 2>/dev/null | wc -l)
 ncpu=$(nproc)
 jobs=(${IPR_JOBS:-ms ep cp poly})
 workers=$(( ncpu / ${#jobs[@]} > 2 ? ncpu / ${#jobs[@]} - 1 : 1 ))
+[ $workers -gt 6 ] && workers=6
+poly_workers=$(( ncpu - workers * (${#jobs[@]} - 1) - 2 ))
+[ $poly_workers -lt 1 ] && poly_workers=1
+fresh() { [ "${IPR_FRESH:-0}" = 1 ] || [[ " ${IPR_FRESH_JOBS:-} " == *" $1 "* ]]; }
+if [ "${IPR_PREBUILD_CUDA:-0}" = 1 ] && [ ! -x /tmp/ipr-build/ipr ]; then
+  (cmake -S . -B /tmp/ipr-build -DIPR_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_BUILD_TYPE=Release >/tmp/build.log 2>&1 &&
+     nice -n 19 cmake --build /tmp/ipr-build -j8 --target ipr >>/tmp/build.log 2>&1; echo "cuda build: exit $?") &
+fi
 
 # srm JOB NAME PRESET ARGS...: one denoiser, resumed or initialised from the shipped weights
 srm() {
   local job=$1 name=$2 preset=$3
   shift 3
   local init=()
-  if [ "${IPR_FRESH:-0}" != 1 ] && [ ! -f "$work/$job/state.pt" ] && [ -f "models/$name.h5" ]; then
+  if ! fresh "$job" && [ ! -f "$work/$job/state.pt" ] && [ -f "models/$name.h5" ]; then
     init=(--init "models/$name.h5" --init-log "models/${name}_log.csv")
   fi
   "$py" train/train_srm.py --preset "$preset" --minutes "$minutes" --workers "$workers" --ckpt-dir "$work/$job" \
@@ -43,17 +55,18 @@ i=0
 for job in "${jobs[@]}"; do
   gpu=$(( ngpu > 0 ? i % ngpu : 0 ))
   case $job in
-  ms) CUDA_VISIBLE_DEVICES=$gpu srm ms mnist_sudoku ms --hid-dims 32,32,64,64,128,128 --batch 32 --lr 2e-4 \
+  ms) CUDA_VISIBLE_DEVICES=$gpu srm ms mnist_sudoku ms --hid-dims 32,32,64,64,128,128 --batch 56 --lr 2e-4 \
         --warmup 200 --ema 0.999 --log-every 50 & ;;
-  ep) CUDA_VISIBLE_DEVICES=$gpu srm ep even_pixels ep --hid-dims 32,64,64,128 --batch 256 --lr 8e-4 --warmup 500 \
+  ep) CUDA_VISIBLE_DEVICES=$gpu srm ep even_pixels ep --hid-dims 32,64,64,128 --batch 512 --lr 8e-4 --warmup 500 \
         --ema 0.999 --log-every 100 & ;;
-  cp) CUDA_VISIBLE_DEVICES=$gpu srm cp counting_polygons cp --hid-dims 32,32,64,64,128 --batch 32 --lr 2e-4 \
+  cp) CUDA_VISIBLE_DEVICES=$gpu srm cp counting_polygons cp --hid-dims 32,32,64,64,128 --batch 56 --lr 2e-4 \
         --warmup 300 --ema 0.999 --log-every 50 & ;;
   poly) pinit=()  # the classifier continues from the last command's export, else from the shipped one
         if [ -f "$work/polygons_classifier.h5" ]; then pinit=(--init "$work/polygons_classifier.h5")
-        elif [ "${IPR_FRESH:-0}" != 1 ]; then pinit=(--init models/polygons_classifier.h5); fi
+        elif ! fresh poly; then pinit=(--init models/polygons_classifier.h5); fi
         CUDA_VISIBLE_DEVICES=$gpu "$py" train/train_polygons.py --output "$work/polygons_classifier.h5" \
-          --minutes "$minutes" --workers "$workers" --mismatch 0.3 "${pinit[@]}" >"$work/poly.log" 2>&1 & ;;
+          --minutes "$minutes" --workers "$poly_workers" --batch 256 --lr "${IPR_POLY_LR:-2e-3}" --mismatch 0.3 \
+          "${pinit[@]}" >"$work/poly.log" 2>&1 & ;;
   digit) "$py" train/train_digit.py --output "$work/digit_classifier.h5" --epochs 40 --elastic 1.5 --noise-max 0.1 \
            --threads 2 >"$work/digit.log" 2>&1 & ;;
   *) echo "train_all.sh: unknown job $job (ms ep cp poly digit)"; exit 1 ;;
@@ -62,6 +75,7 @@ for job in "${jobs[@]}"; do
   i=$((i + 1))
 done
 wait
+[ -f /tmp/build.log ] && tail -1 /tmp/build.log
 for j in ms ep cp; do [ -f $work/$j/log.csv ] && cp $work/$j/log.csv $work/${j}_log.csv; done
 for j in "${jobs[@]}"; do echo "== $j"; grep -v "^step " $work/$j.log | tail -4; done
 for f in mnist_sudoku even_pixels counting_polygons; do

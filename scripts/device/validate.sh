@@ -4,7 +4,9 @@
 # NAME run configs/reference/NAME.yaml (reference sampler and IPR settings of spec 3.3, K = 30: one chain
 # records k = 0 (base), 10 and 30) with COUNT TEST instances (default 500), BATCH chains per forward, over all
 # GPUs (one rank each). Each results.h5 is copied to $OUT/NAME.h5 as soon as it exists. A run still going at
-# VALIDATE_LIMIT s (default 280) is stopped; re-running resumes it on the same machine.
+# VALIDATE_LIMIT s (default 280) is stopped; re-running resumes it on the same machine. VALIDATE_MODELS=DIR takes
+# the denoiser DIR/NAME.h5 and, where DIR has it, the config's scorer file from DIR instead of models/ (the
+# checkpoints train_all.sh left on this machine, /tmp/train_all).
 set -uo pipefail
 out=${OUT:-/tmp/ipr-out}
 mkdir -p "$out"
@@ -21,6 +23,13 @@ status=0
 for spec in "$@"; do
   IFS=: read -r name count batch <<<"$spec"
   sets=(--set device.kind=cuda --set "instances.count=${count:-500}" --set "device.batch=${batch:-64}")
+  if [ -n "${VALIDATE_MODELS:-}" ]; then
+    sets+=(--set "model.checkpoint=$VALIDATE_MODELS/$name.h5")
+    scorer=$(sed -n 's/^scorer: *\([^ #]*\).*/\1/p' "configs/reference/$name.yaml")
+    [ -n "$scorer" ] && [ -f "$VALIDATE_MODELS/$(basename "$scorer")" ] &&
+      sets+=(--set "scorer=$VALIDATE_MODELS/$(basename "$scorer")")
+    echo "$name: ${sets[*]}"
+  fi
   t0=$(date +%s.%N)
   timeout -s TERM "${VALIDATE_LIMIT:-280}" mpirun -n "$ngpu" --bind-to none $build/ipr run "configs/reference/$name.yaml" \
     "${sets[@]}" --output "/tmp/val_$name" --progress line > "/tmp/val_$name.log" 2>&1

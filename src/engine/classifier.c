@@ -12,7 +12,7 @@
 #include "ipr/h5io.h"
 #include "ops_cpu.h"
 
-#define CLS_MAX_TENSORS 32
+#define CLS_MAX_TENSORS (4 * IPR_POLYCLS_MAX_LAYERS + 10) /* conv + norm per layer, fc1, four heads */
 #define CLS_NAME_CAP 48
 /* im2col budget per conv (floats, 16 MiB): the default nets' largest conv (conv2 of the polygons net, 288 x
  * 1024) needs 0.3 M floats, so every conv runs as one GEMM */
@@ -144,17 +144,19 @@ static void base_free(cls_base *nb) {
 /* ------------------------------------------------------------------------------------------------ */
 /* checkpoint: root attributes */
 
-static int read_header(hid_t f, const char *kind) {
+static int read_header(hid_t f, const char *kind, int64_t *version) {
     char s[128];
     int64_t v = 0;
     IPR_TRY(ipr_h5_read_attr_str(f, "format", s, sizeof s));
     IPR_CHECK(strcmp(s, IPR_CLASSIFIER_FORMAT) == 0, "attribute 'format' is \"%s\", expected \"%s\"", s,
               IPR_CLASSIFIER_FORMAT);
     IPR_TRY(ipr_h5_read_attr_i64(f, "format_version", &v));
-    IPR_CHECK(v == IPR_CLASSIFIER_FORMAT_VERSION, "attribute 'format_version' is %lld, this build reads version %d",
-              (long long)v, IPR_CLASSIFIER_FORMAT_VERSION);
+    IPR_CHECK(v >= 1 && v <= IPR_CLASSIFIER_FORMAT_VERSION,
+              "attribute 'format_version' is %lld, this build reads versions 1..%d", (long long)v,
+              IPR_CLASSIFIER_FORMAT_VERSION);
     IPR_TRY(ipr_h5_read_attr_str(f, "kind", s, sizeof s));
     IPR_CHECK(strcmp(s, kind) == 0, "wrong kind: attribute 'kind' is \"%s\", expected \"%s\"", s, kind);
+    if (version) *version = v;
     return IPR_OK;
 fail:
     return IPR_ERR;
@@ -162,9 +164,9 @@ fail:
 
 /* An integer attribute of exactly n values, each in lo..hi. */
 static int attr_ints(hid_t f, const char *name, int n, int64_t lo, int64_t hi, int *out) {
-    int64_t v[8];
+    int64_t v[IPR_POLYCLS_MAX_LAYERS];
     int got = 0;
-    IPR_TRY(ipr_h5_read_attr_i64_array(f, name, v, 8, &got));
+    IPR_TRY(ipr_h5_read_attr_i64_array(f, name, v, IPR_POLYCLS_MAX_LAYERS, &got));
     IPR_CHECK(got == n, "attribute '%s' has %d value%s, expected %d", name, got, got == 1 ? "" : "s", n);
     for (int i = 0; i < n; ++i) {
         IPR_CHECK(v[i] >= lo && v[i] <= hi, "attribute '%s'[%d] = %lld outside %lld..%lld", name, i, (long long)v[i],
@@ -334,7 +336,7 @@ ipr_digit_classifier *ipr_digit_classifier_load(const char *path, int max_batch)
     if (!net) goto fail; /* error recorded by ipr_calloc */
     f = ipr_h5_open_read(path);
     if (f < 0) goto fail;
-    IPR_TRY(read_header(f, IPR_CLASSIFIER_KIND_DIGIT));
+    IPR_TRY(read_header(f, IPR_CLASSIFIER_KIND_DIGIT, NULL));
     {
         /* the reference architecture, stated by the file and checked */
         const int64_t ch[2] = {DIGIT_C1, DIGIT_C2}, hid[1] = {DIGIT_HIDDEN}, side[1] = {IPR_DIGIT_SIDE},
@@ -488,40 +490,56 @@ static const int k_head_classes[4] = {IPR_POLYCLS_NP, IPR_POLYCLS_NV, IPR_POLYCL
 struct ipr_polygons_classifier {
     cls_base base;
     ipr_polygons_classifier_config cfg;
-    cls_conv conv[IPR_POLYCLS_LAYERS];
-    cls_norm norm[IPR_POLYCLS_LAYERS];
+    cls_conv conv[IPR_POLYCLS_MAX_LAYERS];
+    cls_norm norm[IPR_POLYCLS_MAX_LAYERS];
     cls_linear fc1, head[4];
-    int side[IPR_POLYCLS_LAYERS + 1]; /* spatial side before conv l (side[0] = image_size) and after the last */
+    int side[IPR_POLYCLS_MAX_LAYERS + 1]; /* spatial side before conv l (side[0] = image_size) and after the last */
     /* scratch */
     float *act[2]; /* ping-pong conv outputs of one image, each the largest (C, side, side) */
     float *col;    /* im2col of one conv */
-    float *feat;   /* (max_batch, C4) pooled features */
+    float *feat;   /* (max_batch, C_L) pooled features */
     float *hid;    /* (max_batch, hidden) */
     float *heads;  /* (max_batch, 51): the four heads' logits, head-major blocks of (max_batch, classes) */
 };
 
 void ipr_polygons_classifier_config_init(ipr_polygons_classifier_config *cfg) {
+    static const int widths[4] = {32, 64, 128, 128};
     memset(cfg, 0, sizeof *cfg);
     cfg->image_size = IPR_POLY_SIDE;
-    cfg->channels[0] = 32;
-    cfg->channels[1] = 64;
-    cfg->channels[2] = 128;
-    cfg->channels[3] = 128;
+    cfg->layers = 4;
+    for (int l = 0; l < 4; ++l) {
+        cfg->channels[l] = widths[l];
+        cfg->strides[l] = 2;
+    }
     cfg->hidden = 128;
     cfg->norm_groups = 8;
 }
 
-static int poly_read_config(hid_t f, ipr_polygons_classifier_config *cfg) {
+static int poly_read_config(hid_t f, int64_t version, ipr_polygons_classifier_config *cfg) {
     const int64_t in_ch[1] = {POLY_IN_CHANNELS};
     const int64_t ncls[4] = {IPR_POLYCLS_NP, IPR_POLYCLS_NV, IPR_POLYCLS_NU, IPR_POLYCLS_NL};
+    int64_t v[IPR_POLYCLS_MAX_LAYERS];
+    int n = 0;
     ipr_polygons_classifier_config_init(cfg);
     IPR_TRY(attr_expect(f, "in_channels", in_ch, 1));
     IPR_TRY(attr_expect(f, "num_classes", ncls, 4));
     IPR_TRY(attr_ints(f, "image_size", 1, 1, 4096, &cfg->image_size));
-    IPR_TRY(attr_ints(f, "channels", IPR_POLYCLS_LAYERS, 1, 4096, cfg->channels));
+    /* the layer count is the length of `channels`: 4 in version 1, 1..IPR_POLYCLS_MAX_LAYERS from version 2 */
+    IPR_TRY(ipr_h5_read_attr_i64_array(f, "channels", v, IPR_POLYCLS_MAX_LAYERS, &n));
+    IPR_CHECK(n >= 1, "attribute 'channels' is empty");
+    IPR_CHECK(version >= 2 || n == 4, "attribute 'channels' has %d values; a version-1 checkpoint has 4", n);
+    cfg->layers = n;
+    IPR_TRY(attr_ints(f, "channels", n, 1, 4096, cfg->channels));
+    if (version >= 2) {
+        IPR_TRY(attr_ints(f, "strides", n, 1, 2, cfg->strides));
+    } else {
+        IPR_CHECK(H5Aexists(f, "strides") <= 0, "attribute 'strides' in a version-1 checkpoint");
+        for (int l = 0; l < n; ++l) cfg->strides[l] = 2;
+    }
+    for (int l = n; l < IPR_POLYCLS_MAX_LAYERS; ++l) cfg->channels[l] = cfg->strides[l] = 0;
     IPR_TRY(attr_ints(f, "hidden", 1, 1, 65536, &cfg->hidden));
     IPR_TRY(attr_ints(f, "norm_groups", 1, 0, 4096, &cfg->norm_groups));
-    for (int l = 0; l < IPR_POLYCLS_LAYERS && cfg->norm_groups > 0; ++l)
+    for (int l = 0; l < n && cfg->norm_groups > 0; ++l)
         IPR_CHECK(cfg->channels[l] % cfg->norm_groups == 0,
                   "attribute 'norm_groups' = %d does not divide channels[%d] = %d (GroupNorm needs it)",
                   cfg->norm_groups, l, cfg->channels[l]);
@@ -538,18 +556,19 @@ ipr_polygons_classifier *ipr_polygons_classifier_load(const char *path, int max_
     if (!net) goto fail; /* error recorded by ipr_calloc */
     f = ipr_h5_open_read(path);
     if (f < 0) goto fail;
-    IPR_TRY(read_header(f, IPR_CLASSIFIER_KIND_POLYGONS));
-    IPR_TRY(poly_read_config(f, &net->cfg));
+    int64_t version = 0;
+    IPR_TRY(read_header(f, IPR_CLASSIFIER_KIND_POLYGONS, &version));
+    IPR_TRY(poly_read_config(f, version, &net->cfg));
     cls_base *nb = &net->base;
     const ipr_polygons_classifier_config *cfg = &net->cfg;
     nb->max_batch = max_batch;
     size_t col = 0, act = 0;
     net->side[0] = cfg->image_size;
-    for (int l = 0; l < IPR_POLYCLS_LAYERS; ++l) {
+    for (int l = 0; l < cfg->layers; ++l) {
         char name[16];
         const int c_in = l ? cfg->channels[l - 1] : POLY_IN_CHANNELS;
         snprintf(name, sizeof name, "conv%d", l + 1);
-        reg_conv(nb, &net->conv[l], name, c_in, cfg->channels[l], 3, 2, 1);
+        reg_conv(nb, &net->conv[l], name, c_in, cfg->channels[l], 3, cfg->strides[l], 1);
         if (cfg->norm_groups > 0) {
             snprintf(name, sizeof name, "norm%d", l + 1);
             reg_norm(nb, &net->norm[l], name, cfg->channels[l], cfg->norm_groups);
@@ -561,7 +580,7 @@ ipr_polygons_classifier *ipr_polygons_classifier_load(const char *path, int max_
         if (c > col) col = c;
         if (a > act) act = a;
     }
-    const int c_last = cfg->channels[IPR_POLYCLS_LAYERS - 1];
+    const int c_last = cfg->channels[cfg->layers - 1];
     reg_linear(nb, &net->fc1, "fc1", c_last, cfg->hidden);
     for (int h = 0; h < 4; ++h) {
         char name[32];
@@ -610,13 +629,13 @@ void ipr_polygons_classifier_arena_bytes(const ipr_polygons_classifier *net, siz
 /* out[h] (n, classes_h) = head h of images x (n, 3, S, S), n <= max_batch; a NULL out[h] is skipped */
 static void poly_forward(ipr_polygons_classifier *net, const float *x, int n, float *const out[4]) {
     const ipr_polygons_classifier_config *cfg = &net->cfg;
-    const int c_last = cfg->channels[IPR_POLYCLS_LAYERS - 1];
+    const int c_last = cfg->channels[cfg->layers - 1];
     const size_t img = (size_t)POLY_IN_CHANNELS * cfg->image_size * cfg->image_size;
     for (int i = 0; i < n; ++i) {
         const float *in = x + (size_t)i * img;
         float *y = NULL;
-        for (int l = 0; l < IPR_POLYCLS_LAYERS; ++l) {
-            /* conv3x3 stride 2 -> [GroupNorm] -> ReLU: (C_l-1, s, s) -> (C_l, s', s') */
+        for (int l = 0; l < cfg->layers; ++l) {
+            /* conv3x3 stride 1 or 2 -> [GroupNorm] -> ReLU: (C_l-1, s, s) -> (C_l, s', s') */
             y = net->act[l & 1];
             const int s = net->side[l], so = net->side[l + 1];
             const size_t hw = (size_t)so * so;
@@ -627,9 +646,9 @@ static void poly_forward(ipr_polygons_classifier *net, const float *x, int n, fl
             ipr_cpu_relu(y, y, (size_t)cfg->channels[l] * hw);
             in = y;
         }
-        /* global average pool: (C4, s4, s4) -> (C4) */
-        const int s4 = net->side[IPR_POLYCLS_LAYERS];
-        ipr_cpu_global_avg_pool(net->feat + (size_t)i * c_last, y, c_last, s4 * s4);
+        /* global average pool: (C_L, s_L, s_L) -> (C_L) */
+        const int sl = net->side[cfg->layers];
+        ipr_cpu_global_avg_pool(net->feat + (size_t)i * c_last, y, c_last, sl * sl);
     }
     /* fc1 + ReLU, then the four heads over the chunk */
     ipr_cpu_linear(net->hid, net->feat, net->fc1.w, net->fc1.b, n, c_last, cfg->hidden);
