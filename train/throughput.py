@@ -3,7 +3,9 @@ BF16 forward/backward, AdamW, EMA) for a few widths per benchmark, and the data 
 
 Usage: python3 train/throughput.py --output out/throughput.json [--benches ep,cp,ms] [--seconds 12]
        [--widths "ep=32,32,64,64/32,64,64,128 cp=..."] [--batches "ep=256 cp=64 ms=32"]
-Prints a markdown table; the JSON holds every measurement. A width that runs out of memory is retried at half
+Prints a markdown table; the JSON holds every measurement. --profile N: also N training steps of each
+configuration under torch.profiler, the top operators by device time written to OUTPUT's stem + _profile.md
+(where a step's time goes, before choosing what to optimise). A width that runs out of memory is retried at half
 the batch. The export columns say whether the weights fit the 16 MiB a device call returns (float32 / float16).
 """
 import argparse
@@ -35,7 +37,28 @@ def parse_map(s, default):
     return out
 
 
-def measure(preset, hid, batch, seconds, device, precision, lib):
+def profile_steps(tr, x, g, steps, device, title, path):
+    """Append to `path` the top operators of `steps` training steps by self device time (CPU time on a CPU)."""
+    from torch.profiler import ProfilerActivity, profile
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    t0 = time.time()
+    with profile(activities=acts) as prof:
+        for _ in range(steps):
+            tr.train_step(x, g)
+        sync()
+    wall = time.time() - t0
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    if device.type == "cuda" and not hasattr(prof.key_averages()[0], key):
+        key = "self_device_time_total"
+    table = prof.key_averages().table(sort_by=key, row_limit=25, max_name_column_width=60)
+    with open(path, "a") as f:
+        f.write(f"## {title}: {steps} steps in {wall:.2f} s under the profiler\n\n```\n{table}\n```\n\n")
+    print(f"{title}: profile of {steps} steps written to {path}", flush=True)
+
+
+def measure(preset, hid, batch, seconds, device, precision, lib, profile=0, profile_path=None):
     args = train_srm.parse_args(["--preset", preset, "--hid-dims", ",".join(map(str, hid)), "--batch", str(batch),
                                  "--warmup", "0"])
     cfg = train_srm.resolve(args)
@@ -58,6 +81,8 @@ def measure(preset, hid, batch, seconds, device, precision, lib):
             sync()
     sync()
     dt = time.time() - t0
+    if profile:
+        profile_steps(tr, x, g, profile, device, f"{preset} {hid} batch {batch} ({precision})", profile_path)
     params = sum(p.numel() for p in tr.model.parameters())
     res = {"preset": preset, "hid_dims": hid, "attention": cfg["attention"], "batch": batch, "params": params,
            "steps": n, "seconds": dt, "samples_per_s": n * batch / dt, "step_ms": 1000 * dt / n,
@@ -88,6 +113,7 @@ def main(argv=None):
     ap.add_argument("--seconds", type=float, default=12.0, help="timed seconds per configuration")
     ap.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     ap.add_argument("--lib")
+    ap.add_argument("--profile", type=int, default=0, help="also profile this many steps of each configuration")
     args = ap.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":
@@ -108,7 +134,8 @@ def main(argv=None):
             b = int(batches[preset])
             while b >= 1:
                 try:
-                    r = measure(preset, hid, b, args.seconds, device, precision, args.lib)
+                    r = measure(preset, hid, b, args.seconds, device, precision, args.lib, args.profile,
+                                os.path.splitext(args.output)[0] + "_profile.md")
                     break
                 except torch.cuda.OutOfMemoryError if hasattr(torch.cuda, "OutOfMemoryError") else RuntimeError:
                     torch.cuda.empty_cache()
