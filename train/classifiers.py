@@ -110,11 +110,14 @@ class CountingPolygonsClassifier(nn.Module):
         return arch
 
 
-def export_h5(model, path, kind, compress=True, version=FORMAT_VERSION):
+def export_h5(model, path, kind, compress=True, version=FORMAT_VERSION, storage="float32"):
     """Write `model` as an "ipr-classifier" checkpoint: root attributes format, format_version, kind and the
     architecture numbers; /weights/<state_dict name> as float32 with PyTorch's shapes. compress: chunked,
     shuffle + gzip (the C loader reads either layout). version 1 (no `strides`) only for the tests' fixture
-    of the old layout."""
+    of the old layout. storage "float16" halves the file (HDF5 converts to float32 on load, in C and here);
+    root attribute weight_storage records it."""
+    if storage not in ("float32", "float16"):
+        raise ValueError(f"storage {storage!r}: float32 or float16")
     expected = {KIND_DIGIT: MNISTClassifier, KIND_POLYGONS: CountingPolygonsClassifier}
     if kind not in expected or not isinstance(model, expected[kind]):
         raise ValueError(f"kind {kind!r} does not match a {type(model).__name__}")
@@ -122,12 +125,13 @@ def export_h5(model, path, kind, compress=True, version=FORMAT_VERSION):
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = np.int64(version)
         f.attrs["kind"] = kind
+        f.attrs["weight_storage"] = storage
         arch = model.architecture(version) if kind == KIND_POLYGONS else model.architecture()
         for key, value in arch.items():
             f.attrs[key] = np.asarray(value, dtype=np.int64)
         g = f.create_group("weights")
         for name, t in model.state_dict().items():
-            a = t.detach().to("cpu", torch.float32).numpy()
+            a = t.detach().to("cpu", torch.float32).numpy().astype(storage)
             big = compress and a.size >= 1024
             opts = {"compression": "gzip", "compression_opts": 4, "shuffle": True} if big else {}
             g.create_dataset(name, data=a, track_times=False, **opts)
@@ -148,6 +152,6 @@ def load_h5(path):
                                                else None)
         else:
             raise ValueError(f"{path}: unknown kind {kind!r}")
-        state = {name: torch.from_numpy(f["weights"][name][()]) for name in f["weights"]}
+        state = {name: torch.from_numpy(f["weights"][name][()].astype(np.float32)) for name in f["weights"]}
     model.load_state_dict(state, strict=True)
     return model.eval()

@@ -37,6 +37,10 @@ def sha256(path):
     return h.hexdigest()
 
 
+def _str(v):
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
 def tail_means(rows, key, n=10):
     v = [float(r[key]) for r in rows[-n:]]
     return float(np.mean(v)) if v else float("nan")
@@ -127,7 +131,8 @@ def classifier_card(a, attrs):
     name = os.path.splitext(os.path.basename(a.h5))[0]
     out = a.out or os.path.splitext(a.h5)[0] + ".md"
     head = [f"# {name}", "", f"Scorer network of kind `{kind}` (include/ipr/classifier.h, train/classifiers.py). File: "
-            f"`{os.path.basename(a.h5)}`, {os.path.getsize(a.h5) / 2 ** 20:.2f} MiB float32, SHA-256 "
+            f"`{os.path.basename(a.h5)}`, {os.path.getsize(a.h5) / 2 ** 20:.2f} MiB, weights stored as "
+            f"{_str(attrs.get('weight_storage', 'float32'))}, SHA-256 "
             f"`{sha256(a.h5)}`.", "", "## Architecture"]
     if kind == "mnist_digit":
         body = [
@@ -157,16 +162,22 @@ def classifier_card(a, attrs):
     else:
         acc = m["heldout_accuracy"]
         body = [
-            f"- This project's four-head network (spec 4.3 heads): {attrs.get('channels')} conv widths, hidden "
-            f"{int(attrs['hidden'])}, GroupNorm groups {int(attrs['norm_groups'])}, input "
-            f"{int(attrs['image_size'])}x{int(attrs['image_size'])} RGB in [-1, 1].",
+            f"- This project's four-head network (spec 4.3 heads): {len(attrs['channels'])} conv3x3 layers of widths "
+            f"{list(map(int, attrs['channels']))} and strides "
+            f"{list(map(int, attrs['strides'])) if 'strides' in attrs else [2] * len(attrs['channels'])}, each with "
+            f"GroupNorm ({int(attrs['norm_groups'])} groups) and ReLU, global average pool, fc {int(attrs['hidden'])}, "
+            f"four heads; input {int(attrs['image_size'])}x{int(attrs['image_size'])} RGB in [-1, 1].",
             "", "## Data",
-            "- Generated Counting Polygons images of the TRAIN split (libipr), a fraction re-rendered with some "
-            "polygons given another vertex count (non-uniform negatives for `is_uniform`); see train_polygons.py.",
+            "- Generated Counting Polygons images of the TRAIN split (libipr), "
+            f"{100 * m['args'].get('rerender', 0):.0f}% re-rendered by libipr's rasterizer: of those, "
+            f"{100 * m['args'].get('nonuniform', 0):.0f}% with some polygons given another vertex count (negatives "
+            f"for `is_uniform`) and {100 * m['args'].get('mismatch', 0):.0f}% with the numerals of another pair "
+            "(so that `numbers_label` must read them); see train_polygons.py.",
             f"- Reported: {m['heldout_counts']['num_polygons']} TEST-split images of the same mixture.",
             "", "## Training",
-            f"- {m['steps']:,} steps, {m['samples_seen']:,} samples seen, {m['minutes']:.1f} minutes on {m['device']}, "
-            f"PyTorch {m['torch']}.",
+            f"- {m['steps']:,} steps, {m['samples_seen']:,} samples seen, batch {m['args']['batch']}, AdamW (weight "
+            f"decay 1e-4), lr {m['args']['lr']} with 3% warm-up and cosine decay to 0, {m['minutes']:.1f} minutes on "
+            f"{m['device']}, PyTorch {m['torch']}.",
             "", "## Results (held-out accuracy per head)",
             "| num_polygons | num_vertices | is_uniform | numbers_label |", "|---|---|---|---|",
             "| " + " | ".join(f"{100 * acc[k]:.2f}%" for k in ("num_polygons", "num_vertices", "is_uniform",

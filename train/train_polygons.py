@@ -189,6 +189,8 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=-1)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--init", help="continue from this classifier .h5")
+    ap.add_argument("--storage", default="float16", choices=["float16", "float32"],
+                    help="weights in the exported file (float16: half the size; the accuracy is measured after)")
     ap.add_argument("--lib")
     args = ap.parse_args(argv)
     t_start = time.time()
@@ -260,12 +262,13 @@ def main(argv=None):
             acc_loss, acc_n = 0.0, 0
         if (budget and time.time() - t_start >= budget) or (args.max_steps and step >= args.max_steps):
             break
-    acc, count = evaluate(model, ev_x, ev_l, device)
+    # the reported accuracy is the exported file's (float16 storage rounds the weights)
+    model = model.cpu().eval()
+    classifiers.export_h5(model, args.output, classifiers.KIND_POLYGONS, storage=args.storage)
+    acc, count = evaluate(classifiers.load_h5(args.output).to(device), ev_x, ev_l, device)
     minutes = (time.time() - t_start) / 60
     print(f"train_polygons: {step} steps, {samples} samples, {minutes:.1f} min; held-out accuracy per head "
           f"{json.dumps(acc)} (counts {count})", flush=True)
-    model = model.cpu().eval()
-    classifiers.export_h5(model, args.output, classifiers.KIND_POLYGONS)
     stem = args.output[:-3] if args.output.endswith(".h5") else args.output
     metrics = {"heldout_accuracy": acc, "heldout_counts": count, "steps": step, "samples_seen": samples,
                "minutes": minutes, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",

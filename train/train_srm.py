@@ -118,6 +118,10 @@ def arch_of(cfg):
 
 
 def git_sha():
+    """The code's commit: $IPR_GIT_SHA when set (device copies of the tree carry stale or no git metadata, so
+    the device scripts' callers pass it), else git rev-parse HEAD."""
+    if os.environ.get("IPR_GIT_SHA"):
+        return os.environ["IPR_GIT_SHA"]
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True,
                               timeout=10).stdout.strip() or "unknown"
