@@ -3,7 +3,8 @@
 Parameter names equal the reference `state_dict` (fixtures/srm_unet_manifest.json), so checkpoints move
 between this module, the reference and the C engine. Two ways to evaluate the noise-level embedding:
 `temb="per_pixel"` evaluates the shared MLP at every pixel of every ResBlock as the reference does;
-`temb="distinct"` evaluates it once per distinct level and gathers (exact, much cheaper).
+`temb="distinct"` evaluates it once per distinct level and gathers (exact, much cheaper; its backward is a
+segmented sum over the pixels sorted by level, see GatherRows).
 """
 import math
 
@@ -19,6 +20,39 @@ def sinusoid(t, d_emb=256, max_period=10000.0):
     f = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     a = torch.clamp(1000.0 * t - 1.0, min=0.0)[..., None] * f.to(t.dtype)
     return torch.cat([torch.cos(a), torch.sin(a)], dim=-1)
+
+
+class GatherRows(torch.autograd.Function):
+    """out (N, C) = p[inv] for many pixels N sharing few rows of p (n, C). The backward sums the output gradient
+    per row as a segmented reduction over the pixels in row order (`perm` sorts inv; `counts` are the segment
+    lengths), accumulated in float32 at least. PyTorch's own embedding backward (sort + sum_and_scatter) took 44% of an
+    MNIST Sudoku training step's GPU time on an H200 (torch.profiler, 2026-11-22), index_put with accumulate
+    92-95% before it."""
+
+    @staticmethod
+    def forward(ctx, p, inv, perm, counts):
+        ctx.save_for_backward(perm, counts)
+        ctx.p_dtype = p.dtype
+        return p.index_select(0, inv)
+
+    @staticmethod
+    def backward(ctx, g):
+        perm, counts = ctx.saved_tensors
+        gs = g.reshape(-1, g.shape[-1]).index_select(0, perm)
+        if gs.dtype in (torch.float16, torch.bfloat16):
+            gs = gs.float()
+        gp = torch.segment_reduce(gs, "sum", lengths=counts, axis=0)
+        return gp.to(ctx.p_dtype), None, None, None
+
+
+def distinct_levels(ts):
+    """(uniq (n,), inv (numel,) row of each value, perm (numel,) sorting inv, counts (n,)) of a noise map: one
+    sort, so inv[perm] is ascending and counts[i] values equal uniq[i]."""
+    sv, perm = torch.sort(ts.reshape(-1))
+    uniq, inv_sorted, counts = torch.unique_consecutive(sv, return_inverse=True, return_counts=True)
+    inv = torch.empty_like(inv_sorted)
+    inv[perm] = inv_sorted
+    return uniq, inv, perm, counts
 
 
 class TimeEmbedding(nn.Module):
@@ -191,8 +225,8 @@ class SRMUNet(nn.Module):
                 ts = t if tuple(t.shape[-2:]) == tuple(size) else F.interpolate(t, size=size, mode="bilinear",
                                                                                   align_corners=False)
                 if self.temb_mode == "distinct":
-                    uniq, inv = torch.unique(ts, return_inverse=True)
-                    cache[size] = (F.silu(self.time_embedding(uniq)), inv)
+                    uniq, inv, perm, counts = distinct_levels(ts[:, 0])
+                    cache[size] = (F.silu(self.time_embedding(uniq)), (inv, perm, counts, ts.shape))
                 else:
                     cache[size] = (F.silu(self.time_embedding(ts[:, 0])), None)
             return cache[size]
@@ -204,10 +238,9 @@ class SRMUNet(nn.Module):
             if inv is None:  # per pixel: (B, h, w, 512) -> (B, C, h, w)
                 return lin(e).permute(0, 3, 1, 2)
             p = lin(e)  # (n_distinct, C)
-            # a gather whose backward is a segment sum over sorted indices: advanced indexing's backward
-            # (index_put with accumulate) serialises the millions of pixels that share a few hundred levels,
-            # and took 92-95% of a training step on an H100 (torch profiler, 2026-11-22)
-            return F.embedding(inv[:, 0], p).permute(0, 3, 1, 2)
+            idx, perm, counts, shape = inv
+            B, _, h, w = shape
+            return GatherRows.apply(p, idx, perm, counts).view(B, h, w, -1).permute(0, 3, 1, 2)
 
         return temb
 
