@@ -159,8 +159,11 @@ class Trainer:
         if compile_model:
             self.net = torch.compile(self.net)
         eps = 1e-7 if self.amp else 1e-8  # spec 6: AdamW eps 1e-7 under bf16
+        # fused on CUDA (one kernel for all parameters instead of a foreach chain: AdamW was 10% of a Counting
+        # Polygons step's GPU time on an H200, docs/bench/training.md); the arithmetic is AdamW's either way
+        fused = {"fused": True} if device.type == "cuda" else {}
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg["lr"], betas=(0.95, 0.999), eps=eps,
-                                     weight_decay=cfg["weight_decay"])
+                                     weight_decay=cfg["weight_decay"], **fused)
         self.step = 0
         self.samples = 0
         self.rewarm_from, self.rewarm = 0, 0  # after --init: lr ramp over `rewarm` steps from step rewarm_from

@@ -4,7 +4,8 @@
 #   ms    the MNIST Sudoku denoiser        ep    the Even Pixels denoiser     cp   the Counting Polygons denoiser
 #   poly  the Counting Polygons classifier (with numeral-mismatch negatives)   digit  the Sudoku digit classifier (CPU)
 # IPR_JOBS picks them (default "ms ep cp poly": one per GPU of an nvidia-h200-x4, the kind that gives the most
-# GPU-minutes per minute of device time). Each denoiser resumes from its state under /tmp/train_all/JOB when a
+# GPU-minutes per minute of device time); a denoiser written JOB:N trains on N GPUs (torchrun, DDP; N x the
+# batch), e.g. IPR_JOBS="ms:3 ep" on an x4. Each denoiser resumes from its state under /tmp/train_all/JOB when a
 # previous command on this machine left one, else starts from models/NAME.h5 (--init; IPR_FRESH=1: from
 # scratch), and the classifier from its last export or models/polygons_classifier.h5, so repeating the command on a
 # warm machine continues the same runs. IPR_FRESH_JOBS="poly ..." starts the jobs named from scratch (a new
@@ -47,13 +48,23 @@ srm() {
   if ! fresh "$job" && [ ! -f "$work/$job/state.pt" ] && [ -f "models/$name.h5" ]; then
     init=(--init "models/$name.h5" --init-log "models/${name}_log.csv")
   fi
-  "$py" train/train_srm.py --preset "$preset" --minutes "$minutes" --workers "$workers" --ckpt-dir "$work/$job" \
+  local launch=("$py")
+  [ "$ngpus_job" -gt 1 ] && launch=(torchrun --standalone --nproc_per_node="$ngpus_job")
+  "${launch[@]}" train/train_srm.py --preset "$preset" --minutes "$minutes" --workers "$workers" --ckpt-dir "$work/$job" \
     --export "$work/$name.h5" "${init[@]}" "$@" >"$work/$job.log" 2>&1
 }
 
 i=0
-for job in "${jobs[@]}"; do
-  gpu=$(( ngpu > 0 ? i % ngpu : 0 ))
+names=()
+for spec in "${jobs[@]}"; do
+  job=${spec%%:*}
+  ngpus_job=1
+  [ "$spec" != "$job" ] && ngpus_job=${spec#*:}
+  [[ "$ngpus_job" =~ ^[1-9][0-9]*$ ]] || { echo "train_all.sh: bad job $spec (JOB or JOB:NGPUS)"; exit 1; }
+  [ "$ngpu" -gt 0 ] && [ "$ngpus_job" -gt "$ngpu" ] && { echo "train_all.sh: $spec wants more than the $ngpu GPUs"; exit 1; }
+  names+=("$job")
+  gpu=""
+  for ((g = 0; g < ngpus_job; g++)); do gpu+="${gpu:+,}$(( ngpu > 0 ? (i + g) % ngpu : 0 ))"; done
   case $job in
   ms) CUDA_VISIBLE_DEVICES=$gpu srm ms mnist_sudoku ms --hid-dims 32,32,64,64,128,128 --batch 56 --lr 2e-4 \
         --warmup 200 --ema 0.999 --log-every 50 & ;;
@@ -71,13 +82,13 @@ for job in "${jobs[@]}"; do
            --threads 2 >"$work/digit.log" 2>&1 & ;;
   *) echo "train_all.sh: unknown job $job (ms ep cp poly digit)"; exit 1 ;;
   esac
-  echo "job $job on GPU $gpu of $ngpu"
-  i=$((i + 1))
+  echo "job $job on GPU(s) $gpu of $ngpu"
+  i=$((i + ngpus_job))
 done
 wait
 [ -f /tmp/build.log ] && tail -1 /tmp/build.log
 for j in ms ep cp; do [ -f $work/$j/log.csv ] && cp $work/$j/log.csv $work/${j}_log.csv; done
-for j in "${jobs[@]}"; do echo "== $j"; grep -v "^step " $work/$j.log | tail -4; done
+for j in "${names[@]}"; do echo "== $j"; grep -v "^step " $work/$j.log | tail -4; done
 for f in mnist_sudoku even_pixels counting_polygons; do
   [ -f $work/$f.h5 ] && "$py" train/check_export.py $work/$f.h5 --ipr $build/ipr 2>&1 | tail -1
 done
