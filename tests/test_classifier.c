@@ -605,6 +605,18 @@ static void set_int_attr(hid_t f, const char *name, int64_t v) {
     assert_int_equal(ipr_h5_attr_i64(f, name, v), IPR_OK);
 }
 
+/* A copy of `src` whose attribute `attr` is replaced by the n values v (n = 0: removed) must fail to load as
+ * a polygons classifier with a message containing `expect`. */
+static void poly_attr_case(const char *src, const char *file, const char *attr, const int64_t *v, int n,
+                           const char *what, const char *expect) {
+    char path[4200];
+    hid_t f = open_copy(src, file, path, sizeof path);
+    if (H5Aexists(f, attr) > 0) assert_true(H5Adelete(f, attr) >= 0);
+    if (n > 0) assert_int_equal(ipr_h5_attr_i64_array(f, attr, v, (hsize_t)n), IPR_OK);
+    H5Fclose(f);
+    expect_poly_error(path, what, expect);
+}
+
 static void test_loader_errors(void **state) {
     (void)state;
     char path[4200];
@@ -663,37 +675,17 @@ static void test_loader_errors(void **state) {
     expect_digit_error(path, "format version", "attribute 'format_version' is 3, this build reads versions 1..2");
 
     /* the polygons classifier's depth and strides (format version 2) */
-    f = open_copy(g_deep, "strides_missing.h5", path, sizeof path);
-    assert_true(H5Adelete(f, "strides") >= 0);
-    H5Fclose(f);
-    expect_poly_error(path, "polygons: no strides", "strides");
-    f = open_copy(g_deep, "strides_bad.h5", path, sizeof path);
-    {
-        const int64_t st[7] = {1, 2, 3, 2, 2, 2, 1};
-        assert_true(H5Adelete(f, "strides") >= 0);
-        assert_int_equal(ipr_h5_attr_i64_array(f, "strides", st, 7), IPR_OK);
-    }
-    H5Fclose(f);
-    expect_poly_error(path, "polygons: stride 3", "attribute 'strides'[2] = 3 outside 1..2");
-    f = open_copy(g_deep, "strides_short.h5", path, sizeof path);
-    {
-        const int64_t st[6] = {1, 2, 1, 2, 2, 2};
-        assert_true(H5Adelete(f, "strides") >= 0);
-        assert_int_equal(ipr_h5_attr_i64_array(f, "strides", st, 6), IPR_OK);
-    }
-    H5Fclose(f);
-    expect_poly_error(path, "polygons: one stride short", "attribute 'strides' has 6 values, expected 7");
-    f = open_copy(g_deep, "deep_v1.h5", path, sizeof path);
-    set_int_attr(f, "format_version", 1);
-    H5Fclose(f);
-    expect_poly_error(path, "polygons: 7 layers in version 1", "attribute 'channels' has 7 values; a version-1 checkpoint has 4");
-    f = open_copy(g_poly, "v1_strides.h5", path, sizeof path);
-    {
-        const int64_t st[4] = {2, 2, 2, 2};
-        assert_int_equal(ipr_h5_attr_i64_array(f, "strides", st, 4), IPR_OK);
-    }
-    H5Fclose(f);
-    expect_poly_error(path, "polygons: strides in version 1", "attribute 'strides' in a version-1 checkpoint");
+    static const int64_t st_bad[7] = {1, 2, 3, 2, 2, 2, 1}, st_short[6] = {1, 2, 1, 2, 2, 2}, st_v1[4] = {2, 2, 2, 2};
+    static const int64_t v1[1] = {1};
+    poly_attr_case(g_deep, "strides_missing.h5", "strides", NULL, 0, "polygons: no strides", "strides");
+    poly_attr_case(g_deep, "strides_bad.h5", "strides", st_bad, 7, "polygons: stride 3",
+                   "attribute 'strides'[2] = 3 outside 1..2");
+    poly_attr_case(g_deep, "strides_short.h5", "strides", st_short, 6, "polygons: one stride short",
+                   "attribute 'strides' has 6 values, expected 7");
+    poly_attr_case(g_deep, "deep_v1.h5", "format_version", v1, 1, "polygons: 7 layers in version 1",
+                   "attribute 'channels' has 7 values; a version-1 checkpoint has 4");
+    poly_attr_case(g_poly, "v1_strides.h5", "strides", st_v1, 4, "polygons: strides in version 1",
+                   "attribute 'strides' in a version-1 checkpoint");
     f = open_copy(g_deep, "deep_small.h5", path, sizeof path);
     set_int_attr(f, "image_size", 8); /* sides 8, 8, 4, 4, 2, 1, 1, 1: a 3x3 conv of padding 1 never empties */
     H5Fclose(f);
