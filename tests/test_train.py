@@ -349,7 +349,8 @@ def case_polygons(args):
     lib = ctypes.CDLL(args.lib)
     lib.ipr_polygons_classifier_load.restype = ctypes.c_void_p
     lib.ipr_polygons_classifier_load.argtypes = [ctypes.c_char_p, ctypes.c_int]
-    lib.ipr_polygons_classifier_logits.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int] + [ctypes.c_void_p] * 4
+    lib.ipr_polygons_classifier_logits.argtypes = ([ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
+                                                   + [ctypes.c_void_p] * 4)
     lib.ipr_polygons_classifier_free.argtypes = [ctypes.c_void_p]
     lib.ipr_error_message.restype = ctypes.c_char_p
     with tempfile.TemporaryDirectory() as d:

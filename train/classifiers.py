@@ -112,7 +112,7 @@ class CountingPolygonsClassifier(nn.Module):
 
 def export_h5(model, path, kind, compress=True, version=FORMAT_VERSION, storage="float32"):
     """Write `model` as an "ipr-classifier" checkpoint: root attributes format, format_version, kind and the
-    architecture numbers; /weights/<state_dict name> as float32 with PyTorch's shapes. compress: chunked,
+    architecture numbers; /weights/<state_dict name> with PyTorch's shapes. compress: chunked,
     shuffle + gzip (the C loader reads either layout). version 1 (no `strides`) only for the tests' fixture
     of the old layout. storage "float16" halves the file (HDF5 converts to float32 on load, in C and here);
     root attribute weight_storage records it."""

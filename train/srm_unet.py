@@ -25,9 +25,9 @@ def sinusoid(t, d_emb=256, max_period=10000.0):
 class GatherRows(torch.autograd.Function):
     """out (N, C) = p[inv] for many pixels N sharing few rows of p (n, C). The backward sums the output gradient
     per row as a segmented reduction over the pixels in row order (`perm` sorts inv; `counts` are the segment
-    lengths), accumulated in float32 at least. PyTorch's own embedding backward (sort + sum_and_scatter) took 44% of an
-    MNIST Sudoku training step's GPU time on an H200 (torch.profiler, 2026-11-22), index_put with accumulate
-    92-95% before it."""
+    lengths), accumulated in float32 at least. PyTorch's own embedding backward (sort + sum_and_scatter) took
+    44% of an MNIST Sudoku training step's GPU time on an H200 (torch.profiler, 2026-11-22), index_put with
+    accumulate 92-95% before it."""
 
     @staticmethod
     def forward(ctx, p, inv, perm, counts):
