@@ -215,9 +215,11 @@ class SRMUNet(nn.Module):
                 nn.init.zeros_(m.proj.weight), nn.init.zeros_(m.proj.bias)
         nn.init.zeros_(out[2].weight), nn.init.zeros_(out[2].bias)
 
-    def _temb_fn(self, t):
+    def _temb_fn(self, t, sizes=()):
         """Returns temb(norm_module, (h, w)) -> (B, C, h, w): the block's projection of the embedding of
-        the noise map resized (bilinear, align_corners=False) to (h, w); cached per resolution."""
+        the noise map resized (bilinear, align_corners=False) to (h, w); cached per resolution. `sizes` are
+        computed at once: the distinct-level sort must wait for the GPU (its output size), and waiting before the
+        first convolution is queued keeps the rest of the step free of such stalls."""
         cache = {}
 
         def levels(size):
@@ -242,10 +244,15 @@ class SRMUNet(nn.Module):
             B, _, h, w = shape
             return GatherRows.apply(p, idx, perm, counts).view(B, h, w, -1).permute(0, 3, 1, 2)
 
+        for size in sizes:
+            levels(tuple(size))
         return temb
 
     def forward(self, x, t):
-        temb = self._temb_fn(t)
+        sizes = [tuple(x.shape[-2:])]
+        for _ in range(len(self.config["hid_dims"]) - 1):  # Downsample: conv 3x3, stride 2, padding 1
+            sizes.append(tuple((n - 1) // 2 + 1 for n in sizes[-1]))
+        temb = self._temb_fn(t, sizes)
         h = x
         skips = []
         for st in self.model.encoder.blocks:
