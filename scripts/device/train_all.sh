@@ -68,7 +68,7 @@ for spec in "${jobs[@]}"; do
   case $job in
   ms) CUDA_VISIBLE_DEVICES=$gpu srm ms mnist_sudoku ms --hid-dims 32,32,64,64,128,128 --batch 56 --lr 2e-4 \
         --warmup 200 --ema 0.999 --log-every 50 & ;;
-  ep) CUDA_VISIBLE_DEVICES=$gpu srm ep even_pixels ep --hid-dims 32,64,64,128 --batch 512 --lr 8e-4 --warmup 500 \
+  ep) CUDA_VISIBLE_DEVICES=$gpu srm ep even_pixels ep --hid-dims 32,64,64,128 --batch 2048 --lr 8e-4 --warmup 500 \
         --ema 0.999 --log-every 100 & ;;
   cp) CUDA_VISIBLE_DEVICES=$gpu srm cp counting_polygons cp --hid-dims 32,32,64,64,128 --batch 56 --lr 2e-4 \
         --warmup 300 --ema 0.999 --log-every 50 & ;;
