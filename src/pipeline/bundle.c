@@ -55,6 +55,20 @@ static member *add_member(member_list *l) {
     return m;
 }
 
+/* Add an in-memory member holding b's bytes (b stays owned by the caller and must outlive the list). */
+static int add_buffer(member_list *l, const char *name, const pl_buf *b) {
+    IPR_TRY(pl_buf_ok(b));
+    member *m = add_member(l);
+    IPR_TRY_PTR(m);
+    snprintf(m->name, sizeof m->name, "%s", name);
+    m->mem = b->data;
+    m->size = b->len;
+    ipr_sha256_hex(b->data, b->len, m->sha);
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
 static int safe_name(const char *s) {
     for (; *s; ++s)
         if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '.' ||
@@ -215,22 +229,10 @@ int pl_bundle_write(const char *run_dir, const char *out_path, const pl_bundle_o
         pl_buf_printf(&manifest, "%s\n    {\"path\": \"%s\", \"size\": %zu, \"sha256\": \"%s\"}", i ? "," : "",
                       l.m[i].name, l.m[i].size, l.m[i].sha);
     pl_buf_add(&manifest, "\n  ]\n}\n");
-    IPR_TRY(pl_buf_ok(&manifest));
-    member *mj = add_member(&l);
-    IPR_TRY_PTR(mj);
-    snprintf(mj->name, sizeof mj->name, "manifest.json");
-    mj->mem = manifest.data;
-    mj->size = manifest.len;
-    ipr_sha256_hex(manifest.data, manifest.len, mj->sha);
+    IPR_TRY(add_buffer(&l, "manifest.json", &manifest));
     qsort(l.m, (size_t)l.n, sizeof *l.m, by_name);
     for (int i = 0; i < l.n; ++i) pl_buf_printf(&sums, "%s  %s\n", l.m[i].sha, l.m[i].name);
-    IPR_TRY(pl_buf_ok(&sums));
-    member *ms = add_member(&l);
-    IPR_TRY_PTR(ms);
-    snprintf(ms->name, sizeof ms->name, "MANIFEST.sha256");
-    ms->mem = sums.data;
-    ms->size = sums.len;
-    ipr_sha256_hex(sums.data, sums.len, ms->sha);
+    IPR_TRY(add_buffer(&l, "MANIFEST.sha256", &sums));
     /* directory entries for every parent, so extraction recreates them with fixed metadata */
     int nfiles = l.n;
     for (int i = 0; i < nfiles; ++i) {

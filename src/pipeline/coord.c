@@ -496,6 +496,22 @@ static void queue_push(batch_queue *q, const int *units, const int *attempts, in
     q->len++;
 }
 
+/* Receive the answer to one outstanding request: a batch goes to the queue's tail, an empty one (the
+ * coordinator's "stop") sets *stopped. tmp_u / tmp_a are scratch of MAX_CHUNK. */
+static int take_assign(rank_state *s, batch_queue *q, int *tmp_u, int *tmp_a, int *asked, int *stopped,
+                       int *drained) {
+    int n = 0;
+    IPR_TRY(recv_assign(s, tmp_u, tmp_a, &n, drained));
+    (*asked)--;
+    if (n == 0)
+        *stopped = 1;
+    else
+        queue_push(q, tmp_u, tmp_a, n);
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
 static int worker_loop(rank_state *s) {
     static batch_queue q;
     static int cur[MAX_CHUNK], cur_att[MAX_CHUNK], status[MAX_CHUNK], tmp_u[MAX_CHUNK], tmp_a[MAX_CHUNK];
@@ -505,16 +521,7 @@ static int worker_loop(rank_state *s) {
     for (; asked < PREFETCH; ++asked) IPR_MPI(MPI_Send(&z, 1, MPI_INT64_T, 0, TAG_REQ, s->comm));
     for (;;) {
         /* wait for a batch, or for every request to be answered with "stop" */
-        while (q.len == 0 && asked > 0) {
-            int n = 0;
-            IPR_TRY(recv_assign(s, tmp_u, tmp_a, &n, &drained));
-            asked--;
-            if (n == 0) {
-                stopped = 1;
-                continue;
-            }
-            queue_push(&q, tmp_u, tmp_a, n);
-        }
+        while (q.len == 0 && asked > 0) IPR_TRY(take_assign(s, &q, tmp_u, tmp_a, &asked, &stopped, &drained));
         if (q.len == 0) break;
         int n = q.n[q.head];
         memcpy(cur, q.units[q.head], (size_t)n * sizeof(int));
@@ -540,14 +547,7 @@ static int worker_loop(rank_state *s) {
             int flag = 0;
             IPR_MPI(MPI_Iprobe(0, MPI_ANY_TAG, s->comm, &flag, MPI_STATUS_IGNORE));
             if (!flag || asked == 0 || q.len == PREFETCH + 1) break;
-            int m = 0;
-            IPR_TRY(recv_assign(s, tmp_u, tmp_a, &m, &drained));
-            asked--;
-            if (m == 0) {
-                stopped = 1;
-                continue;
-            }
-            queue_push(&q, tmp_u, tmp_a, m);
+            IPR_TRY(take_assign(s, &q, tmp_u, tmp_a, &asked, &stopped, &drained));
         }
     }
     /* leave: FINAL, then wait for BYE (a DRAIN sent meanwhile is received on the way) */
