@@ -152,6 +152,15 @@ def check_distinct_gradients():
     ef, eg = float((ya - yb).norm() / yb.norm()), float((ga - gb).norm() / gb.norm())
     print(f"step: distinct-level embedding against per pixel (float64): output rel L2 {ef:.2g}, gradients {eg:.2g}")
     check(ef < 1e-12 and eg < 1e-12, f"distinct-level embedding differs from per pixel: {ef:.3g}, {eg:.3g}")
+    # the segmented sum alone: one dominant segment (the level-0 pixels), half-precision input summed in float32
+    inv = torch.cat([torch.zeros(3000, dtype=torch.long), torch.randint(0, 40, (1000,))])[torch.randperm(4000)]
+    uniq, inv2, perm, counts = srm_unet.distinct_levels(inv.double())
+    g = torch.randn(4000, 24).to(torch.bfloat16)
+    got = srm_unet.segment_sum_rows(g, perm, counts)
+    want = torch.zeros(len(uniq), 24, dtype=torch.float64).index_add_(0, inv2, g.double())
+    es = float((got.double() - want).norm() / want.norm())
+    print(f"step: segment_sum_rows of bfloat16 rows, one segment of 3,000 of 4,000: rel L2 {es:.2g}")
+    check(got.dtype == torch.float32 and es < 1e-6, f"segment_sum_rows: {got.dtype}, rel L2 {es:.3g}")
 
 
 def case_step(args):

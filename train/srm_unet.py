@@ -24,10 +24,12 @@ def sinusoid(t, d_emb=256, max_period=10000.0):
 
 class GatherRows(torch.autograd.Function):
     """out (N, C) = p[inv] for many pixels N sharing few rows of p (n, C). The backward sums the output gradient
-    per row as a segmented reduction over the pixels in row order (`perm` sorts inv; `counts` are the segment
-    lengths), accumulated in float32 at least. PyTorch's own embedding backward (sort + sum_and_scatter) took
-    44% of an MNIST Sudoku training step's GPU time on an H200 (torch.profiler, 2026-11-22), index_put with
-    accumulate 92-95% before it."""
+    per row over the pixels in row order (`perm` sorts inv; `counts` are the segment lengths), in float32 at
+    least, as C x n one-dimensional segments: PyTorch reduces 1-D segments with CUB (a thread block per segment),
+    but a 2-D input with one thread per (segment, channel) walking the whole segment, and the level-0 segment
+    (clues, add_zeros) can hold a third of the batch's pixels. PyTorch's own embedding backward (sort +
+    sum_and_scatter) took 44% of an MNIST Sudoku training step's GPU time on an H200 (torch.profiler,
+    2026-11-22), index_put with accumulate 92-95% before it; train/bench_gather.py times the three."""
 
     @staticmethod
     def forward(ctx, p, inv, perm, counts):
@@ -38,11 +40,19 @@ class GatherRows(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         perm, counts = ctx.saved_tensors
-        gs = g.reshape(-1, g.shape[-1]).index_select(0, perm)
-        if gs.dtype in (torch.float16, torch.bfloat16):
-            gs = gs.float()
-        gp = torch.segment_reduce(gs, "sum", lengths=counts, axis=0)
-        return gp.to(ctx.p_dtype), None, None, None
+        return segment_sum_rows(g.reshape(-1, g.shape[-1]), perm, counts).to(ctx.p_dtype), None, None, None
+
+
+def segment_sum_rows(g, perm, counts):
+    """(n, C): row i = the sum of g[perm[j]] over the counts[i] j of segment i (segments in order), float32 at
+    least. The rows are gathered in sorted order (coalesced), transposed so that each channel's segments are
+    contiguous, and reduced as C x n 1-D segments."""
+    C = g.shape[-1]
+    gs = g.index_select(0, perm)
+    if gs.dtype in (torch.float16, torch.bfloat16):
+        gs = gs.float()
+    flat = gs.t().contiguous().reshape(-1)
+    return torch.segment_reduce(flat, "sum", lengths=counts.repeat(C)).view(C, -1).t()
 
 
 def distinct_levels(ts):

@@ -48,10 +48,19 @@ srm() {
   if ! fresh "$job" && [ ! -f "$work/$job/state.pt" ] && [ -f "models/$name.h5" ]; then
     init=(--init "models/$name.h5" --init-log "models/${name}_log.csv")
   fi
-  local launch=("$py")
-  [ "$ngpus_job" -gt 1 ] && launch=(torchrun --standalone --nproc_per_node="$ngpus_job")
+  local launch=("$py") t0=$SECONDS
+  [ "$ngpus_job" -gt 1 ] && launch=("$py" -m torch.distributed.run --standalone --nproc_per_node="$ngpus_job")
   "${launch[@]}" train/train_srm.py --preset "$preset" --minutes "$minutes" --workers "$workers" --ckpt-dir "$work/$job" \
-    --export "$work/$name.h5" "${init[@]}" "$@" >"$work/$job.log" 2>&1
+    --export "$work/$name.h5" "${init[@]}" "$@" >"$work/$job.log" 2>&1 && return 0
+  # a multi-GPU launch that failed: keep the rest of the command's minutes by training on one GPU
+  local left
+  left=$(python3 -c "print(max(0.0, $minutes - ($SECONDS - $t0) / 60 - 0.5))")
+  if [ "$ngpus_job" -gt 1 ] && [ ! -f "$work/$job/state.pt" ] && python3 -c "import sys; sys.exit($left < 1)"; then
+    mv "$work/$job.log" "$work/$job.ddp-failed.log"
+    echo "train_all.sh: $job on $ngpus_job GPUs failed (log: $job.ddp-failed.log); $left min on one GPU instead"
+    CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES%%,*} "$py" train/train_srm.py --preset "$preset" --minutes "$left" \
+      --workers "$workers" --ckpt-dir "$work/$job" --export "$work/$name.h5" "${init[@]}" "$@" >"$work/$job.log" 2>&1
+  fi
 }
 
 i=0

@@ -5,8 +5,8 @@
 # records k = 0 (base), 10 and 30) with COUNT TEST instances (default 500), BATCH chains per forward, over all
 # GPUs (one rank each). Each results.h5 is copied to $OUT/NAME.h5 as soon as it exists. A run still going at
 # VALIDATE_LIMIT s (default 280) is stopped; re-running resumes it on the same machine. VALIDATE_MODELS=DIR takes
-# the denoiser DIR/NAME.h5 and, where DIR has it, the config's scorer file from DIR instead of models/ (the
-# checkpoints train_all.sh left on this machine, /tmp/train_all).
+# the config's denoiser and scorer files from DIR (same file names) where DIR has them, else from models/ (DIR:
+# the checkpoints train_all.sh left on this machine, /tmp/train_all).
 set -uo pipefail
 out=${OUT:-/tmp/ipr-out}
 mkdir -p "$out"
@@ -24,7 +24,8 @@ for spec in "$@"; do
   IFS=: read -r name count batch <<<"$spec"
   sets=(--set device.kind=cuda --set "instances.count=${count:-500}" --set "device.batch=${batch:-64}")
   if [ -n "${VALIDATE_MODELS:-}" ]; then
-    sets+=(--set "model.checkpoint=$VALIDATE_MODELS/$name.h5")
+    ckpt=$(sed -n 's/^  checkpoint: *\([^ #]*\).*/\1/p' "configs/reference/$name.yaml")
+    [ -f "$VALIDATE_MODELS/$(basename "$ckpt")" ] && sets+=(--set "model.checkpoint=$VALIDATE_MODELS/$(basename "$ckpt")")
     scorer=$(sed -n 's/^scorer: *\([^ #]*\).*/\1/p' "configs/reference/$name.yaml")
     [ -n "$scorer" ] && [ -f "$VALIDATE_MODELS/$(basename "$scorer")" ] &&
       sets+=(--set "scorer=$VALIDATE_MODELS/$(basename "$scorer")")
