@@ -10,10 +10,13 @@
 # scratch), and the classifier from its last export or models/polygons_classifier.h5, so repeating the command on a
 # warm machine continues the same runs. IPR_FRESH_JOBS="poly ..." starts the jobs named from scratch (a new
 # architecture); IPR_POLY_LR sets the classifier's peak learning rate (cosine to 0 within each command);
-# IPR_PREBUILD_CUDA=1 also builds the CUDA ipr in the background (nice) for validate.sh's next command. The SRM
-# jobs get up to 6 data workers each (their generators are fast), the classifier the rest of the cores (its
-# negatives are re-rendered in Python, about 4 ms an image). Everything comes back as
-# $OUT/models.tar.partNN (15 MiB parts; device calls return at most 8 files of 16 MiB) plus the logs' tails.
+# IPR_EP_DIMS=64,128,128,256 (likewise IPR_MS_DIMS, IPR_CP_DIMS) trains that denoiser at other widths, from
+# scratch (attention stays on the last two levels); IPR_EMA sets the denoisers' EMA decay (default 0.999, spec 6's
+# is 0.9999); IPR_PREBUILD_CUDA=1 also builds the CUDA ipr in the
+# background (nice) for validate.sh's next command. The SRM jobs get up to 6 data workers each (their generators
+# are fast), the classifier the rest of the cores (its negatives are re-rendered in Python, about 4 ms an image).
+# Everything comes back as $OUT/models.tar.partNN (15 MiB parts; device calls return at most 8 files of 16 MiB)
+# plus the logs' tails.
 # Reassemble here: cat models.tar.part* | tar -x
 set -uo pipefail
 minutes=${1:?usage: scripts/device/train_all.sh MINUTES}
@@ -34,6 +37,14 @@ workers=$(( ncpu / ${#jobs[@]} > 2 ? ncpu / ${#jobs[@]} - 1 : 1 ))
 [ $workers -gt 6 ] && workers=6
 poly_workers=$(( ncpu - workers * (${#jobs[@]} - 1) - 2 ))
 [ $poly_workers -lt 1 ] && poly_workers=1
+# the denoisers' widths: the shipped ones unless IPR_MS_DIMS / IPR_EP_DIMS / IPR_CP_DIMS say otherwise (a width
+# other than the shipped one starts that job from scratch: the shipped weights do not fit it)
+ms_dims=${IPR_MS_DIMS:-32,32,64,64,128,128}
+ep_dims=${IPR_EP_DIMS:-32,64,64,128}
+cp_dims=${IPR_CP_DIMS:-32,32,64,64,128}
+[ "$ms_dims" != 32,32,64,64,128,128 ] && IPR_FRESH_JOBS="${IPR_FRESH_JOBS:-} ms"
+[ "$ep_dims" != 32,64,64,128 ] && IPR_FRESH_JOBS="${IPR_FRESH_JOBS:-} ep"
+[ "$cp_dims" != 32,32,64,64,128 ] && IPR_FRESH_JOBS="${IPR_FRESH_JOBS:-} cp"
 fresh() { [ "${IPR_FRESH:-0}" = 1 ] || [[ " ${IPR_FRESH_JOBS:-} " == *" $1 "* ]]; }
 if [ "${IPR_PREBUILD_CUDA:-0}" = 1 ] && [ ! -x /tmp/ipr-build/ipr ]; then
   (cmake -S . -B /tmp/ipr-build -DIPR_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_BUILD_TYPE=Release >/tmp/build.log 2>&1 &&
@@ -75,12 +86,12 @@ for spec in "${jobs[@]}"; do
   gpu=""
   for ((g = 0; g < ngpus_job; g++)); do gpu+="${gpu:+,}$(( ngpu > 0 ? (i + g) % ngpu : 0 ))"; done
   case $job in
-  ms) CUDA_VISIBLE_DEVICES=$gpu srm ms mnist_sudoku ms --hid-dims 32,32,64,64,128,128 --batch 56 --lr 2e-4 \
-        --warmup 200 --ema 0.999 --log-every 50 & ;;
-  ep) CUDA_VISIBLE_DEVICES=$gpu srm ep even_pixels ep --hid-dims 32,64,64,128 --batch 2048 --lr 8e-4 --warmup 500 \
-        --ema 0.999 --log-every 100 & ;;
-  cp) CUDA_VISIBLE_DEVICES=$gpu srm cp counting_polygons cp --hid-dims 32,32,64,64,128 --batch 56 --lr 2e-4 \
-        --warmup 300 --ema 0.999 --log-every 50 & ;;
+  ms) CUDA_VISIBLE_DEVICES=$gpu srm ms mnist_sudoku ms --hid-dims "$ms_dims" --batch 56 --lr 2e-4 \
+        --warmup 200 --ema "${IPR_EMA:-0.999}" --log-every 50 & ;;
+  ep) CUDA_VISIBLE_DEVICES=$gpu srm ep even_pixels ep --hid-dims "$ep_dims" --batch 2048 --lr 8e-4 --warmup 500 \
+        --ema "${IPR_EMA:-0.999}" --log-every 100 & ;;
+  cp) CUDA_VISIBLE_DEVICES=$gpu srm cp counting_polygons cp --hid-dims "$cp_dims" --batch 56 --lr 2e-4 \
+        --warmup 300 --ema "${IPR_EMA:-0.999}" --log-every 50 & ;;
   poly) pinit=()  # the classifier continues from the last command's export, else from the shipped one
         if [ -f "$work/polygons_classifier.h5" ]; then pinit=(--init "$work/polygons_classifier.h5")
         elif ! fresh poly; then pinit=(--init models/polygons_classifier.h5); fi
