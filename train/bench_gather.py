@@ -19,33 +19,30 @@ import srm_noise
 import srm_unet
 
 
+def custom_backward(backward):
+    """A gather p[inv] whose backward is backward(g, p, inv, perm, counts) (the variants below differ only there)."""
+    def fn(p, inv, perm, counts):
+        class G(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, p):
+                return p.index_select(0, inv)
+
+            @staticmethod
+            def backward(ctx, g):
+                return backward(g, p, inv, perm, counts).to(p.dtype)
+        return G.apply(p)
+    return fn
+
+
 def variants():
     def embedding(p, inv, perm, counts):
         return F.embedding(inv, p)
 
-    def segment_2d(p, inv, perm, counts):  # session 10's backward: one thread per (segment, channel)
-        class G(torch.autograd.Function):
-            @staticmethod
-            def forward(ctx, p):
-                return p.index_select(0, inv)
-
-            @staticmethod
-            def backward(ctx, g):
-                gs = g.index_select(0, perm).float()
-                return torch.segment_reduce(gs, "sum", lengths=counts, axis=0).to(p.dtype)
-        return G.apply(p)
-
-    def index_add(p, inv, perm, counts):
-        class G(torch.autograd.Function):
-            @staticmethod
-            def forward(ctx, p):
-                return p.index_select(0, inv)
-
-            @staticmethod
-            def backward(ctx, g):
-                return torch.zeros(p.shape, dtype=torch.float32, device=g.device).index_add_(
-                    0, inv, g.float()).to(p.dtype)
-        return G.apply(p)
+    # session 10's backward: PyTorch walks a 2-D segment with one thread per (segment, channel)
+    segment_2d = custom_backward(lambda g, p, inv, perm, counts: torch.segment_reduce(
+        g.index_select(0, perm).float(), "sum", lengths=counts, axis=0))
+    index_add = custom_backward(lambda g, p, inv, perm, counts: torch.zeros(
+        p.shape, dtype=torch.float32, device=g.device).index_add_(0, inv, g.float()))
 
     def gather_rows(p, inv, perm, counts):  # this project's (segment_sum_rows: C x n 1-D segments, CUB)
         return srm_unet.GatherRows.apply(p, inv, perm, counts)
