@@ -12,9 +12,9 @@
 # architecture); IPR_POLY_LR sets the classifier's peak learning rate (cosine to 0 within each command);
 # IPR_EP_DIMS=64,128,128,256 (likewise IPR_MS_DIMS, IPR_CP_DIMS) trains that denoiser at other widths, from
 # scratch (attention stays on the last two levels); IPR_EMA sets the denoisers' EMA decay (default 0.999, spec 6's
-# is 0.9999); IPR_PREBUILD_CUDA=1 also builds the CUDA ipr in the
-# background (nice) for validate.sh's next command. The SRM jobs get up to 6 data workers each (their generators
-# are fast), the classifier the rest of the cores (its negatives are re-rendered in Python, about 4 ms an image).
+# is 0.9999); IPR_PREBUILD_CUDA=1 also builds the CUDA ipr in the background (nice) for validate.sh's next
+# command. The SRM jobs get up to 6 data workers each (their generators are fast), the classifier the rest of the
+# cores (its negatives are re-rendered in Python, about 4 ms an image).
 # Everything comes back as $OUT/models.tar.partNN (15 MiB parts; device calls return at most 8 files of 16 MiB)
 # plus the logs' tails.
 # Reassemble here: cat models.tar.part* | tar -x
