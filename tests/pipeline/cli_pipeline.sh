@@ -66,6 +66,18 @@ if "$ipr" plan q.yaml --ranks 2 > plan.out 2>&1 && grep -q "= 8 work units" plan
 else
   bad "plan ($(cat plan.out))"
 fi
+# every config the repository ships resolves against the shipped models (keys, paths, grids): none has rotted
+nconf=0 badconf=""
+for f in "$src"/configs/*.yaml "$src"/configs/*/*.yaml; do
+  nconf=$((nconf + 1))
+  "$ipr" plan "$f" --ranks 2 > shipped.out 2>&1 && grep -q "network passes" shipped.out ||
+    badconf="$badconf ${f#"$src"/}: $(grep -m1 error shipped.out)"
+done
+if [ "$nconf" -ge 8 ] && [ -z "$badconf" ]; then
+  ok "plan: all $nconf shipped configs resolve"
+else
+  bad "shipped configs ($nconf):$badconf"
+fi
 
 # ---- the same results on 1 rank without mpirun, and on 1, 2, 3 ranks ----
 if "$ipr" run q.yaml -o r0 --progress none > r0.out 2>&1 && [ -f r0/results.h5 ] && [ -f r0/DONE ] &&
