@@ -51,6 +51,29 @@ PY
   else bad "$b: --start 35 differs from rows 35..69"; fi
 done
 
+# the pool the cells are drawn from, by name and content: the shipped directory is curated (hashes as
+# tests/test_sudoku.c); a directory without curation.txt (the full MNIST release) keeps every digit
+mkdir -p "$tmp/all"
+ln -s "$src/datasets/mnist/"*.gz "$tmp/all/"
+"$ipr" datagen --benchmark sudoku --count 2 --seed 11 --split train --output "$tmp/pool-train.h5" --quiet
+"$ipr" datagen --benchmark sudoku --count 2 --seed 11 --mnist-dir "$tmp/all" --output "$tmp/pool-all.h5" --quiet
+if $py - "$tmp/sudoku-1.h5" "$tmp/pool-train.h5" "$tmp/pool-all.h5" <<'PY'
+import sys, h5py, numpy as np
+t, tr, a = (h5py.File(p, "r") for p in sys.argv[1:4])
+assert t.attrs["mnist_pool"] == "curated-v1" and tr.attrs["mnist_pool"] == "curated-v1"
+assert t.attrs["mnist_pool_sha256"] == "c3bab99cd95456dab1eb506d8c205fc52c33f2136635660878a4e784c0fa3730"
+assert tr.attrs["mnist_pool_sha256"] == "adf8b87dbac40fda3d81cd8167b6fe54f4d0722e65ab054b016cc1c49ab49e48"
+assert a.attrs["mnist_pool"] == "all"
+assert a.attrs["mnist_pool_sha256"] == "877b869b7f50d8320edc865d37db9cc6d7df05ef3e7a94880b261bb8d2c8b147"
+assert t.attrs["mnist_images_sha256"] == a.attrs["mnist_images_sha256"]  # same IDX file, another pool
+# same grids and clues, other digit images
+assert np.array_equal(t["solution"][:2], a["solution"][:]) and np.array_equal(t["given"][:2], a["given"][:])
+assert not np.array_equal(t["digit_image"][:2], a["digit_image"][:])
+PY
+then ok "sudoku: mnist_pool and mnist_pool_sha256 (curated-v1, all)"; else bad "sudoku: pool provenance"; fi
+printf 'ipr-mnist-curation 1\nname broken\nitems test 5\n' >"$tmp/all/curation.txt"
+expect_fail "curation for other IDX files" "made for 5 test items" --benchmark sudoku --count 1 --seed 1 --mnist-dir "$tmp/all"
+
 # refuses to overwrite, --force overwrites
 if ! "$ipr" datagen --benchmark even_pixels --count 2 --seed 1 --output "$tmp/even_pixels-1.h5" 2>/dev/null &&
    "$ipr" datagen --benchmark even_pixels --count 2 --seed 1 --output "$tmp/even_pixels-1.h5" --force --quiet; then

@@ -36,8 +36,9 @@ class MnistSet(ctypes.Structure):
     _fields_ = [("count", ctypes.c_uint32), ("images", ctypes.c_void_p), ("labels", ctypes.c_void_p)]
 
 
-class MnistPool(ctypes.Structure):
-    _fields_ = [("set", MnistSet), ("by_digit", ctypes.c_void_p * 10), ("n_by_digit", ctypes.c_uint32 * 10)]
+class MnistPool(ctypes.Structure):  # mnist.h: name = the curation's name or "all", sha256 = the pool's content
+    _fields_ = [("set", MnistSet), ("by_digit", ctypes.c_void_p * 10), ("n_by_digit", ctypes.c_uint32 * 10),
+                ("name", ctypes.c_char * 32), ("sha256", ctypes.c_char * 65)]
 
 
 def find_library(path=None):

@@ -44,7 +44,8 @@ static void usage(FILE *to) {
             "  --difficulty D      sudoku clue count: easy 54-80, medium 27-53, hard 0-26, any 0-80\n"
             "                      (default: hard for the test split, any for train)\n"
             "  --mnist-dir DIR     MNIST IDX files for sudoku (default $IPR_MNIST_DIR or the shipped\n"
-            "                      datasets/mnist); the full MNIST release works too\n"
+            "                      datasets/mnist); the full MNIST release works too. A curation.txt\n"
+            "                      there restricts the pools (datasets/mnist/README.md)\n"
             "  --force             overwrite FILE if it exists\n"
             "  --quiet             no progress lines\n"
             "  -h, --help          this text\n\n"
@@ -259,7 +260,8 @@ fail:
     return IPR_ERR;
 }
 
-static int write_attrs(hid_t f, const datagen_opts *o, const char *mnist_images, const char *mnist_hash) {
+static int write_attrs(hid_t f, const datagen_opts *o, const char *mnist_images, const char *mnist_hash,
+                       const ipr_mnist_pool *pool) {
     IPR_TRY(ipr_h5_attr_str(f, "format", "ipr-datagen"));
     IPR_TRY(ipr_h5_attr_i64(f, "format_version", 1));
     IPR_TRY(ipr_h5_attr_str(f, "producer", "ipr " IPR_VERSION));
@@ -279,6 +281,9 @@ static int write_attrs(hid_t f, const datagen_opts *o, const char *mnist_images,
         IPR_TRY(ipr_h5_attr_i64(f, "cell_size", IPR_SUDOKU_CELL));
         IPR_TRY(ipr_h5_attr_str(f, "mnist_images", mnist_images));
         IPR_TRY(ipr_h5_attr_str(f, "mnist_images_sha256", mnist_hash));
+        /* the digits the cells are drawn from: the curation's name (or "all") and the pool's content hash */
+        IPR_TRY(ipr_h5_attr_str(f, "mnist_pool", pool->name));
+        IPR_TRY(ipr_h5_attr_str(f, "mnist_pool_sha256", pool->sha256));
         IPR_TRY(ipr_h5_attr_str(f, "layout", "images (N,252,252) uint8; given 1 = clue cell"));
         break;
     }
@@ -333,7 +338,7 @@ int ipr_cmd_datagen(int argc, char **argv) {
 
     IPR_TRY(ipr_tmp_path(tmp, sizeof tmp, o.output));
     IPR_TRY_ID(f = ipr_h5_create(tmp));
-    IPR_TRY(write_attrs(f, &o, mnist_images, mnist_hash));
+    IPR_TRY(write_attrs(f, &o, mnist_images, mnist_hash, &pool));
     IPR_TRY(create_datasets(f, &o, &b));
 
     struct timespec t0, tl, now;
