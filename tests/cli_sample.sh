@@ -79,6 +79,10 @@ import sys, h5py, numpy as np
 s, k = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
 assert s["changed"][0, 0] <= 26 and s["nfe"][0, 0] >= 1 and np.isfinite(s["error"][0, 0])
 assert k.attrs["correction"] == 1 and k["nfe"][0, 0] == 0 and k["nfe"][0, 1] == 1
+# provenance of the digit images: the shipped curated test pool (tests/test_sudoku.c pins its hash)
+for f in (s, k):
+    assert f.attrs["mnist_pool"] == "curated-v1", f.attrs["mnist_pool"]
+    assert f.attrs["mnist_pool_sha256"] == "c3bab99cd95456dab1eb506d8c205fc52c33f2136635660878a4e784c0fa3730"
 PY
 then ok "sudoku with clues and in correction mode"; else bad "sudoku runs"; fi
 

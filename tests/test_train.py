@@ -3,7 +3,8 @@
 the data bindings, and that exported checkpoints load in the C engine and compute what PyTorch computes.
 
 Usage: test_train.py CASE --ipr build/ipr --lib build/libipr.so   (ctest runs one CASE per entry)
-CASE: mean_beta | data | step | export | digit | polygons. Every check raises (non-zero exit) on failure.
+CASE: mean_beta | data | step | export | digit | polygons | dit_step | dit_export | dit_data | dit_val_split.
+Every check raises (non-zero exit) on failure.
 """
 import argparse
 import ctypes
@@ -22,6 +23,7 @@ sys.path.insert(0, os.path.join(ROOT, "train"))
 import classifiers  # noqa: E402
 import srm_checkpoint  # noqa: E402
 import srm_data  # noqa: E402
+import srm_dit  # noqa: E402
 import srm_losses  # noqa: E402
 import srm_noise  # noqa: E402
 import srm_unet  # noqa: E402
@@ -31,6 +33,9 @@ import train_srm  # noqa: E402
 MEAN_TOL = 1e-12      # float64 recursion: the sum of n <= 256 levels reproduces m n to rounding (~1e-14)
 FORWARD_REL_L2 = 1e-4  # fixtures/README.md: a float32 engine lands near 1e-5; above 1e-4 is a bug
 DIGIT_LOGIT_TOL = 1e-4  # float32 C vs float64 PyTorch logits, |logit| ~ 10: relative to the max |logit|
+# the brief and fixtures/README.md: the float32 DiT engine against a float64 PyTorch run of the same weights lands at
+# or below 1e-5 relative L2 (measured 1.2e-7 to 1.4e-7 on the dit_export networks, as tests/test_dit.c on the fixtures)
+DIT_FORWARD_REL_L2 = 1e-5
 
 
 def check(cond, msg):
@@ -414,9 +419,239 @@ def case_polygons(args):
     print("polygons: ok")
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# the region-token DiT (train/srm_dit.py, train_dit.py, dit_validate.py; ../shared/spec/dit.md)
+
+def dit_tiny_trainer(args, extra=()):
+    """A train_dit Trainer of the CPU preset tiny_ms (d 32, depth 2, Sudoku), lr 1e-3 from the first step, batch 8."""
+    import train_dit
+    a = train_dit.parse_args(["--preset", "tiny_ms", "--warmup", "0", "--lr", "1e-3", "--batch", "8", *extra])
+    cfg = train_dit.resolve(a)
+    tr = train_dit.Trainer(cfg, torch.device("cpu"), "fp32", args.lib, density_samples=4000)
+    tr.set_digit_bank(args.lib)
+    return tr
+
+
+def dit_first_chunk(args, n, seed=7, bench="sudoku", first=0):
+    """The first (index, a, given) chunk of n TRAIN instances of train_dit's data path (no DataLoader)."""
+    import train_dit
+    return next(iter(train_dit.InstanceStream(bench, seed, n, first=first, lib=args.lib)))
+
+
+def case_dit_step(args):
+    """A few CPU training steps of the tiny Sudoku DiT on one fixed batch of 8 instances lower the loss of a fixed
+    evaluation draw (levels, noise and weights seeded the same before and after); a run stopped and resumed from its
+    state equals the uninterrupted one; train_dit.main runs end to end (steps, export, state, resume)."""
+    import train_dit
+    torch.set_num_threads(1)
+    tr = dit_tiny_trainer(args)
+    _, a, given = dit_first_chunk(args, 8)
+    given = given.bool()  # the ring stores the clue mask as bool
+
+    def fixed_loss():
+        torch.manual_seed(99)
+        tr.model.eval()
+        with torch.no_grad():
+            x, g = tr.tokens(a, given)
+            t, w = tr.levels(x.shape[0], g)
+            total, parts = tr._loss(tr.model, x, t, w, torch.randn_like(x))
+        return float(total), {k: float(v) for k, v in parts.items()}
+
+    l0, p0 = fixed_loss()
+    check(all(np.isfinite(v) for v in p0.values()), f"non-finite initial losses {p0}")
+    for _ in range(25):
+        parts = tr.train_step(a, given, 0.0)
+        check(all(bool(torch.isfinite(v)) for v in parts.values()), f"non-finite training losses {parts}")
+    l1, p1 = fixed_loss()
+    print(f"dit_step: fixed-batch loss {l0:.4f} -> {l1:.4f} after 25 steps (mu {p0['mu']:.4f} -> {p1['mu']:.4f})")
+    # measured with data seed 7 and seeds 1-4: the loss falls to 0.27-0.31 of its start; 0.6 leaves room
+    check(l1 < 0.6 * l0, f"the loss did not decrease: {l0:.4f} -> {l1:.4f}")
+    check(p1["mu"] < p0["mu"], "L_mu did not decrease")
+    check(tr.step == 25 and tr.samples == 200, f"step / samples counters: {tr.step}, {tr.samples}")
+
+    # resume: 2 steps, state saved and loaded into a new trainer, 2 more == 4 steps straight (EMA and model)
+    tr_a = dit_tiny_trainer(args)
+    for _ in range(4):
+        tr_a.train_step(a, given, 0.0)
+    tr_b = dit_tiny_trainer(args)
+    for _ in range(2):
+        tr_b.train_step(a, given, 0.0)
+    with tempfile.TemporaryDirectory() as d:
+        train_dit.save_atomic(tr_b.state(0), os.path.join(d, "state.pt"))
+        st = torch.load(os.path.join(d, "state.pt"), weights_only=False)
+    tr_c = dit_tiny_trainer(args)
+    check(tr_c.load_state(st) == 0, "last_chunk not restored")
+    for _ in range(2):
+        tr_c.train_step(a, given, 0.0)
+    for which in ("ema", "model"):
+        for (n, x), y in zip(getattr(tr_a, which).state_dict().items(), getattr(tr_c, which).state_dict().values()):
+            check(torch.equal(x, y), f"resumed run differs from the uninterrupted one at {which} {n}")
+
+    # clue cells are clean with weight 0 on every one of their tokens (s = 2: 4 tokens per region)
+    tr2 = dit_tiny_trainer(args, ["--tokens-per-side", "2", "--param", "u"])
+    x, g = tr2.tokens(a[:3], given[:3])
+    t, w = tr2.levels(3, g)
+    check(x.shape == (3, 324, 196) and t.shape == (3, 324), f"s = 2 token shapes {tuple(x.shape)}, {tuple(t.shape)}")
+    giv_tok = given[:3].repeat_interleave(4, dim=1)
+    check(bool((t[giv_tok] == 0).all()) and bool((w[giv_tok] == 0).all()), "a clue token is noisy or weighted")
+    check(bool((t[~giv_tok] > 0).any()), "no noisy token outside the clues")
+    parts = tr2.train_step(a, given, 0.0)
+    check(all(bool(torch.isfinite(v)) for v in parts.values()), f"s = 2, u: non-finite losses {parts}")
+
+    # the script: 3 steps, export, state; then resumed from the state to 5 steps
+    with tempfile.TemporaryDirectory() as d:
+        argv = ["--preset", "tiny_ms", "--workers", "0", "--chunk", "16", "--density-samples", "2000", "--lib",
+                args.lib, "--export", os.path.join(d, "m.h5"), "--ckpt-dir", os.path.join(d, "ck"), "--quiet",
+                "--storage", "float32"]
+        s1 = train_dit.main(argv + ["--max-steps", "3"])
+        check(s1["steps"] == 3 and s1["samples_seen"] == 24 and s1["stop"] == "max steps 3", f"train_dit.main: {s1}")
+        m, attrs = srm_dit.load_model(os.path.join(d, "m.h5"))
+        check(json.loads(attrs["training"])["steps"] == 3, "export: training summary")
+        check(m.config["d_hid"] == 32 and m.config["depth"] == 2 and m.config["parameterization"] == "x",
+              f"export: architecture {m.config}")
+        s2 = train_dit.main(argv + ["--max-steps", "5"])
+        check(s2["steps"] == 5 and s2["samples_seen"] == 40, f"resumed train_dit.main: {s2['steps']} steps")
+        check(s2["last_chunk"] >= s1["last_chunk"], "resume went back in the data stream")
+    print("dit_step: ok")
+
+
+def case_dit_export(args):
+    """Random tiny DiTs (s = 1 with x, s = 2 with u; weights perturbed off the zero init so every path is live)
+    exported with srm_dit.export_h5 in float32 and float16 load in the C engine (`ipr forward`) and compute what
+    PyTorch computes in float64 from the same stored weights."""
+    torch.manual_seed(0)
+    cfgs = {
+        "sudoku_s1_x": dict(d_in=1, image_size=[252, 252], patch_size=28, tokens_per_side=1, d_hid=32, depth=2,
+                            num_heads=2, parameterization="x", t_min=0.05),
+        "even_pixels_s2_u": dict(d_in=3, image_size=[32, 32], patch_size=4, tokens_per_side=2, d_hid=24, depth=2,
+                                 num_heads=3, parameterization="u"),
+    }
+    with tempfile.TemporaryDirectory() as d:
+        for name, cfg in cfgs.items():
+            m = srm_dit.from_config(cfg).init_weights()
+            with torch.no_grad():
+                for p in m.parameters():
+                    p.add_(0.05 * torch.randn_like(p))
+            m.eval()
+            B, C, (H, W), p = 3, cfg["d_in"], cfg["image_size"], cfg["patch_size"]
+            tr = torch.rand(B, H // p, W // p)
+            tr[0, 0] = 0.0  # clean regions (the x parameterization divides by t_min there)
+            tr[1] = 1.0
+            tr[2, 0, :2] = torch.tensor([0.0005, 0.01])  # around the sinusoid's kink
+            t = srm_noise.to_pixels(tr, p)
+            x = (1 - t) * (torch.rand(B, C, H, W) * 2 - 1) + t * torch.randn(B, C, H, W)
+            for storage in ("float32", "float16"):
+                ck = os.path.join(d, f"{name}_{storage}.h5")
+                srm_dit.export_h5(m, ck, storage, {"note": "test"})
+                back, attrs = srm_dit.load_model(ck)
+                check(attrs["format"] == "srm-dit-checkpoint" and attrs["weight_storage"] == storage, "attributes")
+                if storage == "float32":
+                    for (n, a), b in zip(m.state_dict().items(), back.state_dict().values()):
+                        check(torch.equal(a, b), f"round trip changed {n}")
+                y_c = run_forward(args.ipr, ck, x, t, d)
+                with torch.no_grad():
+                    y_ref = back.double()(x.double(), t.double())
+                rel = float((y_c - y_ref).norm() / y_ref.norm())
+                print(f"dit_export {name} ({storage}): C engine vs PyTorch rel L2 {rel:.3g}")
+                check(rel <= DIT_FORWARD_REL_L2, f"{name} {storage}: C forward differs from PyTorch: rel L2 {rel:.3g}")
+    print("dit_export: ok")
+
+
+def case_dit_data(args):
+    """train_dit's GPU data path builds the instance libipr renders: for (seed, index), Trainer.tokens of the digit
+    indices InstanceStream yields (gathered from the digit bank) equals srm_dit.tokenize of the image
+    srm_data.Generator.batch renders, in [-1, 1], for s = 1 and s = 2; the clue masks agree; chunk c holds
+    indices c * chunk ...; Even Pixels images come through unchanged."""
+    seed, n = 31, 5
+    gen = srm_data.Generator("sudoku", seed, srm_data.SPLIT_TRAIN, difficulty="any", lib=args.lib)
+    for first in (0, 3):
+        c, digits, given = dit_first_chunk(args, n, seed, first=first)
+        check(c == first and digits.shape == (n, 81) and digits.dtype == torch.int32, f"chunk {c}: {digits.shape}")
+        imgs, giv_ref, labels = gen.batch(first * n, n)
+        check(np.array_equal(given.numpy(), giv_ref.reshape(n, 81)), f"chunk {first}: clue masks differ")
+        x_ref = srm_data.to_unit(imgs)
+        for s in (1, 2):
+            tr = dit_tiny_trainer(args, ["--tokens-per-side", str(s)])
+            tok, g = tr.tokens(digits, given.bool())
+            want = srm_dit.tokenize(x_ref, 28, s)
+            check(tok.shape == want.shape == (n, 81 * s * s, 784 // (s * s)), f"s {s}: shapes {tuple(tok.shape)}")
+            check(torch.equal(tok, want), f"s {s}, chunk {first}: gathered tokens differ from the rendered image's "
+                  f"(max {float((tok - want).abs().max()):.3g})")
+            check(float(tok.min()) >= -1.0 and float(tok.max()) <= 1.0 and float(tok.min()) == -1.0, "token range")
+            check(torch.equal(g, given.bool()), "tokens() changed the clue mask")
+            back = srm_dit.untokenize(tok, 1, 252, 252, 28, s)
+            check(torch.equal(back, x_ref), f"s {s}: untokenize(tokens) is not the image")
+        # the digit indices are the generator's, and the solution's digits
+        for i in range(n):
+            inst = gen.make(first * n + i)
+            check(np.array_equal(np.frombuffer(inst.digit_image, dtype=np.uint32), digits[i].numpy().astype(np.uint32)),
+                  f"instance {first * n + i}: digit indices differ")
+    # Even Pixels: the uint8 image itself
+    c, imgs, _ = dit_first_chunk(args, 4, seed, bench="even_pixels", first=2)
+    ref, _, _ = srm_data.Generator("even_pixels", seed, srm_data.SPLIT_TRAIN, lib=args.lib).batch(8, 4)
+    check(np.array_equal(imgs.numpy(), ref), "even_pixels: stream images differ from the generator's")
+    print("dit_data: ok")
+
+
+def case_dit_val_split(args):
+    """In-training validation draws TRAIN-split instances at indices VAL_START + i, which the training stream never
+    reaches (it raises on a chunk that would), with the evaluation's difficulty; they are not the TEST split's
+    instances of the same index (other grids). The validator runs end to end on the CPU with a scorer."""
+    import dit_validate
+    VAL = dit_validate.VAL_START
+    seed = 20250601
+    check(VAL == 1 << 40, f"VAL_START {VAL}")
+    # the training range ends below VAL_START: the last chunk allowed ends at VAL_START - 1, the next one raises
+    for chunk in (16, 24):
+        last = VAL // chunk - 1  # 24 does not divide 2^40: chunk last + 1 straddles VAL_START
+        c, _, _ = dit_first_chunk(args, chunk, seed, first=last)
+        check(c * chunk + chunk <= VAL, f"chunk {c} of {chunk} reaches {c * chunk + chunk - 1}")
+        try:
+            dit_first_chunk(args, chunk, seed, first=last + 1)
+            check(False, f"chunk {last + 1} of {chunk} (indices up to {(last + 2) * chunk - 1}) was not refused")
+        except RuntimeError as e:
+            check("validation" in str(e), f"unexpected error {e}")
+
+    # the validator's instances (its own loading path, run with a tiny model and the tiny digit scorer)
+    n = 3
+    scorer = os.path.join(ROOT, "tests", "fixtures", "classifier_digit_tiny.h5")
+    v = dit_validate.Validator("sudoku", seed, n, scorer, torch.device("cpu"), [0, 1], args.lib)
+    check(v.cfg["difficulty"] == "hard", f"validation difficulty {v.cfg['difficulty']} (the evaluation's is hard)")
+    torch.manual_seed(0)
+    model = srm_dit.from_config(dict(d_in=1, image_size=[252, 252], patch_size=28, tokens_per_side=1, d_hid=32,
+                                     depth=1, num_heads=2, parameterization="x", t_min=0.05)).init_weights()
+    out = v(model)
+    check(out["val_n"] == n and set(out) >= {"valid_k0", "error_k0", "valid_k1", "error_k1", "val_passes"},
+          f"validator output {out}")
+    check(np.isfinite(out["error_k0"]) and np.isfinite(out["error_k1"]) and out["val_passes"] > 0, f"{out}")
+    clean, given = v.data
+    tr_gen = srm_data.Generator("sudoku", seed, srm_data.SPLIT_TRAIN, difficulty="hard", lib=args.lib)
+    te_gen = srm_data.Generator("sudoku", seed, srm_data.SPLIT_TEST, difficulty="hard", lib=args.lib)
+    imgs, giv, labels = tr_gen.batch(VAL, n)
+    check(np.array_equal(clean, srm_data.to_unit(imgs).numpy()), "validation images: not TRAIN instances VAL_START+i")
+    check(np.array_equal(given, giv.reshape(n, 81)), "validation clues are not TRAIN instances VAL_START+i")
+    check(all(int(g.sum()) <= 26 for g in given), "validation clue counts are not hard (0-26)")
+    for i in range(n):
+        sol_tr = np.frombuffer(tr_gen.make(VAL + i).solution, dtype=np.uint8).copy()
+        sol_te = np.frombuffer(te_gen.make(VAL + i).solution, dtype=np.uint8).copy()
+        check(not np.array_equal(sol_tr, sol_te), f"index VAL_START+{i}: TRAIN and TEST grids are the same")
+        # and not the TRAIN instance of a training index either (a stream keyed by index, not an offset copy)
+        check(not np.array_equal(sol_tr, np.frombuffer(tr_gen.make(i).solution, dtype=np.uint8)),
+              f"index VAL_START+{i} repeats training instance {i}")
+    # Even Pixels: the same split rule
+    ve = dit_validate.Validator("even_pixels", seed, 2, None, torch.device("cpu"), [0], args.lib)
+    ce, _ = ve.task.instances(seed, [VAL, VAL + 1], (3, 32, 32), 64)
+    ref, _, _ = srm_data.Generator("even_pixels", seed, srm_data.SPLIT_TRAIN, lib=args.lib).batch(VAL, 2)
+    te, _, _ = srm_data.Generator("even_pixels", seed, srm_data.SPLIT_TEST, lib=args.lib).batch(VAL, 2)
+    check(np.array_equal(ce, srm_data.to_unit(ref).numpy()), "even_pixels: validation images are not TRAIN's")
+    check(not np.array_equal(ref, te), "even_pixels: TRAIN and TEST instances of the same index are equal")
+    print(f"dit_val_split: ok (validator on {n} hard instances: {out})")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=["mean_beta", "data", "step", "export", "digit", "polygons"])
+    ap.add_argument("case", choices=["mean_beta", "data", "step", "export", "digit", "polygons", "dit_step",
+                                     "dit_export", "dit_data", "dit_val_split"])
     ap.add_argument("--ipr", default=os.path.join(ROOT, "build", "ipr"))
     ap.add_argument("--lib", default=os.path.join(ROOT, "build", "libipr.so"))
     args = ap.parse_args()

@@ -74,6 +74,15 @@ def srm_losses(y, x, eps, t, w, patch_size, delta=1e-3, nll_below=1e-5, sigma_we
     y = y.float()
     d = x.shape[1]
     u_hat, v, logvar_sigma = split_output(y, d, patch_size)
+    return losses_from_parts(u_hat, v, logvar_sigma, x, eps, t, w, delta, nll_below, sigma_weight)
+
+
+def losses_from_parts(u_hat, v, logvar_sigma, x, eps, t, w, delta=1e-3, nll_below=1e-5, sigma_weight=0.01):
+    """The spec 2.2 losses from the split outputs: velocity u_hat, v = (raw + 1) / 2, the region log-variance
+    logvar_sigma, each broadcastable against x; t, w the per-element level and weight. Any layout works (image
+    (B, C, H, W) with (B, 1, H, W) maps, or tokens (B, N, f) with (B, N, 1)): every term is elementwise and the
+    means run over x's elements, so both layouts give the same numbers."""
+    u_hat, v, logvar_sigma = u_hat.float(), v.float(), logvar_sigma.float()
     # ignored pixels (w = 0) get harmless values before any exp: torch.where alone would still send
     # 0 * inf = NaN back through the unselected branch's gradient
     keep = w > 0

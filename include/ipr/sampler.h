@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "ipr/bench.h"
+#include "ipr/model.h"
 #include "ipr/unet.h"
 #include "ipr/unet_cuda.h"
 
@@ -15,7 +16,7 @@
 extern "C" {
 #endif
 
-/* ---------------- the denoiser: one forward over host buffers, CPU or CUDA ---------------- */
+/* ---------------- the denoiser: one forward over host buffers, CPU or CUDA, U-Net or DiT ---------------- */
 
 typedef enum { IPR_DEVICE_CPU = 0, IPR_DEVICE_CUDA = 1 } ipr_device_kind;
 
@@ -31,11 +32,15 @@ void ipr_denoiser_config_init(ipr_denoiser_config *cfg);
 
 typedef struct ipr_denoiser ipr_denoiser;
 
-/* Load a checkpoint (fixtures/README.md format) for the checkpoint's image size. NULL on error. */
+/* Load a checkpoint of either backbone (its `format` attribute chooses: ipr/model.h) for the checkpoint's image
+ * size. NULL on error. */
 ipr_denoiser *ipr_denoiser_open(const char *ckpt_path, const ipr_denoiser_config *cfg);
 void ipr_denoiser_free(ipr_denoiser *d);
-const ipr_unet_config *ipr_denoiser_unet_config(const ipr_denoiser *d);
+/* The checkpoint's architecture (backbone, image size, channels, regions). */
+const ipr_model_info *ipr_denoiser_model_info(const ipr_denoiser *d);
 int ipr_denoiser_max_batch(const ipr_denoiser *d);
+/* Bytes of the network's weight and activation arenas on its device. */
+void ipr_denoiser_arena_bytes(const ipr_denoiser *d, size_t *weights, size_t *activations);
 /* "cpu" or the GPU's name. */
 const char *ipr_denoiser_device_name(const ipr_denoiser *d);
 /* y (B, d_out, H, W) = net(x (B, d_in, H, W), t (B, 1, H, W)), host buffers, 1 <= B <= max_batch. */
@@ -72,9 +77,11 @@ int ipr_task_instance(ipr_task *t, uint64_t seed, uint64_t index, float *clean, 
 int ipr_task_score(ipr_task *t, const float *images, int n, uint8_t *valid, float *error);
 /* 1 when the task can score (Even Pixels always; the others with a scorer checkpoint). */
 int ipr_task_has_scorer(const ipr_task *t);
-/* IPR_OK when a network of this architecture (ipr_unet_config_read of a checkpoint) fits the task's images:
- * image size, d_in = C, d_out = 2 C + 1, patch size; else an error naming both values. */
-int ipr_task_check_model(const ipr_task *t, const ipr_unet_config *u);
+/* The MNIST pool a Sudoku task draws its cells from (provenance: its name and sha256); NULL otherwise. */
+const struct ipr_mnist_pool *ipr_task_mnist_pool(const ipr_task *t);
+/* IPR_OK when a network of this architecture (ipr_model_info_read of a checkpoint, either backbone) fits the
+ * task's images: image size, d_in = C, d_out = 2 C + 1, patch size; else an error naming both values. */
+int ipr_task_check_model(const ipr_task *t, const ipr_model_info *m);
 
 /* ---------------- sampler and IPR settings ---------------- */
 

@@ -1,5 +1,6 @@
-/* cmd_bench.c: `ipr bench`: U-Net forward passes per second for the paper configurations (random
- * weights, per-region noise maps) on the CPU and the GPU in each precision. Prints a table and JSON. */
+/* cmd_bench.c: `ipr bench`: denoiser forward passes per second for the paper's U-Net configurations and the
+ * region-token DiT configurations (random weights, per-region noise maps) on the CPU and the GPU in each precision.
+ * Prints a table and JSON. */
 #define _POSIX_C_SOURCE 200809L
 #include <getopt.h>
 #include <math.h>
@@ -11,6 +12,7 @@
 #include "cli.h"
 #include "ipr/common.h"
 #include "ipr/rng.h"
+#include "ipr/dit_cuda.h"
 #include "ipr/unet.h"
 #include "ipr/unet_cuda.h"
 
@@ -27,6 +29,21 @@ static const bench_cfg k_cfgs[] = {
     {"tiny", 4, {32, 32, 64, 64}, {0, 0, 1, 1}, 1, 3, 28, 7},
 };
 #define NUM_CFGS (int)(sizeof k_cfgs / sizeof k_cfgs[0])
+
+/* the region-token DiT (spec dit.md): DiT-S widths (d 384, depth 12, 6 heads) on each benchmark's regions, one
+ * token per region, x-prediction */
+typedef struct {
+    const char *name;
+    int d_in, size, patch, s, d, depth, heads;
+} bench_dit_cfg;
+
+static const bench_dit_cfg k_dits[] = {
+    {"dit_ms", 1, 252, 28, 1, 384, 12, 6}, /* Sudoku: 81 tokens of 784 */
+    {"dit_ep", 3, 32, 4, 1, 384, 12, 6},   /* Even Pixels: 64 tokens of 48 */
+    {"dit_cp", 3, 128, 8, 1, 384, 12, 6},  /* Counting Polygons: 256 tokens of 192 */
+    {"dit_tiny", 1, 28, 7, 1, 32, 2, 2},
+};
+#define NUM_DITS (int)(sizeof k_dits / sizeof k_dits[0])
 
 static double now_s(void) {
     struct timespec ts;
@@ -55,6 +72,21 @@ static void make_inputs(float *x, float *t, int B, int d_in, int S, int patch) {
             }
 }
 
+/* a sampler's maps: each region clean (0), waiting (1) or on a ramp k / 10 (p = 10): at most 11 distinct levels */
+static void make_sampler_levels(float *t, int B, int S, int patch) {
+    ipr_rng r;
+    ipr_rng_init(&r, 8, IPR_RNG_INIT_NOISE, 1, 0);
+    const int g = S / patch;
+    for (int b = 0; b < B; ++b)
+        for (int gy = 0; gy < g; ++gy)
+            for (int gx = 0; gx < g; ++gx) {
+                const double u = ipr_rng_uniform(&r);
+                const float lv = u < 1.0 / 3 ? 0.0f : u < 2.0 / 3 ? 1.0f : (float)(1 + ipr_rng_below(&r, 9)) / 10.0f;
+                for (int y = gy * patch; y < (gy + 1) * patch; ++y)
+                    for (int xx = gx * patch; xx < (gx + 1) * patch; ++xx) t[((size_t)b * S + y) * S + xx] = lv;
+            }
+}
+
 typedef int (*run_fn)(void *ctx, int B);
 typedef struct {
     ipr_unet *net;
@@ -62,7 +94,20 @@ typedef struct {
     const float *x, *t;
     float *y;
     float *dx, *dt, *dy;
+    ipr_dit *dnet;
+    ipr_dit_cuda *dgpu;
 } run_ctx;
+
+static int run_dit_cpu(void *p, int B) {
+    run_ctx *c = p;
+    return ipr_dit_forward(c->dnet, c->x, c->t, B, c->y);
+}
+
+static int run_dit_gpu(void *p, int B) {
+    run_ctx *c = p;
+    if (ipr_dit_cuda_forward_device(c->dgpu, c->dx, c->t, B, c->dy) != IPR_OK) return IPR_ERR;
+    return ipr_dit_cuda_synchronize(c->dgpu);
+}
 
 static int run_cpu(void *p, int B) {
     run_ctx *c = p;
@@ -96,8 +141,10 @@ static int time_median(run_fn fn, void *ctx, int B, double min_time, double *med
 static void usage(FILE *to) {
     fprintf(to,
             "usage: ipr bench [options]\n\n"
-            "Forward passes per second of the SRM U-Net (random weights, per-region noise maps).\n"
-            "  --configs LIST     ep_4,cp_ffhq_8,ms1000_28 (default) and tiny\n"
+            "Forward passes per second of the SRM U-Net and of the region-token DiT (random weights,\n"
+            "per-region noise maps; the DiT's as a sampler makes them: clean, waiting or on a ramp).\n"
+            "  --configs LIST     ep_4,cp_ffhq_8,ms1000_28 (default), tiny, and the DiTs dit_ms,dit_ep,\n"
+            "                     dit_cp (d 384, depth 12, 6 heads; 81, 64, 256 tokens), dit_tiny\n"
             "  --batches LIST     batch sizes (default 1,16,64)\n"
             "  --backends LIST    cpu,cuda-fp32,cuda-tf32,cuda-bf16 (default: all available)\n"
             "  --cpu-max-batch N  largest batch timed on the CPU (default 1)\n"
@@ -129,6 +176,8 @@ int ipr_cmd_bench(int argc, char **argv) {
     FILE *js = NULL;
     ipr_unet *net = NULL;
     ipr_unet_cuda *gpu = NULL;
+    ipr_dit *dnet = NULL;
+    ipr_dit_cuda *dgpu = NULL;
     float *x = NULL, *t = NULL, *y = NULL;
     optind = 1;
     opterr = 0;
@@ -152,7 +201,10 @@ int ipr_cmd_bench(int argc, char **argv) {
         size_t len = e ? (size_t)(e - p) : strlen(p);
         int ok = 0;
         for (int i = 0; i < NUM_CFGS; ++i) ok |= strlen(k_cfgs[i].name) == len && !strncmp(k_cfgs[i].name, p, len);
-        IPR_CHECK(ok, "unknown config '%.*s' in --configs (ep_4, cp_ffhq_8, ms1000_28, tiny)", (int)len, p);
+        for (int i = 0; i < NUM_DITS; ++i) ok |= strlen(k_dits[i].name) == len && !strncmp(k_dits[i].name, p, len);
+        IPR_CHECK(ok, "unknown config '%.*s' in --configs (ep_4, cp_ffhq_8, ms1000_28, tiny, dit_ms, dit_ep, dit_cp, "
+                      "dit_tiny)",
+                  (int)len, p);
         p = e ? e + 1 : NULL;
     }
     int batches[16], nb = 0, bmax = 1;
@@ -202,7 +254,7 @@ int ipr_cmd_bench(int argc, char **argv) {
                bc->name, (long long)ipr_unet_param_count(net), fl / 1e9, emb / 1e9);
         for (int k = 0; k < 4; ++k) {
             if (!in_list(backends, k_back[k])) continue;
-            run_ctx ctx = {net, NULL, x, t, y, NULL, NULL, NULL};
+            run_ctx ctx = {net, NULL, x, t, y, NULL, NULL, NULL, NULL, NULL};
             run_fn fn = run_cpu;
             if (k > 0) {
                 IPR_TRY_PTR(gpu = ipr_unet_cuda_new(net, 0, (ipr_precision)(k - 1)));
@@ -238,6 +290,68 @@ int ipr_cmd_bench(int argc, char **argv) {
         ipr_unet_free(net);
         net = NULL;
     }
+    for (int ci = 0; ci < NUM_DITS; ++ci) {
+        const bench_dit_cfg *bc = &k_dits[ci];
+        if (!in_list(configs, bc->name)) continue;
+        ipr_dit_config cfg;
+        ipr_dit_config_init(&cfg);
+        cfg.d_in = bc->d_in, cfg.d_out = 2 * bc->d_in + 1, cfg.patch_size = bc->patch, cfg.tokens_per_side = bc->s;
+        cfg.image_size[0] = cfg.image_size[1] = bc->size;
+        cfg.d_hid = bc->d, cfg.depth = bc->depth, cfg.num_heads = bc->heads, cfg.mlp_ratio = 4;
+        cfg.parameterization = IPR_DIT_PARAM_X, cfg.t_min = IPR_DIT_T_MIN_DEFAULT;
+        IPR_TRY_PTR(dnet = ipr_dit_new(&cfg, bmax));
+        ipr_dit_init_random(dnet, 1);
+        int tokens = 0;
+        ipr_dit_geometry(&cfg, NULL, NULL, &tokens, NULL);
+        double fl_ref, fl_done;
+        ipr_dit_flops(&cfg, 11, &fl_ref, &fl_done);
+        size_t px = (size_t)bc->size * bc->size;
+        IPR_TRY_PTR(x = ipr_malloc((size_t)bmax * bc->d_in * px * sizeof(float), "bench x"));
+        IPR_TRY_PTR(t = ipr_malloc((size_t)bmax * px * sizeof(float), "bench t"));
+        IPR_TRY_PTR(y = ipr_malloc((size_t)bmax * (2 * bc->d_in + 1) * px * sizeof(float), "bench y"));
+        make_inputs(x, t, bmax, bc->d_in, bc->size, bc->patch);
+        make_sampler_levels(t, bmax, bc->size, bc->patch);
+        printf("%s: %lld parameters, %d tokens, %.2f GFLOP/pass as the reference formulation computes it, %.2f with "
+               "the modulation once per distinct level (what the engine computes; <= 11 levels a batch)\n",
+               bc->name, (long long)ipr_dit_param_count(dnet), tokens, fl_ref / 1e9, fl_done / 1e9);
+        for (int k = 0; k < 4; ++k) {
+            if (!in_list(backends, k_back[k])) continue;
+            run_ctx ctx = {NULL, NULL, x, t, y, NULL, NULL, NULL, dnet, NULL};
+            run_fn fn = run_dit_cpu;
+            if (k > 0) {
+                IPR_TRY_PTR(dgpu = ipr_dit_cuda_new(dnet, 0, (ipr_precision)(k - 1)));
+                ctx.dgpu = dgpu;
+                ipr_dit_cuda_buffers(dgpu, &ctx.dx, &ctx.dy);
+                IPR_TRY(ipr_dit_cuda_upload(dgpu, ctx.dx, x, (size_t)bmax * bc->d_in * px));
+                fn = run_dit_gpu;
+            }
+            for (int bi = 0; bi < nb; ++bi) {
+                int B = batches[bi];
+                if (k == 0 && (uint64_t)B > cpu_max) continue;
+                double sec;
+                int reps;
+                IPR_TRY(time_median(fn, &ctx, B, min_time, &sec, &reps));
+                double tf = fl_done * B / sec / 1e12;
+                printf("%-10s %5d %-10s %12.1f %10.3f %9.2f %9.2f %8.1f\n", bc->name, B, k_back[k], B / sec, 1e3 * sec,
+                       fl_done / 1e9, tf, peak > 0 ? 100.0 * tf / peak : 0.0);
+                fflush(stdout);
+                if (js)
+                    fprintf(js,
+                            "%s {\"config\": \"%s\", \"batch\": %d, \"backend\": \"%s\", \"passes_per_s\": %.3f, "
+                            "\"seconds\": %.6g, \"reps\": %d, \"gflop_per_pass\": %.4f, "
+                            "\"reference_gflop_per_pass\": %.4f, \"tokens\": %d}",
+                            first ? "" : ",\n", bc->name, B, k_back[k], B / sec, sec, reps, fl_done / 1e9,
+                            fl_ref / 1e9, tokens);
+                first = 0;
+            }
+            ipr_dit_cuda_free(dgpu);
+            dgpu = NULL;
+        }
+        free(x), free(t), free(y);
+        x = t = y = NULL;
+        ipr_dit_free(dnet);
+        dnet = NULL;
+    }
     if (js) {
         fprintf(js, "\n]}\n");
         IPR_IO(fclose(js) == 0, output);
@@ -246,6 +360,8 @@ int ipr_cmd_bench(int argc, char **argv) {
     return IPR_EXIT_OK;
 fail:
     if (js) fclose(js);
+    ipr_dit_cuda_free(dgpu);
+    ipr_dit_free(dnet);
     ipr_unet_cuda_free(gpu);
     ipr_unet_free(net);
     free(x), free(t), free(y);

@@ -1,5 +1,5 @@
-/* cmd_forward.c: `ipr forward`: one U-Net pass over the batch in an HDF5 file, on the CPU or a GPU.
- * Reads /input/x (B, d_in, H, W) and /input/t (B, 1, H, W); writes the raw output /output/y. */
+/* cmd_forward.c: `ipr forward`: one denoiser pass (U-Net or DiT, by the checkpoint's format) over the batch in an
+ * HDF5 file, on the CPU or a GPU. Reads /input/x (B, d_in, H, W) and /input/t (B, 1, H, W); writes /output/y. */
 #define _POSIX_C_SOURCE 200809L
 #include <getopt.h>
 #include <hdf5.h>
@@ -14,14 +14,18 @@
 #include "ipr/common.h"
 #include "ipr/h5io.h"
 #include "ipr/hash.h"
+#include "ipr/dit_cuda.h"
+#include "ipr/model.h"
 #include "ipr/unet.h"
 #include "ipr/unet_cuda.h"
 
 static void usage(FILE *to) {
     fprintf(to,
             "usage: ipr forward --checkpoint CKPT.h5 --input IN.h5 --output OUT.h5 [options]\n\n"
-            "Run the SRM U-Net once over /input/x (B, d_in, H, W) and /input/t (B, 1, H, W), float32,\n"
-            "and write the raw network output to /output/y (B, d_out, H, W). Any H, W (odd too).\n\n"
+            "Run the denoiser once over /input/x (B, d_in, H, W) and /input/t (B, 1, H, W), float32,\n"
+            "and write the raw network output to /output/y (B, d_out, H, W). The checkpoint's `format`\n"
+            "chooses the backbone: the SRM U-Net (any H, W, odd too) or the region-token DiT (its own\n"
+            "image size; t constant on every region).\n\n"
             "  --device cpu|cuda[:N]    where to run (default cpu)\n"
             "  --precision fp32|tf32|bf16  GEMM precision on cuda (default fp32)\n"
             "  --batch N                images per pass (default: all of B at once, at most 64)\n"
@@ -43,6 +47,8 @@ int ipr_cmd_forward(int argc, char **argv) {
     float *x = NULL, *t = NULL, *y = NULL;
     ipr_unet *net = NULL;
     ipr_unet_cuda *gpu = NULL;
+    ipr_dit *dnet = NULL;
+    ipr_dit_cuda *dgpu = NULL;
     hid_t fin = H5I_INVALID_HID, fout = H5I_INVALID_HID, g = H5I_INVALID_HID;
     char tmp[4096] = "";
     optind = 1;
@@ -82,8 +88,8 @@ int ipr_cmd_forward(int argc, char **argv) {
     IPR_CHECK(force || stat(out, &st) != 0, "%s exists (use --force to overwrite)", out);
 
     /* input, shapes checked against each other and the checkpoint */
-    ipr_unet_config cfg;
-    IPR_TRY(ipr_unet_config_read(ckpt, &cfg));
+    ipr_model_info cfg;
+    IPR_TRY(ipr_model_info_read(ckpt, &cfg));
     IPR_TRY_ID(fin = ipr_h5_open_read(in));
     int rx, rt;
     hsize_t dx[8], dt[8];
@@ -105,16 +111,32 @@ int ipr_cmd_forward(int argc, char **argv) {
     int mb = batch ? (int)batch : (B < 64 ? B : 64);
     if (mb > B) mb = B;
 
-    IPR_TRY_PTR(net = ipr_unet_load(ckpt, mb, H, W));
     size_t wb, ab;
-    ipr_unet_arena_bytes(net, &wb, &ab);
-    ipr_log(IPR_LOG_INFO, "forward: %s, %lld parameters, CPU arenas: weights %.1f MiB, activations %.1f MiB", ckpt,
-            (long long)ipr_unet_param_count(net), wb / 1048576.0, ab / 1048576.0);
-    if (use_cuda) {
-        IPR_TRY_PTR(gpu = ipr_unet_cuda_new(net, dev, prec));
-        ipr_unet_cuda_arena_bytes(gpu, &wb, &ab);
-        ipr_log(IPR_LOG_INFO, "forward: %s (%s), GPU arenas: weights %.1f MiB, activations %.1f MiB",
-                ipr_unet_cuda_device_name(gpu), ipr_precision_name(prec), wb / 1048576.0, ab / 1048576.0);
+    if (cfg.backbone == IPR_BACKBONE_DIT) {
+        IPR_CHECK(H == cfg.image_size[0] && W == cfg.image_size[1],
+                  "%s: /input/x is %d x %d; the DiT %s works on its own image size, %d x %d", in, H, W, ckpt,
+                  cfg.image_size[0], cfg.image_size[1]);
+        IPR_TRY_PTR(dnet = ipr_dit_load(ckpt, mb));
+        ipr_dit_arena_bytes(dnet, &wb, &ab);
+        ipr_log(IPR_LOG_INFO, "forward: %s (%s), %lld parameters, CPU arenas: weights %.1f MiB, activations %.1f MiB",
+                ckpt, cfg.arch, (long long)ipr_dit_param_count(dnet), wb / 1048576.0, ab / 1048576.0);
+        if (use_cuda) {
+            IPR_TRY_PTR(dgpu = ipr_dit_cuda_new(dnet, dev, prec));
+            ipr_dit_cuda_arena_bytes(dgpu, &wb, &ab);
+            ipr_log(IPR_LOG_INFO, "forward: %s (%s), GPU arenas: weights %.1f MiB, activations %.1f MiB",
+                    ipr_dit_cuda_device_name(dgpu), ipr_precision_name(prec), wb / 1048576.0, ab / 1048576.0);
+        }
+    } else {
+        IPR_TRY_PTR(net = ipr_unet_load(ckpt, mb, H, W));
+        ipr_unet_arena_bytes(net, &wb, &ab);
+        ipr_log(IPR_LOG_INFO, "forward: %s, %lld parameters, CPU arenas: weights %.1f MiB, activations %.1f MiB", ckpt,
+                (long long)ipr_unet_param_count(net), wb / 1048576.0, ab / 1048576.0);
+        if (use_cuda) {
+            IPR_TRY_PTR(gpu = ipr_unet_cuda_new(net, dev, prec));
+            ipr_unet_cuda_arena_bytes(gpu, &wb, &ab);
+            ipr_log(IPR_LOG_INFO, "forward: %s (%s), GPU arenas: weights %.1f MiB, activations %.1f MiB",
+                    ipr_unet_cuda_device_name(gpu), ipr_precision_name(prec), wb / 1048576.0, ab / 1048576.0);
+        }
     }
     const size_t HW = (size_t)H * W;
     y = ipr_malloc((size_t)B * cfg.d_out * HW * sizeof(float), "output");
@@ -125,7 +147,11 @@ int ipr_cmd_forward(int argc, char **argv) {
         int n = B - b0 < mb ? B - b0 : mb;
         const float *xb = x + (size_t)b0 * cfg.d_in * HW, *tb = t + (size_t)b0 * HW;
         float *yb = y + (size_t)b0 * cfg.d_out * HW;
-        if (gpu)
+        if (dgpu)
+            IPR_TRY(ipr_dit_cuda_forward(dgpu, xb, tb, n, yb));
+        else if (dnet)
+            IPR_TRY(ipr_dit_forward(dnet, xb, tb, n, yb));
+        else if (gpu)
             IPR_TRY(ipr_unet_cuda_forward(gpu, xb, tb, n, yb));
         else
             IPR_TRY(ipr_unet_forward(net, xb, tb, n, yb));
@@ -140,7 +166,9 @@ int ipr_cmd_forward(int argc, char **argv) {
     IPR_TRY_ID(fout = ipr_h5_create(tmp));
     IPR_TRY(ipr_h5_attr_str(fout, "producer", "ipr " IPR_VERSION " (git " IPR_GIT_SHA ")"));
     IPR_TRY(ipr_h5_attr_str(fout, "checkpoint_sha256", sha));
-    IPR_TRY(ipr_h5_attr_str(fout, "device", gpu ? ipr_unet_cuda_device_name(gpu) : "cpu"));
+    IPR_TRY(ipr_h5_attr_str(fout, "device", gpu ? ipr_unet_cuda_device_name(gpu) : dgpu ? ipr_dit_cuda_device_name(dgpu)
+                                                                                           : "cpu"));
+    IPR_TRY(ipr_h5_attr_str(fout, "architecture", cfg.arch));
     IPR_TRY(ipr_h5_attr_str(fout, "precision", ipr_precision_name(prec)));
     IPR_TRY_ID(g = ipr_h5_group(fout, "output"));
     hsize_t dy[4] = {(hsize_t)B, (hsize_t)cfg.d_out, (hsize_t)H, (hsize_t)W};
@@ -152,6 +180,8 @@ int ipr_cmd_forward(int argc, char **argv) {
     IPR_TRY(ipr_commit_tmp(tmp, out));
     printf("wrote /output/y [%d, %d, %d, %d] to %s\n", B, cfg.d_out, H, W, out);
     free(x), free(t), free(y);
+    ipr_dit_cuda_free(dgpu);
+    ipr_dit_free(dnet);
     ipr_unet_cuda_free(gpu);
     ipr_unet_free(net);
     return IPR_EXIT_OK;
@@ -161,6 +191,8 @@ fail:
     if (fin >= 0) H5Fclose(fin);
     if (tmp[0]) unlink(tmp);
     free(x), free(t), free(y);
+    ipr_dit_cuda_free(dgpu);
+    ipr_dit_free(dnet);
     ipr_unet_cuda_free(gpu);
     ipr_unet_free(net);
     return ipr_cli_fail("forward");

@@ -239,7 +239,7 @@ static void on_progress(int done, int total, void *vctx) {
 }
 
 static int write_attrs(hid_t f, const sample_opts *o, const char *ckpt_sha, const char *scorer_sha,
-                       const char *device) {
+                       const char *device, const ipr_mnist_pool *pool) {
     const ipr_sampler_config *s = &o->sampler;
     IPR_TRY(ipr_h5_attr_str(f, "format", "ipr-sample"));
     IPR_TRY(ipr_h5_attr_i64(f, "format_version", 1));
@@ -248,6 +248,10 @@ static int write_attrs(hid_t f, const sample_opts *o, const char *ckpt_sha, cons
     IPR_TRY(ipr_h5_attr_str(f, "split", ipr_split_name(o->task.split)));
     if (o->task.bench == IPR_BENCH_SUDOKU)
         IPR_TRY(ipr_h5_attr_str(f, "difficulty", ipr_sudoku_difficulty_name(o->task.difficulty)));
+    if (pool) { /* which digit images the instances show, by content (mnist.h) */
+        IPR_TRY(ipr_h5_attr_str(f, "mnist_pool", pool->name));
+        IPR_TRY(ipr_h5_attr_str(f, "mnist_pool_sha256", pool->sha256));
+    }
     IPR_TRY(ipr_h5_attr_i64(f, "correction", o->task.correction));
     IPR_TRY(ipr_h5_attr_i64(f, "correction_swaps", o->task.correction ? o->task.correction_swaps : 0));
     IPR_TRY(ipr_h5_attr_i64(f, "seed", (int64_t)o->seed));
@@ -305,8 +309,8 @@ int ipr_cmd_sample(int argc, char **argv) {
     IPR_TRY_PTR(task = ipr_task_new(&o.task));
     {
         /* check the architecture before loading (and uploading) the weights */
-        ipr_unet_config uc;
-        IPR_TRY(ipr_unet_config_read(o.ckpt, &uc));
+        ipr_model_info uc;
+        IPR_TRY(ipr_model_info_read(o.ckpt, &uc));
         if (ipr_task_check_model(task, &uc) != IPR_OK) {
             ipr_error_context("%s with --benchmark %s", o.ckpt, ipr_bench_name(o.task.bench));
             goto fail;
@@ -380,7 +384,7 @@ int ipr_cmd_sample(int argc, char **argv) {
     if (o.scorer) IPR_TRY(ipr_sha256_file(o.scorer, scorer_sha));
     IPR_TRY(ipr_tmp_path(tmp, sizeof tmp, o.output));
     IPR_TRY_ID(f = ipr_h5_create(tmp));
-    IPR_TRY(write_attrs(f, &o, ckpt_sha, scorer_sha, ipr_denoiser_device_name(den)));
+    IPR_TRY(write_attrs(f, &o, ckpt_sha, scorer_sha, ipr_denoiser_device_name(den), ipr_task_mnist_pool(task)));
     const hsize_t N = (hsize_t)n, K1 = (hsize_t)K + 1;
     const hsize_t d1[1] = {N}, d2[2] = {N, K1};
     IPR_TRY(ipr_h5_write(f, "instance", H5T_NATIVE_UINT64, H5T_STD_U64LE, 1, d1, inst));

@@ -11,9 +11,8 @@
 #include "ipr/common.h"
 #include "ipr/h5io.h"
 #include "ops_cpu.h"
+#include "weights.h"
 
-#define CLS_MAX_TENSORS (4 * IPR_POLYCLS_MAX_LAYERS + 10) /* conv + norm per layer, fc1, four heads */
-#define CLS_NAME_CAP 48
 /* im2col budget per conv (floats, 16 MiB): the default nets' largest conv (conv2 of the polygons net, 288 x
  * 1024) needs 0.3 M floats, so every conv runs as one GEMM */
 #define CLS_COL_BUDGET ((size_t)1 << 22)
@@ -24,21 +23,8 @@
 /* the plan shared by both nets: a table of state_dict tensors with their offsets in one weight arena */
 
 typedef struct {
-    char name[CLS_NAME_CAP];
-    int rank;
-    int64_t shape[4];
-    size_t numel;
-    size_t offset; /* floats into the weight arena (16-float aligned) */
-    float **bind;  /* receives the tensor's address once the arena exists */
-} cls_tensor;
-
-typedef struct {
-    int n_tensors;
-    int overflow; /* a name or the table did not fit: a bug of this file, reported at allocation */
-    cls_tensor tensors[CLS_MAX_TENSORS];
-    size_t wfloats;    /* weight arena */
+    ipr_weights wt;    /* the state_dict tensors in one arena (weights.h) */
     size_t sfloats;    /* scratch arena */
-    float *warena;
     float *sarena;
     int max_batch;
 } cls_base;
@@ -60,23 +46,11 @@ typedef struct {
 
 static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
 
-static void reg(cls_base *nb, float **bind, int rank, const int64_t *shape, const char *prefix, const char *suffix) {
-    if (nb->n_tensors >= CLS_MAX_TENSORS) {
-        nb->overflow = 1;
-        return;
-    }
-    cls_tensor *t = &nb->tensors[nb->n_tensors++];
-    const int n = snprintf(t->name, sizeof t->name, "%s.%s", prefix, suffix);
-    if (n < 0 || (size_t)n >= sizeof t->name) nb->overflow = 1;
-    t->rank = rank;
-    t->numel = 1;
-    for (int i = 0; i < 4; ++i) {
-        t->shape[i] = i < rank ? shape[i] : 0;
-        if (i < rank) t->numel *= (size_t)shape[i];
-    }
-    t->offset = nb->wfloats;
-    t->bind = bind;
-    nb->wfloats += align16(t->numel);
+static void reg(cls_base *nb, float **bind, ipr_weights_kind kind, int rank, const int64_t *shape, const char *prefix,
+                const char *suffix) {
+    char name[IPR_WEIGHTS_NAME_CAP + 64]; /* room to pass a too-long name whole: ipr_weights_add refuses it */
+    snprintf(name, sizeof name, "%s.%s", prefix, suffix);
+    ipr_weights_add(&nb->wt, name, rank, shape, kind, bind);
 }
 
 static void reg_conv(cls_base *nb, cls_conv *cv, const char *name, int c_in, int c_out, int k, int stride, int pad) {
@@ -86,24 +60,24 @@ static void reg_conv(cls_base *nb, cls_conv *cv, const char *name, int c_in, int
     cv->k = k;
     cv->stride = stride;
     cv->pad = pad;
-    reg(nb, &cv->w, 4, w, name, "weight");
-    reg(nb, &cv->b, 1, b, name, "bias");
+    reg(nb, &cv->w, IPR_WEIGHTS_WEIGHT, 4, w, name, "weight");
+    reg(nb, &cv->b, IPR_WEIGHTS_BIAS, 1, b, name, "bias");
 }
 
 static void reg_norm(cls_base *nb, cls_norm *nm, const char *name, int c, int groups) {
     const int64_t s[1] = {c};
     nm->c = c;
     nm->groups = groups;
-    reg(nb, &nm->gamma, 1, s, name, "weight");
-    reg(nb, &nm->beta, 1, s, name, "bias");
+    reg(nb, &nm->gamma, IPR_WEIGHTS_GAIN, 1, s, name, "weight");
+    reg(nb, &nm->beta, IPR_WEIGHTS_BIAS, 1, s, name, "bias");
 }
 
 static void reg_linear(cls_base *nb, cls_linear *ln, const char *name, int in, int out) {
     const int64_t w[2] = {out, in}, b[1] = {out};
     ln->in = in;
     ln->out = out;
-    reg(nb, &ln->w, 2, w, name, "weight");
-    reg(nb, &ln->b, 1, b, name, "bias");
+    reg(nb, &ln->w, IPR_WEIGHTS_WEIGHT, 2, w, name, "weight");
+    reg(nb, &ln->b, IPR_WEIGHTS_BIAS, 1, b, name, "bias");
 }
 
 /* Scratch requests: the pointer to set and its floats; carved from one allocation in order. */
@@ -114,22 +88,18 @@ typedef struct {
 
 /* Allocate both arenas, bind every tensor and carve the scratch. */
 static int base_alloc(cls_base *nb, const cls_scratch *req, int n_req) {
-    IPR_CHECK(!nb->overflow, "internal: the classifier plan does not fit its tensor table (%d entries)",
-              CLS_MAX_TENSORS);
     nb->sfloats = 0;
     for (int i = 0; i < n_req; ++i) nb->sfloats += align16(req[i].n);
-    nb->warena = ipr_calloc(nb->wfloats, sizeof(float), "classifier weights");
-    if (!nb->warena) goto fail; /* error recorded by ipr_calloc */
+    IPR_TRY(ipr_weights_alloc(&nb->wt, "classifier"));
     nb->sarena = ipr_calloc(nb->sfloats, sizeof(float), "classifier scratch");
     if (!nb->sarena) goto fail; /* error recorded by ipr_calloc */
-    for (int k = 0; k < nb->n_tensors; ++k) *nb->tensors[k].bind = nb->warena + nb->tensors[k].offset;
     float *cur = nb->sarena;
     for (int i = 0; i < n_req; ++i) {
         *req[i].slot = cur;
         cur += align16(req[i].n);
     }
     ipr_log(IPR_LOG_DEBUG, "classifier: %d tensors, weights %.2f MiB, scratch %.2f MiB (max batch %d)",
-            nb->n_tensors, (double)nb->wfloats * 4.0 / 1048576.0, (double)nb->sfloats * 4.0 / 1048576.0,
+            nb->wt.n, (double)nb->wt.floats * 4.0 / 1048576.0, (double)nb->sfloats * 4.0 / 1048576.0,
             nb->max_batch);
     return IPR_OK;
 fail:
@@ -137,7 +107,7 @@ fail:
 }
 
 static void base_free(cls_base *nb) {
-    free(nb->warena);
+    ipr_weights_free(&nb->wt);
     free(nb->sarena);
 }
 
@@ -162,22 +132,6 @@ fail:
     return IPR_ERR;
 }
 
-/* An integer attribute of exactly n values, each in lo..hi. */
-static int attr_ints(hid_t f, const char *name, int n, int64_t lo, int64_t hi, int *out) {
-    int64_t v[IPR_POLYCLS_MAX_LAYERS];
-    int got = 0;
-    IPR_TRY(ipr_h5_read_attr_i64_array(f, name, v, IPR_POLYCLS_MAX_LAYERS, &got));
-    IPR_CHECK(got == n, "attribute '%s' has %d value%s, expected %d", name, got, got == 1 ? "" : "s", n);
-    for (int i = 0; i < n; ++i) {
-        IPR_CHECK(v[i] >= lo && v[i] <= hi, "attribute '%s'[%d] = %lld outside %lld..%lld", name, i, (long long)v[i],
-                  (long long)lo, (long long)hi);
-        out[i] = (int)v[i];
-    }
-    return IPR_OK;
-fail:
-    return IPR_ERR;
-}
-
 /* An integer attribute that must hold exactly `want` (n values): a fixed part of the architecture. */
 static int attr_expect(hid_t f, const char *name, const int64_t *want, int n) {
     int64_t v[8];
@@ -193,92 +147,6 @@ static int attr_expect(hid_t f, const char *name, const int64_t *want, int n) {
     }
     return IPR_OK;
 fail:
-    return IPR_ERR;
-}
-
-/* ------------------------------------------------------------------------------------------------ */
-/* checkpoint: /weights checked both ways against the plan */
-
-static int load_weights(cls_base *nb, hid_t f) {
-    hid_t g = H5I_INVALID_HID, ds = H5I_INVALID_HID;
-    unsigned char seen[CLS_MAX_TENSORS] = {0};
-    ipr_problems pr;
-    memset(&pr, 0, sizeof pr);
-    IPR_CHECK(ipr_h5_exists(f, "/weights"), "no /weights group");
-    IPR_H5(g = H5Gopen2(f, "/weights", H5P_DEFAULT));
-
-    /* file -> plan: every name under /weights is a tensor of the architecture */
-    H5G_info_t gi;
-    IPR_H5(H5Gget_info(g, &gi));
-    for (hsize_t i = 0; i < gi.nlinks; ++i) {
-        char name[256];
-        const ssize_t len = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT);
-        IPR_H5(len);
-        int found = -1;
-        for (int k = 0; k < nb->n_tensors && found < 0; ++k)
-            if (strcmp(nb->tensors[k].name, name) == 0) found = k;
-        if (found >= 0) {
-            seen[found] = 1;
-            continue;
-        }
-        char what[112] = "not a dataset";
-        hid_t o = H5Oopen(g, name, H5P_DEFAULT);
-        if (o >= 0) {
-            if (H5Iget_type(o) == H5I_DATASET) {
-                int r = 0, fl = 0;
-                int64_t d[8];
-                char s[96] = "?";
-                if (ipr_h5_dataset_shape(o, &r, d, &fl) == IPR_OK) ipr_dims_str(s, sizeof s, d, r);
-                snprintf(what, sizeof what, "shape %s", s);
-            }
-            H5Oclose(o);
-        }
-        H5Eclear2(H5E_DEFAULT);
-        ipr_problem(&pr, "unexpected tensor '%s' (%s): not part of the architecture", name, what);
-    }
-
-    /* plan -> file: every tensor present with its exact shape */
-    for (int k = 0; k < nb->n_tensors; ++k) {
-        const cls_tensor *t = &nb->tensors[k];
-        char want[96], got[96];
-        ipr_dims_str(want, sizeof want, t->shape, t->rank);
-        if (!seen[k]) {
-            ipr_problem(&pr, "missing tensor '%s' (expected shape %s)", t->name, want);
-            continue;
-        }
-        ds = H5Dopen2(g, t->name, H5P_DEFAULT);
-        if (ds < 0) {
-            H5Eclear2(H5E_DEFAULT);
-            ipr_problem(&pr, "'%s' is not a dataset (expected a tensor of shape %s)", t->name, want);
-            continue;
-        }
-        int rank = 0, is_float = 0;
-        int64_t dims[8];
-        IPR_TRY(ipr_h5_dataset_shape(ds, &rank, dims, &is_float));
-        int same = rank == t->rank;
-        for (int i = 0; same && i < rank; ++i) same = dims[i] == t->shape[i];
-        if (!same) {
-            ipr_dims_str(got, sizeof got, dims, rank);
-            ipr_problem(&pr, "tensor '%s': expected shape %s, found %s", t->name, want, got);
-        } else if (!is_float) {
-            ipr_problem(&pr, "tensor '%s' is not floating point", t->name);
-        } else if (pr.n == 0) {
-            if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, *t->bind) < 0) {
-                ipr_h5_error_set(__FILE__, __LINE__, "H5Dread");
-                ipr_error_context("tensor '%s' (truncated or corrupt file?)", t->name);
-                goto fail;
-            }
-        }
-        H5Dclose(ds);
-        ds = H5I_INVALID_HID;
-    }
-    IPR_CHECK(pr.n == 0, "%d problem%s with /weights: %s%s", pr.n, pr.n == 1 ? "" : "s", pr.msg,
-              pr.n > 4 ? "; ..." : "");
-    H5Gclose(g);
-    return IPR_OK;
-fail:
-    if (ds >= 0) H5Dclose(ds);
-    if (g >= 0) H5Gclose(g);
     return IPR_ERR;
 }
 
@@ -369,7 +237,7 @@ ipr_digit_classifier *ipr_digit_classifier_load(const char *path, int max_batch)
         };
         IPR_TRY(base_alloc(nb, req, (int)(sizeof req / sizeof req[0])));
     }
-    IPR_TRY(load_weights(nb, f));
+    IPR_TRY(ipr_weights_load_h5(&nb->wt, f, "/weights"));
     H5Fclose(f);
     return net;
 fail:
@@ -388,7 +256,7 @@ void ipr_digit_classifier_free(ipr_digit_classifier *net) {
 int ipr_digit_classifier_max_batch(const ipr_digit_classifier *net) { return net->base.max_batch; }
 
 void ipr_digit_classifier_arena_bytes(const ipr_digit_classifier *net, size_t *weights, size_t *scratch) {
-    if (weights) *weights = net->base.wfloats * sizeof(float);
+    if (weights) *weights = net->base.wt.floats * sizeof(float);
     if (scratch) *scratch = net->base.sfloats * sizeof(float);
 }
 
@@ -523,22 +391,22 @@ static int poly_read_config(hid_t f, int64_t version, ipr_polygons_classifier_co
     ipr_polygons_classifier_config_init(cfg);
     IPR_TRY(attr_expect(f, "in_channels", in_ch, 1));
     IPR_TRY(attr_expect(f, "num_classes", ncls, 4));
-    IPR_TRY(attr_ints(f, "image_size", 1, 1, 4096, &cfg->image_size));
+    IPR_TRY(ipr_attr_ints(f, "image_size", 1, 0, 1, 4096, &cfg->image_size));
     /* the layer count is the length of `channels`: 4 in version 1, 1..IPR_POLYCLS_MAX_LAYERS from version 2 */
     IPR_TRY(ipr_h5_read_attr_i64_array(f, "channels", v, IPR_POLYCLS_MAX_LAYERS, &n));
     IPR_CHECK(n >= 1, "attribute 'channels' is empty");
     IPR_CHECK(version >= 2 || n == 4, "attribute 'channels' has %d values; a version-1 checkpoint has 4", n);
     cfg->layers = n;
-    IPR_TRY(attr_ints(f, "channels", n, 1, 4096, cfg->channels));
+    IPR_TRY(ipr_attr_ints(f, "channels", n, 0, 1, 4096, cfg->channels));
     if (version >= 2) {
-        IPR_TRY(attr_ints(f, "strides", n, 1, 2, cfg->strides));
+        IPR_TRY(ipr_attr_ints(f, "strides", n, 0, 1, 2, cfg->strides));
     } else {
         IPR_CHECK(H5Aexists(f, "strides") <= 0, "attribute 'strides' in a version-1 checkpoint");
         for (int l = 0; l < n; ++l) cfg->strides[l] = 2;
     }
     for (int l = n; l < IPR_POLYCLS_MAX_LAYERS; ++l) cfg->channels[l] = cfg->strides[l] = 0;
-    IPR_TRY(attr_ints(f, "hidden", 1, 1, 65536, &cfg->hidden));
-    IPR_TRY(attr_ints(f, "norm_groups", 1, 0, 4096, &cfg->norm_groups));
+    IPR_TRY(ipr_attr_ints(f, "hidden", 1, 0, 1, 65536, &cfg->hidden));
+    IPR_TRY(ipr_attr_ints(f, "norm_groups", 1, 0, 0, 4096, &cfg->norm_groups));
     for (int l = 0; l < n && cfg->norm_groups > 0; ++l)
         IPR_CHECK(cfg->channels[l] % cfg->norm_groups == 0,
                   "attribute 'norm_groups' = %d does not divide channels[%d] = %d (GroupNorm needs it)",
@@ -599,7 +467,7 @@ ipr_polygons_classifier *ipr_polygons_classifier_load(const char *path, int max_
         };
         IPR_TRY(base_alloc(nb, req, (int)(sizeof req / sizeof req[0])));
     }
-    IPR_TRY(load_weights(nb, f));
+    IPR_TRY(ipr_weights_load_h5(&nb->wt, f, "/weights"));
     H5Fclose(f);
     return net;
 fail:
@@ -622,7 +490,7 @@ const ipr_polygons_classifier_config *ipr_polygons_classifier_get_config(const i
 int ipr_polygons_classifier_max_batch(const ipr_polygons_classifier *net) { return net->base.max_batch; }
 
 void ipr_polygons_classifier_arena_bytes(const ipr_polygons_classifier *net, size_t *weights, size_t *scratch) {
-    if (weights) *weights = net->base.wfloats * sizeof(float);
+    if (weights) *weights = net->base.wt.floats * sizeof(float);
     if (scratch) *scratch = net->base.sfloats * sizeof(float);
 }
 

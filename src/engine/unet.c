@@ -10,15 +10,12 @@
 #include "unet_internal.h"
 
 /* ------------------------------------------------------------------------------------------------ */
-/* plan: one walk over the architecture, run twice. Pass 0 counts tensors and floats and sizes the
- * activation buffers; pass 1 (after the arenas exist) records names and shapes and hands out pointers. */
+/* plan: one walk over the architecture registers every tensor in the shared weight table (weights.h, with the
+ * address each field receives once the arena exists) and sizes the activation buffers. */
 
 typedef struct {
     ipr_unet *net;
-    int pass;
-    int nt;             /* tensors registered so far */
-    size_t wfloats;     /* weight floats so far */
-    int failed;         /* a name did not fit */
+    int failed;         /* a name did not fit or a skip has the wrong size */
     /* activation sizes in floats, for one sample (hbuf and cat are later multiplied by max_batch) */
     size_t tmp, u, col, qkv, scores;
     size_t hbuf, cat;
@@ -31,50 +28,30 @@ typedef struct {
         if (v_ > pl->field) pl->field = v_;     \
     } while (0)
 
-static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
-
-static float *plan_tensor(ipr_plan *pl, ipr_unet_tensor_kind kind, int rank, int64_t d0, int64_t d1, int64_t d2,
-                          int64_t d3, const char *fmt, ...) IPR_PRINTF(8, 9);
-static float *plan_tensor(ipr_plan *pl, ipr_unet_tensor_kind kind, int rank, int64_t d0, int64_t d1, int64_t d2,
-                          int64_t d3, const char *fmt, ...) {
+static void plan_tensor(ipr_plan *pl, float **bind, ipr_weights_kind kind, int rank, int64_t d0, int64_t d1,
+                        int64_t d2, int64_t d3, const char *fmt, ...) IPR_PRINTF(9, 10);
+static void plan_tensor(ipr_plan *pl, float **bind, ipr_weights_kind kind, int rank, int64_t d0, int64_t d1,
+                        int64_t d2, int64_t d3, const char *fmt, ...) {
     const int64_t dims[4] = {d0, d1, d2, d3};
-    size_t numel = 1;
-    for (int i = 0; i < rank; ++i) numel *= (size_t)dims[i];
-    float *ptr = NULL;
-    if (pl->pass == 1) {
-        ipr_unet_tensor *t = &pl->net->tensors[pl->nt];
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->name, sizeof t->name, fmt, ap);
-        va_end(ap);
-        if (n < 0 || (size_t)n >= sizeof t->name) pl->failed = 1;
-        t->rank = rank;
-        for (int i = 0; i < 4; ++i) t->shape[i] = i < rank ? dims[i] : 0;
-        t->numel = numel;
-        t->data = pl->net->warena + pl->wfloats;
-        t->alias_of = -1;
-        t->kind = kind;
-        ptr = t->data;
-    }
-    pl->nt++;
-    pl->wfloats += align16(numel);
-    return ptr;
+    char name[IPR_WEIGHTS_NAME_CAP];
+    va_list ap;
+    va_start(ap, fmt);
+    const int n = vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof name) pl->failed = 1;
+    ipr_weights_add(&pl->net->wt, name, rank, dims, kind, bind);
 }
 
 /* A second state_dict name for tensor `target` (the shared time MLP, spec 1.4). */
 static void plan_alias(ipr_plan *pl, int target, const char *fmt, ...) IPR_PRINTF(3, 4);
 static void plan_alias(ipr_plan *pl, int target, const char *fmt, ...) {
-    if (pl->pass == 1) {
-        ipr_unet_tensor *t = &pl->net->tensors[pl->nt];
-        *t = pl->net->tensors[target];
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->name, sizeof t->name, fmt, ap);
-        va_end(ap);
-        if (n < 0 || (size_t)n >= sizeof t->name) pl->failed = 1;
-        t->alias_of = target;
-    }
-    pl->nt++;
+    char name[IPR_WEIGHTS_NAME_CAP];
+    va_list ap;
+    va_start(ap, fmt);
+    const int n = vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof name) pl->failed = 1;
+    ipr_weights_alias(&pl->net->wt, target, name);
 }
 
 static void plan_conv(ipr_plan *pl, ipr_conv_w *cv, int c_out, int c_in, int k, int rank, const char *prefix) {
@@ -82,16 +59,16 @@ static void plan_conv(ipr_plan *pl, ipr_conv_w *cv, int c_out, int c_in, int k, 
     cv->c_in = c_in;
     cv->k = k;
     if (rank == 4)
-        cv->w = plan_tensor(pl, IPR_TENSOR_WEIGHT, 4, c_out, c_in, k, k, "%s.weight", prefix);
+        plan_tensor(pl, &cv->w, IPR_WEIGHTS_WEIGHT, 4, c_out, c_in, k, k, "%s.weight", prefix);
     else /* Conv1d (attention qkv / proj): (c_out, c_in, 1) */
-        cv->w = plan_tensor(pl, IPR_TENSOR_WEIGHT, 3, c_out, c_in, 1, 0, "%s.weight", prefix);
-    cv->b = plan_tensor(pl, IPR_TENSOR_BIAS, 1, c_out, 0, 0, 0, "%s.bias", prefix);
+        plan_tensor(pl, &cv->w, IPR_WEIGHTS_WEIGHT, 3, c_out, c_in, 1, 0, "%s.weight", prefix);
+    plan_tensor(pl, &cv->b, IPR_WEIGHTS_BIAS, 1, c_out, 0, 0, 0, "%s.bias", prefix);
 }
 
 static void plan_norm(ipr_plan *pl, ipr_norm_w *nw, int c, const char *prefix) {
     nw->c = c;
-    nw->gamma = plan_tensor(pl, IPR_TENSOR_GAIN, 1, c, 0, 0, 0, "%s.weight", prefix);
-    nw->beta = plan_tensor(pl, IPR_TENSOR_BIAS, 1, c, 0, 0, 0, "%s.bias", prefix);
+    plan_tensor(pl, &nw->gamma, IPR_WEIGHTS_GAIN, 1, c, 0, 0, 0, "%s.weight", prefix);
+    plan_tensor(pl, &nw->beta, IPR_WEIGHTS_BIAS, 1, c, 0, 0, 0, "%s.bias", prefix);
 }
 
 static void plan_col(ipr_plan *pl, int c_in, int k, int ho, int wo) {
@@ -118,9 +95,9 @@ static void plan_resblock(ipr_plan *pl, ipr_resblock_w *rb, const char *p, int c
     plan_norm(pl, &rb->norm2, c_out, name);
     rb->emb.out = c_out;
     rb->emb.in = net->cfg.t_emb_dim;
-    rb->emb.w = plan_tensor(pl, IPR_TENSOR_WEIGHT, 2, c_out, net->cfg.t_emb_dim, 0, 0,
-                            "%s.norm_with_embedding.embedding_layer.1.weight", p);
-    rb->emb.b = plan_tensor(pl, IPR_TENSOR_BIAS, 1, c_out, 0, 0, 0, "%s.norm_with_embedding.embedding_layer.1.bias", p);
+    plan_tensor(pl, &rb->emb.w, IPR_WEIGHTS_WEIGHT, 2, c_out, net->cfg.t_emb_dim, 0, 0,
+                "%s.norm_with_embedding.embedding_layer.1.weight", p);
+    plan_tensor(pl, &rb->emb.b, IPR_WEIGHTS_BIAS, 1, c_out, 0, 0, 0, "%s.norm_with_embedding.embedding_layer.1.bias", p);
     snprintf(name, sizeof name, "%s.conv_2.2", p);
     plan_conv(pl, &rb->conv2, c_out, c_out, 3, 4, name);
     rb->has_shortcut = c_in != c_out;
@@ -163,21 +140,19 @@ static void plan_walk(ipr_plan *pl) {
     const ipr_unet_config *cfg = &net->cfg;
     const int L = net->L;
     const size_t HW = (size_t)net->H * net->W;
-    pl->nt = 0;
-    pl->wfloats = 0;
     pl->tmp = pl->u = pl->col = pl->qkv = pl->scores = pl->hbuf = pl->cat = 0;
     pl->c_max = 0;
 
     /* the shared time MLP first: tensors 0..3 are the targets of every alias */
     net->temb1.out = cfg->t_emb_dim;
     net->temb1.in = cfg->d_emb;
-    net->temb1.w = plan_tensor(pl, IPR_TENSOR_WEIGHT, 2, cfg->t_emb_dim, cfg->d_emb, 0, 0, "time_embedding.mlp.0.weight");
-    net->temb1.b = plan_tensor(pl, IPR_TENSOR_BIAS, 1, cfg->t_emb_dim, 0, 0, 0, "time_embedding.mlp.0.bias");
+    plan_tensor(pl, &net->temb1.w, IPR_WEIGHTS_WEIGHT, 2, cfg->t_emb_dim, cfg->d_emb, 0, 0, "time_embedding.mlp.0.weight");
+    plan_tensor(pl, &net->temb1.b, IPR_WEIGHTS_BIAS, 1, cfg->t_emb_dim, 0, 0, 0, "time_embedding.mlp.0.bias");
     net->temb2.out = cfg->t_emb_dim;
     net->temb2.in = cfg->t_emb_dim;
-    net->temb2.w = plan_tensor(pl, IPR_TENSOR_WEIGHT, 2, cfg->t_emb_dim, cfg->t_emb_dim, 0, 0,
-                               "time_embedding.mlp.2.weight");
-    net->temb2.b = plan_tensor(pl, IPR_TENSOR_BIAS, 1, cfg->t_emb_dim, 0, 0, 0, "time_embedding.mlp.2.bias");
+    plan_tensor(pl, &net->temb2.w, IPR_WEIGHTS_WEIGHT, 2, cfg->t_emb_dim, cfg->t_emb_dim, 0, 0,
+                "time_embedding.mlp.2.weight");
+    plan_tensor(pl, &net->temb2.b, IPR_WEIGHTS_BIAS, 1, cfg->t_emb_dim, 0, 0, 0, "time_embedding.mlp.2.bias");
 
     /* ---- encoder (spec 1.3): conv_in, per level num_blocks x [ResBlock (+Attn)], Downsample ---- */
     int cur = cfg->hid_dims[0], si = 0;
@@ -377,31 +352,19 @@ ipr_unet *ipr_unet_new(const ipr_unet_config *cfg, int max_batch, int height, in
     net->skips = ipr_calloc((size_t)net->n_skips, sizeof *net->skips, "unet skips");
     IPR_CHECK(net->enc && net->dec && net->skip_c && net->skip_level && net->skips, "%s", ipr_error_message());
 
-    /* pass 0: count */
+    /* the plan: tensors (bound to their fields at allocation) and activation sizes */
     ipr_plan pl = {0};
     pl.net = net;
-    pl.pass = 0;
+    ipr_weights_init(&net->wt);
+    net->wt.alias_what = "the shared time-embedding MLP";
     plan_walk(&pl);
-    net->n_tensors = pl.nt;
+    IPR_CHECK(!pl.failed, "unet: internal plan error (a state_dict name does not fit, or a skip has the wrong size)");
     const int half = cfg->d_emb / 2;
-    const size_t wfloats = pl.wfloats + align16((size_t)half);
-    net->wbytes = sizeof(float) * wfloats;
-    net->tensors = ipr_calloc((size_t)net->n_tensors, sizeof *net->tensors, "unet tensor table");
-    IPR_CHECK(net->tensors != NULL, "%s", ipr_error_message());
-    net->warena = aligned_alloc(64, net->wbytes);
-    IPR_CHECK(net->warena != NULL, "out of memory: weight arena of %zu bytes", net->wbytes);
-    memset(net->warena, 0, net->wbytes);
-
-    /* pass 1: names, shapes, pointers */
-    pl.pass = 1;
-    plan_walk(&pl);
-    IPR_CHECK(!pl.failed && pl.nt == net->n_tensors, "unet: internal plan mismatch (%d vs %d tensors)", pl.nt,
-              net->n_tensors);
-    net->freqs = net->warena + pl.wfloats;
+    ipr_weights_derived(&net->wt, (size_t)half, &net->freqs);
+    IPR_TRY(ipr_weights_alloc(&net->wt, "unet"));
+    net->warena = net->wt.arena;
+    net->wbytes = sizeof(float) * net->wt.floats;
     ipr_cpu_sinusoid_freqs(net->freqs, half);
-    net->n_params = 0;
-    for (int i = 0; i < net->n_tensors; ++i)
-        if (net->tensors[i].alias_of < 0) net->n_params += (int64_t)net->tensors[i].numel;
     net->c_max = pl.c_max;
 
     /* time-embedding table: default min(every pixel of every level, IPR_UNET_TEMB_DEFAULT_CAP) */
@@ -440,8 +403,7 @@ void ipr_unet_free(ipr_unet *net) {
     free(net->skip_c);
     free(net->skip_level);
     free(net->skips);
-    free(net->tensors);
-    free(net->warena);
+    ipr_weights_free(&net->wt);
     free(net->aarena);
     free(net);
 }
@@ -471,8 +433,8 @@ void ipr_unet_arena_bytes(const ipr_unet *net, size_t *weights, size_t *activati
     if (weights) *weights = net->wbytes;
     if (activations) *activations = net->abytes;
 }
-int64_t ipr_unet_param_count(const ipr_unet *net) { return net->n_params; }
-int ipr_unet_tensor_count(const ipr_unet *net) { return net->n_tensors; }
+int64_t ipr_unet_param_count(const ipr_unet *net) { return net->wt.params; }
+int ipr_unet_tensor_count(const ipr_unet *net) { return net->wt.n; }
 void ipr_unet_set_stage_hook(ipr_unet *net, ipr_unet_stage_fn fn, void *ctx) {
     net->hook = fn;
     net->hook_ctx = ctx;

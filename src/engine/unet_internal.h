@@ -9,6 +9,7 @@
 
 #include "ipr/unet.h"
 #include "ops_cpu.h"
+#include "weights.h"
 
 #define IPR_UNET_NAME_CAP 112
 /* im2col scratch is tiled into bands of output rows of at most this many floats (16 MiB) */
@@ -19,20 +20,6 @@
 #define IPR_UNET_TEMB_DEFAULT_CAP 8192
 /* rows per MLP / projection GEMM in the time embedding */
 #define IPR_UNET_TEMB_CHUNK 64
-
-/* How ipr_unet_init_random draws a tensor. */
-typedef enum { IPR_TENSOR_WEIGHT = 0, IPR_TENSOR_BIAS = 1, IPR_TENSOR_GAIN = 2 } ipr_unet_tensor_kind;
-
-/* One state_dict entry. */
-typedef struct {
-    char name[IPR_UNET_NAME_CAP];
-    int rank;
-    int64_t shape[4];
-    size_t numel;
-    float *data;             /* into the weight arena (aliases share their target's) */
-    int alias_of;            /* index of the tensor this name is a hard link to; -1: owns its data */
-    ipr_unet_tensor_kind kind;
-} ipr_unet_tensor;
 
 typedef struct { float *w, *b; int c_out, c_in, k; } ipr_conv_w;       /* w (c_out, c_in, k, k) */
 typedef struct { float *gamma, *beta; int c; } ipr_norm_w;             /* GroupNorm(32, c) */
@@ -103,12 +90,11 @@ struct ipr_unet {
     size_t loff[IPR_UNET_MAX_LEVELS];                     /* sum of h_k w_k for k < l */
     size_t lsum;                                          /* sum of h_l w_l over all levels */
 
-    /* weights */
-    int n_tensors;
-    ipr_unet_tensor *tensors;
-    float *warena;
+    /* weights: every tensor in the shared table's one arena (weights.h); the shared MLP's other names are
+     * aliases of tensors 0..3 */
+    ipr_weights wt;
+    float *warena;               /* = wt.arena, (wbytes) bytes: what unet_cuda.c uploads */
     size_t wbytes;
-    int64_t n_params;
     ipr_linear_w temb1, temb2;   /* time_embedding.mlp.0 / .2 */
     float *freqs;                /* (d_emb / 2) sinusoid frequencies (derived, in the weight arena) */
     int n_enc, n_dec, n_skips;

@@ -15,7 +15,7 @@
 #include <yaml.h>
 
 #include "ipr/hash.h"
-#include "ipr/unet.h"
+#include "ipr/model.h"
 #include "pipeline/json.h"
 
 #define BIG 1e18
@@ -762,8 +762,8 @@ int pl_config_check_files(const pl_config *cfg) {
         const char *p = cfg->model_path[i];
         IPR_CHECK(file_readable(p), "%s: key 'model.checkpoint': model file %s does not exist or is not readable",
                   cfg->where_model, p);
-        ipr_unet_config uc;
-        if (ipr_unet_config_read(p, &uc) != IPR_OK) {
+        ipr_model_info uc;
+        if (ipr_model_info_read(p, &uc) != IPR_OK) {
             ipr_error_context("%s: key 'model.checkpoint': %s is not an SRM checkpoint", cfg->where_model, p);
             return IPR_ERR;
         }

@@ -267,6 +267,10 @@ static int write_results(const pl_run *run, const pl_plan *plan, const pl_rows *
         IPR_TRY(ipr_h5_attr_str(f, "run_id", run->run_id));
         IPR_TRY(ipr_h5_attr_str(f, "config_sha256", g->config_sha256));
         IPR_TRY(ipr_h5_attr_str(f, "benchmark", ipr_bench_name(g->bench)));
+        if (run->mnist_pool_sha256[0]) { /* sudoku: the digit images the instances show (run.json) */
+            IPR_TRY(ipr_h5_attr_str(f, "mnist_pool", run->mnist_pool));
+            IPR_TRY(ipr_h5_attr_str(f, "mnist_pool_sha256", run->mnist_pool_sha256));
+        }
         IPR_TRY(ipr_h5_attr_i64(f, "iterations", g->iterations));
         IPR_TRY(ipr_h5_attr_i64(f, "complete", rep->complete));
         IPR_TRY(ipr_h5_attr_i64(f, "limited", g->limited));

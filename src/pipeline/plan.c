@@ -11,7 +11,7 @@
 #include "ipr/common.h"
 #include "ipr/h5io.h"
 #include "ipr/hash.h"
-#include "ipr/unet.h"
+#include "ipr/model.h"
 #include "pipeline/table.h"
 
 static uint64_t unit_id(const char *cfg_sha, const pl_unit *u, double fraction) {
@@ -61,8 +61,8 @@ int pl_plan_build(const pl_config *cfg, pl_plan *out) {
     int side = cfg->bench == IPR_BENCH_SUDOKU ? IPR_SUDOKU_SIDE
                : cfg->bench == IPR_BENCH_EVEN_PIXELS ? IPR_EP_SIDE : IPR_POLY_SIDE;
     for (int m = 0; m < cfg->n_models; ++m) {
-        ipr_unet_config uc;
-        if (ipr_unet_config_read(cfg->model_path[m], &uc) != IPR_OK) {
+        ipr_model_info uc;
+        if (ipr_model_info_read(cfg->model_path[m], &uc) != IPR_OK) {
             ipr_error_context("key 'model.checkpoint'");
             return IPR_ERR;
         }

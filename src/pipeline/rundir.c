@@ -14,7 +14,8 @@
 #include <unistd.h>
 
 #include "ipr/hash.h"
-#include "ipr/unet.h"
+#include "ipr/mnist.h"
+#include "ipr/model.h"
 #include "pipeline/json.h"
 
 double pl_now(void) {
@@ -105,28 +106,21 @@ static int dir_is_empty(const char *path) {
     return empty;
 }
 
-/* A model card: what the checkpoint is, without its weights. */
+/* A model card: what the checkpoint is (either backbone), without its weights. */
 static int model_card(const pl_config *cfg, int m, const char *sha, pl_buf *b) {
-    ipr_unet_config uc;
+    ipr_model_info mi;
     struct stat sb;
-    IPR_TRY(ipr_unet_config_read(cfg->model_path[m], &uc));
+    char arch[1024];
+    IPR_TRY(ipr_model_info_read(cfg->model_path[m], &mi));
     IPR_IO(stat(cfg->model_path[m], &sb) == 0, cfg->model_path[m]);
+    if (ipr_model_info_json(&mi, arch, sizeof arch) < 0) goto fail;
     pl_buf_add(b, "{\n  \"name\": ");
     pl_buf_json_str(b, cfg->model_name[m]);
     pl_buf_add(b, ",\n  \"path\": ");
     pl_buf_json_str(b, cfg->model_path[m]);
-    pl_buf_printf(b, ",\n  \"sha256\": \"%s\",\n  \"size_bytes\": %lld,\n  \"format\": \"%s\",\n", sha,
-                  (long long)sb.st_size, IPR_UNET_FORMAT);
-    pl_buf_printf(b, "  \"benchmark\": \"%s\",\n  \"image_size\": [%d, %d],\n  \"d_in\": %d,\n  \"d_out\": %d,\n",
-                  ipr_bench_name(cfg->bench), uc.image_size[0], uc.image_size[1], uc.d_in, uc.d_out);
-    pl_buf_printf(b, "  \"patch_size\": %d,\n  \"hid_dims\": [", uc.patch_size);
-    for (int i = 0; i < uc.n_levels; ++i) pl_buf_printf(b, "%s%d", i ? ", " : "", uc.hid_dims[i]);
-    pl_buf_add(b, "],\n  \"attention\": [");
-    for (int i = 0; i < uc.n_levels; ++i) pl_buf_printf(b, "%s%s", i ? ", " : "", uc.attention[i] ? "true" : "false");
-    pl_buf_add(b, "],\n  \"num_blocks\": [");
-    for (int i = 0; i < uc.n_levels; ++i) pl_buf_printf(b, "%s%d", i ? ", " : "", uc.num_blocks[i]);
-    pl_buf_printf(b, "],\n  \"num_head_channels\": %d,\n  \"t_emb_dim\": %d,\n  \"d_emb\": %d\n}\n",
-                  uc.num_head_channels, uc.t_emb_dim, uc.d_emb);
+    pl_buf_printf(b, ",\n  \"sha256\": \"%s\",\n  \"size_bytes\": %lld,\n", sha, (long long)sb.st_size);
+    pl_buf_printf(b, "  \"benchmark\": \"%s\",\n  \"architecture\": \"%s\",\n  %s\n}\n", ipr_bench_name(cfg->bench),
+                  mi.arch, arch);
     return pl_buf_ok(b);
 fail:
     return IPR_ERR;
@@ -162,6 +156,10 @@ int pl_run_load(const char *dir, pl_run *out, char **run_json) {
     IPR_TRY(pl_json_get_str(json, "run_id", out->run_id, sizeof out->run_id));
     IPR_TRY(pl_json_get_i64(json, "created_epoch", &out->created_epoch));
     IPR_TRY(parse_model_shas(json, out));
+    if (pl_json_find(json, "mnist_pool_sha256")) { /* sudoku runs since the curated pools */
+        IPR_TRY(pl_json_get_str(json, "mnist_pool", out->mnist_pool, sizeof out->mnist_pool));
+        IPR_TRY(pl_json_get_str(json, "mnist_pool_sha256", out->mnist_pool_sha256, sizeof out->mnist_pool_sha256));
+    }
     if (run_json)
         *run_json = json;
     else
@@ -210,7 +208,11 @@ static int create_run(const char *final_dir, const pl_config *cfg, const char *y
     pl_buf_json_str(&b, cfg->name);
     pl_buf_printf(&b, ",\n  \"config_sha256\": \"%s\",\n  \"model_sha256\": [", cfg->sha256);
     for (int m = 0; m < cfg->n_models; ++m) pl_buf_printf(&b, "%s\"%s\"", m ? ", " : "", run->model_sha256[m]);
-    pl_buf_printf(&b, "],\n  \"created\": \"%s\",\n  \"created_epoch\": %lld,\n  \"limited\": %s,\n", stamp,
+    pl_buf_add(&b, "]");
+    if (run->mnist_pool_sha256[0])
+        pl_buf_printf(&b, ",\n  \"mnist_pool\": \"%s\",\n  \"mnist_pool_sha256\": \"%s\"", run->mnist_pool,
+                      run->mnist_pool_sha256);
+    pl_buf_printf(&b, ",\n  \"created\": \"%s\",\n  \"created_epoch\": %lld,\n  \"limited\": %s,\n", stamp,
                   (long long)run->created_epoch, cfg->limited ? "true" : "false");
     pl_buf_printf(&b, "  \"producer\": \"ipr %s\",\n  \"git_sha\": \"%s\"\n}\n", IPR_VERSION, IPR_GIT_SHA);
     IPR_TRY(pl_buf_ok(&b));
@@ -265,6 +267,17 @@ int pl_run_open(const char *dir, const pl_config *cfg, const char *yaml, size_t 
             goto fail;
         }
     }
+    if (cfg->bench == IPR_BENCH_SUDOKU) { /* the digit images the instances show, by content */
+        ipr_mnist_pool pool;
+        if (ipr_mnist_pool_load(cfg->has_mnist_dir ? cfg->mnist_dir : ipr_mnist_default_dir(), cfg->split, &pool) !=
+            IPR_OK) {
+            ipr_error_context("key 'mnist_dir'");
+            goto fail;
+        }
+        snprintf(out->mnist_pool, sizeof out->mnist_pool, "%s", pool.name);
+        memcpy(out->mnist_pool_sha256, pool.sha256, sizeof out->mnist_pool_sha256);
+        ipr_mnist_pool_free(&pool);
+    }
     for (int attempt = 0; attempt < 3; ++attempt) {
         struct stat sb;
         snprintf(path, sizeof path, "%s/run.json", out->dir);
@@ -280,6 +293,10 @@ int pl_run_open(const char *dir, const pl_config *cfg, const char *yaml, size_t 
                     same = 0;
                     model_changed = m;
                 }
+            /* a run recorded before the pools had hashes has none to compare */
+            const int pool_changed = same && old.mnist_pool_sha256[0] &&
+                                     strcmp(old.mnist_pool_sha256, out->mnist_pool_sha256) != 0;
+            if (pool_changed) same = 0;
             if (same) {
                 memcpy(out->run_id, old.run_id, sizeof out->run_id);
                 out->created_epoch = old.created_epoch;
@@ -296,6 +313,11 @@ int pl_run_open(const char *dir, const pl_config *cfg, const char *yaml, size_t 
                              out->dir, cfg->model_name[model_changed], old.model_sha256[model_changed],
                              out->model_sha256[model_changed]);
                 }
+                if (pool_changed)
+                    IPR_FAIL("%s holds a run whose Sudoku instances were drawn from another MNIST pool (%s %.12s..., now "
+                             "%s %.12s...). Use --force-new to start over (the old directory is kept aside) or another "
+                             "--output",
+                             out->dir, old.mnist_pool, old.mnist_pool_sha256, out->mnist_pool, out->mnist_pool_sha256);
                 if (pl_read_file(cpath, &old_cfg, NULL) == IPR_OK && pl_config_diff(old_cfg, cfg->resolved_json, &diff) == IPR_OK)
                     IPR_FAIL("%s holds a run of another config (config_sha256 %.12s..., now %.12s...); changed keys:\n%s"
                              "Use --force-new to start over (the old directory is kept aside) or another --output",

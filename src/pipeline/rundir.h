@@ -21,6 +21,7 @@ typedef struct {
     int64_t created_epoch;   /* seconds; the bundle's default mtime */
     int resumed;             /* the directory held this run already */
     char model_sha256[PL_MAX_MODELS][65];
+    char mnist_pool[32], mnist_pool_sha256[65]; /* sudoku: the MNIST pool's name and content hash (mnist.h); else "" */
 } pl_run;
 
 /* mkdir -p */

@@ -1,18 +1,99 @@
-/* denoiser.c: the SRM U-Net behind one host-buffer forward, on the CPU engine or one CUDA GPU
- * (ipr_unet_cuda_forward), so the sampler never needs to know where the network runs. */
+/* denoiser.c: a denoiser checkpoint of any backbone (the SRM U-Net or the region-token DiT, ipr/model.h) behind one
+ * host-buffer forward, on the CPU engine or one CUDA GPU, so the sampler never needs to know which network runs or
+ * where. The backbone is chosen once, from the checkpoint's `format`, through a table of operations. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ipr/common.h"
+#include "ipr/dit_cuda.h"
 #include "ipr/sampler.h"
+
+/* What one backbone provides. `net` / `gpu` are the backbone's own CPU and CUDA objects. */
+typedef struct {
+    ipr_backbone backbone;
+    int (*open)(ipr_denoiser *d, const char *path);
+    int (*forward)(ipr_denoiser *d, const float *x, const float *t, int B, float *y);
+    void (*arena_bytes)(const ipr_denoiser *d, size_t *weights, size_t *activations);
+    const char *(*device_name)(const ipr_denoiser *d);
+    void (*free)(ipr_denoiser *d);
+} denoiser_ops;
 
 struct ipr_denoiser {
     ipr_denoiser_config cfg;
-    ipr_unet *net;       /* the CPU net (also holds the plan the CUDA net shares) */
-    ipr_unet_cuda *gpu;  /* NULL on the CPU path */
+    ipr_model_info info;
+    const denoiser_ops *ops;
+    void *net; /* ipr_unet * / ipr_dit *: the CPU net (also the plan the CUDA one shares) */
+    void *gpu; /* ipr_unet_cuda * / ipr_dit_cuda *, NULL on the CPU path */
 };
+
+/* ---------------- the U-Net ---------------- */
+
+static int unet_open(ipr_denoiser *d, const char *path) {
+    IPR_TRY_PTR(d->net = ipr_unet_load(path, d->cfg.max_batch, 0, 0));
+    if (d->cfg.device == IPR_DEVICE_CUDA) IPR_TRY_PTR(d->gpu = ipr_unet_cuda_new(d->net, d->cfg.gpu, d->cfg.precision));
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+static int unet_forward(ipr_denoiser *d, const float *x, const float *t, int B, float *y) {
+    if (d->gpu) return ipr_unet_cuda_forward(d->gpu, x, t, B, y);
+    return ipr_unet_forward(d->net, x, t, B, y);
+}
+
+static void unet_arena_bytes(const ipr_denoiser *d, size_t *w, size_t *a) {
+    if (d->gpu)
+        ipr_unet_cuda_arena_bytes(d->gpu, w, a);
+    else
+        ipr_unet_arena_bytes(d->net, w, a);
+}
+
+static const char *unet_device_name(const ipr_denoiser *d) {
+    return d->gpu ? ipr_unet_cuda_device_name(d->gpu) : "cpu";
+}
+
+static void unet_free(ipr_denoiser *d) {
+    ipr_unet_cuda_free(d->gpu);
+    ipr_unet_free(d->net);
+}
+
+/* ---------------- the DiT ---------------- */
+
+static int dit_open(ipr_denoiser *d, const char *path) {
+    IPR_TRY_PTR(d->net = ipr_dit_load(path, d->cfg.max_batch));
+    if (d->cfg.device == IPR_DEVICE_CUDA) IPR_TRY_PTR(d->gpu = ipr_dit_cuda_new(d->net, d->cfg.gpu, d->cfg.precision));
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+static int dit_forward(ipr_denoiser *d, const float *x, const float *t, int B, float *y) {
+    if (d->gpu) return ipr_dit_cuda_forward(d->gpu, x, t, B, y);
+    return ipr_dit_forward(d->net, x, t, B, y);
+}
+
+static void dit_arena_bytes(const ipr_denoiser *d, size_t *w, size_t *a) {
+    if (d->gpu)
+        ipr_dit_cuda_arena_bytes(d->gpu, w, a);
+    else
+        ipr_dit_arena_bytes(d->net, w, a);
+}
+
+static const char *dit_device_name(const ipr_denoiser *d) { return d->gpu ? ipr_dit_cuda_device_name(d->gpu) : "cpu"; }
+
+static void dit_free(ipr_denoiser *d) {
+    ipr_dit_cuda_free(d->gpu);
+    ipr_dit_free(d->net);
+}
+
+static const denoiser_ops k_ops[IPR_BACKBONE_COUNT] = {
+    {IPR_BACKBONE_UNET, unet_open, unet_forward, unet_arena_bytes, unet_device_name, unet_free},
+    {IPR_BACKBONE_DIT, dit_open, dit_forward, dit_arena_bytes, dit_device_name, dit_free},
+};
+
+/* ---------------- the interface ---------------- */
 
 void ipr_denoiser_config_init(ipr_denoiser_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
@@ -36,9 +117,12 @@ ipr_denoiser *ipr_denoiser_open(const char *ckpt_path, const ipr_denoiser_config
     d = ipr_calloc(1, sizeof *d, "denoiser");
     if (!d) goto fail;
     d->cfg = *cfg;
+    IPR_TRY(ipr_model_info_read(ckpt_path, &d->info));
+    for (int i = 0; i < IPR_BACKBONE_COUNT; ++i)
+        if (k_ops[i].backbone == d->info.backbone) d->ops = &k_ops[i];
+    IPR_CHECK(d->ops != NULL, "denoiser: no operations for backbone %s", ipr_backbone_name(d->info.backbone));
     if (cfg->cpu_threads > 0) openblas_set_num_threads(cfg->cpu_threads);
-    IPR_TRY_PTR(d->net = ipr_unet_load(ckpt_path, cfg->max_batch, 0, 0));
-    if (cfg->device == IPR_DEVICE_CUDA) IPR_TRY_PTR(d->gpu = ipr_unet_cuda_new(d->net, cfg->gpu, cfg->precision));
+    IPR_TRY(d->ops->open(d, ckpt_path));
     return d;
 fail:
     ipr_denoiser_free(d);
@@ -47,22 +131,21 @@ fail:
 
 void ipr_denoiser_free(ipr_denoiser *d) {
     if (!d) return;
-    ipr_unet_cuda_free(d->gpu);
-    ipr_unet_free(d->net);
+    if (d->ops) d->ops->free(d);
     free(d);
 }
 
-const ipr_unet_config *ipr_denoiser_unet_config(const ipr_denoiser *d) { return ipr_unet_get_config(d->net); }
+const ipr_model_info *ipr_denoiser_model_info(const ipr_denoiser *d) { return &d->info; }
 int ipr_denoiser_max_batch(const ipr_denoiser *d) { return d->cfg.max_batch; }
+const char *ipr_denoiser_device_name(const ipr_denoiser *d) { return d->ops->device_name(d); }
 
-const char *ipr_denoiser_device_name(const ipr_denoiser *d) {
-    return d->gpu ? ipr_unet_cuda_device_name(d->gpu) : "cpu";
+void ipr_denoiser_arena_bytes(const ipr_denoiser *d, size_t *weights, size_t *activations) {
+    d->ops->arena_bytes(d, weights, activations);
 }
 
 int ipr_denoiser_forward(ipr_denoiser *d, const float *x, const float *t, int B, float *y) {
     IPR_CHECK(d != NULL, "denoiser forward: NULL denoiser");
-    if (d->gpu) return ipr_unet_cuda_forward(d->gpu, x, t, B, y);
-    return ipr_unet_forward(d->net, x, t, B, y);
+    return d->ops->forward(d, x, t, B, y);
 fail:
     return IPR_ERR;
 }

@@ -262,7 +262,7 @@ struct ipr_runner {
     float *bx, *bt, *by;    /* batch (MB, C, H, W), (MB, 1, H, W), (MB, d_out, H, W) */
     int *row_slot;          /* (MB) slot of each batch row */
     ipr_pool *pool;         /* per-chain host work between passes */
-    const ipr_unet_config *ucfg;
+    const ipr_model_info *model;
     uint64_t seed;
     /* stats */
     double *ph_seconds;
@@ -288,8 +288,8 @@ ipr_runner *ipr_runner_new(ipr_denoiser *d, ipr_task *t, const ipr_sampler_confi
     r->den = d, r->task = t, r->cfg = *cfg;
     ipr_task_shape(t, &r->C, &r->H, &r->W, &r->patch, &r->R);
     r->gh = r->H / r->patch, r->gw = r->W / r->patch;
-    r->ucfg = ipr_denoiser_unet_config(d);
-    const ipr_unet_config *u = r->ucfg;
+    r->model = ipr_denoiser_model_info(d);
+    const ipr_model_info *u = r->model;
     IPR_TRY(ipr_task_check_model(t, u));
     IPR_CHECK(r->R >= 1 && r->R <= IPR_MAX_REGIONS, "%d regions (1..%d supported)", r->R, IPR_MAX_REGIONS);
     IPR_CHECK(cfg->order != IPR_ORDER_GRAPH || (r->gh == r->gw && (r->gw == 4 || r->gw == 9 || r->gw == 16)),
@@ -502,7 +502,7 @@ static void gen_fill_row(ipr_runner *r, chain *ch, float *x, float *t) {
 /* After a pass with raw output y (d_out, H, W): start the blocks due at this pass, then the transition. */
 static int gen_after_pass(ipr_runner *r, chain *ch, const float *y) {
     const int s = ch->pass;
-    IPR_TRY(ipr_unet_split_output(r->ucfg, y, 1, r->H, r->W, NULL, NULL, NULL, ch->sigma));
+    IPR_TRY(ipr_split_output(r->model->d_out, r->model->patch_size, y, 1, r->H, r->W, NULL, NULL, NULL, ch->sigma));
     /* blocks starting at s: usually one; several when float starts repeat (spec 2.6's degenerate case),
      * and then the several lowest-sigma regions start together (the reference stops choosing instead) */
     while (ch->next_k < ch->B && ch->starts[ch->next_k] == s) {

@@ -126,6 +126,8 @@ void ipr_task_shape(const ipr_task *t, int *C, int *H, int *W, int *patch, int *
 int ipr_task_conditional(const ipr_task *t) { return !t->custom && t->cfg.bench == IPR_BENCH_SUDOKU; }
 int ipr_task_correction(const ipr_task *t) { return !t->custom && t->cfg.correction; }
 
+const struct ipr_mnist_pool *ipr_task_mnist_pool(const ipr_task *t) { return t && t->have_pool ? &t->pool : NULL; }
+
 int ipr_task_has_scorer(const ipr_task *t) {
     if (t->custom) return 0;
     return t->cfg.bench == IPR_BENCH_EVEN_PIXELS || t->digit_net != NULL || t->poly_net != NULL;
@@ -211,7 +213,7 @@ fail:
     return IPR_ERR;
 }
 
-int ipr_task_check_model(const ipr_task *t, const ipr_unet_config *u) {
+int ipr_task_check_model(const ipr_task *t, const ipr_model_info *u) {
     /* the checkpoint must be a model of this benchmark's images and regions */
     IPR_CHECK(u->image_size[0] == t->H && u->image_size[1] == t->W,
               "checkpoint images are %d x %d, the benchmark's are %d x %d", u->image_size[0], u->image_size[1], t->H,

@@ -2,7 +2,8 @@
 # cli_pipeline.sh IPR MAKE_CKPT SRC: `ipr run` end to end on the CPU with a tiny random-weight network:
 # 1/2/3 ranks and no mpirun give the same results.h5; kill -9 (of a rank, of mpirun) and SIGUSR1 drains
 # resume to the same results; bad configs fail with a clear message and write nothing; shards + merge;
-# bundles are byte-identical, verify, and a flipped byte fails; tar/bsdtar read them; analysis makes its PNG.
+# bundles are byte-identical, verify, and a flipped byte fails; tar/bsdtar read them; analysis makes its PNG;
+# a Sudoku run records its MNIST pool and refuses to resume on another.
 set -u
 ipr=$1
 mkckpt=$2
@@ -305,6 +306,42 @@ if "$ipr" run q.yaml -o rs --set 'ipr.selection=[uniform, uncertainty]' --set ip
   ok "analysis: selection study (uniform vs uncertainty) and the comparison of two runs"
 else
   bad "selection study / compare ($(tail -2 rs.out) $(cat sel.out cmp.out 2>/dev/null))"
+fi
+
+# ---- Sudoku: the MNIST pool's name and content hash in run.json and results.h5; a resume refuses another pool ----
+mkdir -p pool
+ln -s "$src/datasets/mnist/"*.gz pool/
+"$mkckpt" sudoku.h5 1 252 252 28 12 32 32 32 32 32 32 >/dev/null || bad "make_test_checkpoint (sudoku)"
+cat > s.yaml <<EOF
+name: pool-test
+benchmark: sudoku
+difficulty: easy
+instances: {count: 2, per_unit: 2}
+model: {checkpoint: sudoku.h5}
+scorer: $src/models/digit_classifier.h5
+mnist_dir: pool
+device: {kind: cpu, batch: 2, cpu_threads: 1}
+sampler: {steps_per_region: 1, overlap: 0.9}
+ipr: {iterations: 1, fractions: [0.1], steps_per_region: 1, overlap: 0.9}
+seeds: [11]
+EOF
+if "$ipr" run s.yaml -o rp --progress none > rp.out 2>&1 &&
+   $py - rp <<'EOF'
+import json, sys, h5py
+run = json.load(open(sys.argv[1] + "/run.json"))
+f = h5py.File(sys.argv[1] + "/results.h5", "r")
+sha = "877b869b7f50d8320edc865d37db9cc6d7df05ef3e7a94880b261bb8d2c8b147"  # the test split, every digit
+assert run["mnist_pool"] == "all" and run["mnist_pool_sha256"] == sha, run
+assert f.attrs["mnist_pool"] == "all" and f.attrs["mnist_pool_sha256"] == sha
+EOF
+then ok "sudoku: mnist_pool and mnist_pool_sha256 in run.json and results.h5"; else bad "sudoku pool provenance ($(tail -3 rp.out))"; fi
+cp "$src/datasets/mnist/curation.txt" pool/
+"$ipr" run s.yaml -o rp --progress none > rp2.out 2>&1
+rc=$?
+if [ $rc -eq 1 ] && grep -q "another MNIST pool (all 877b869b7f50..., now curated-v1 c3bab99cd954...)" rp2.out; then
+  ok "sudoku: a resume whose MNIST directory now holds another pool is refused"
+else
+  bad "sudoku: pool change not refused (rc=$rc, $(tail -2 rp2.out))"
 fi
 
 echo "# $pass passed, $fail failed"

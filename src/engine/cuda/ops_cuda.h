@@ -56,6 +56,36 @@ size_t ipr_cu_unique_scratch(int n);
 int ipr_cu_unique_index(float *uniq, int *n_unique, int32_t *index, const float *values, int n, void *tmp,
                         ipr_cuda_stream s);
 
+
+/* ---- the region-token DiT (dit_tokens.cu, dit_norm.cu, dit_attention.cu; spec dit.md) ---- */
+
+/* tok (B N, f) in dtype = the tokens of x (B, C, H, W): regions row-major, each region's (c, p1, p2) vector
+ * split into s^2 sub-tokens of f = C p^2 / s^2 values (sub-token (h, w) takes every s^2-th value). */
+int ipr_cu_dit_tokenize(void *tok, ipr_cu_dtype dt, const float *x, int B, int C, int H, int W, int p, int s,
+                        ipr_cuda_stream st);
+/* y (B, 2C + 1, H, W) from out (B N, 2f + 1): u (or, with x_param, (x - x_hat) / max(t, t_min), t =
+ * tlev[tidx[token]]), raw v, and the mean log-variance of each region's tokens broadcast to its pixels. */
+int ipr_cu_dit_untokenize(float *y, const float *out, const float *x, const float *tlev, const int *tidx, int B,
+                          int C, int H, int W, int p, int s, int x_param, float t_min, ipr_cuda_stream st);
+/* out (n, 256) = spec 1.4 sinusoid of n levels, the argument in double (as the CPU engine). */
+int ipr_cu_dit_sinusoid(float *out, const float *t, int n, ipr_cuda_stream st);
+/* h (rows, d) in dtype = LN(x) (1 + scale) + shift, LN without affine parameters, (shift, scale) = columns
+ * [shift_off, +d) and [scale_off, +d) of row idx[row] of mod (ld floats a row). With pos (N, d), x += pos[row mod
+ * N] first (written back). */
+int ipr_cu_dit_ln_mod(void *h, ipr_cu_dtype dt, float *x, const float *pos, int N, const float *mod, int ld,
+                      int shift_off, int scale_off, const int *idx, int rows, int d, float eps, ipr_cuda_stream s);
+/* x (rows, d) += gate o, gate = gmod[idx[row]] from column gate_off; then, when h is not NULL, h = LN(x) (1 +
+ * scale) + shift with the rows of hmod (the next sublayer's modulation). */
+int ipr_cu_dit_gate_residual(float *x, const float *o, const float *gmod, int gld, int gate_off, void *h,
+                             ipr_cu_dtype dt, const float *hmod, int hld, int shift_off, int scale_off,
+                             const int *idx, int rows, int d, float eps, ipr_cuda_stream s);
+/* x = GELU(x) (tanh approximation), n elements in dtype, in place. */
+int ipr_cu_dit_gelu(void *x, ipr_cu_dtype dt, size_t n, ipr_cuda_stream s);
+/* out (B N, d) = per image and head softmax(q k^T / sqrt(d / heads)) v of qkv (B N, 3d), (3, heads, d / heads)
+ * per token; float32 or bf16 (tensor cores) by dt; head width <= 128. */
+int ipr_cu_dit_attention(void *out, const void *qkv, ipr_cu_dtype dt, int B, int N, int d, int heads,
+                         ipr_cuda_stream s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# device/train_dit.sh JOB...: on the GPU machine, train region-token DiT denoisers (train/train_dit.py) in ONE
+# command. A JOB is [+SECONDS/]NAME:PRESET:MINUTES[:EXTRA ARGS], e.g. "ms_s2x:ms:2.5:--param x --tokens-per-side 2";
+# IPR_DIT_PARALLEL=1 runs the jobs at once (they share the GPU; +SECONDS/ delays a job's start), else one after
+# another. IPR_DIT_GPU_CHECK=1 also builds the CUDA ipr and runs scripts/device/dit_gpu.sh check in the background
+# (its report comes back as $OUT/gpu_check.txt).
+# Each job resumes from /tmp/dit/NAME/state.pt when an earlier command on this (warm) machine left one, else
+# starts from models/NAME.h5 when IPR_DIT_INIT=1 and that file exists (weights only, counters carried on), else
+# from scratch. Validation (train/dit_validate.py) runs every IPR_DIT_VAL_MINUTES (default 1) on IPR_DIT_VAL_COUNT
+# (default 256) held-out TRAIN-stream instances with the reference settings.
+# Comes back: $OUT/NAME.tar (the exported EMA weights NAME.h5, log.csv, val.csv, summary.json, the job's output)
+# per job, at most 8 files of 16 MiB (device tool limits).
+set -uo pipefail
+out=${OUT:-/tmp/ipr-out}
+mkdir -p "$out" /tmp/dit
+source scripts/device/env.sh
+export PYTHONUNBUFFERED=1 TORCHINDUCTOR_CACHE_DIR=/tmp/ipr-inductor-cache
+build=/tmp/ipr-train-build
+t0=$(date +%s)
+if [ ! -f $build/libipr.so ]; then
+  cmake -S . -B $build -DIPR_CUDA=OFF -DCMAKE_BUILD_TYPE=Release >/tmp/dit/cmake.log 2>&1 &&
+    cmake --build $build -j"$(nproc)" --target ipr_lib ipr >/tmp/dit/build.log 2>&1 || { tail -30 /tmp/dit/build.log; exit 1; }
+fi
+echo "libipr: $(( $(date +%s) - t0 )) s"
+export IPR_LIB=$build/libipr.so
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+njobs=$#
+ncpu=$(nproc)
+if [ "${IPR_DIT_PARALLEL:-0}" = 1 ]; then workers=$(( (ncpu - 2) / njobs )); else workers=$(( ncpu - 2 )); fi
+[ $workers -lt 1 ] && workers=1
+[ $workers -gt 12 ] && workers=12
+
+job() {
+  local spec=$1
+  if [[ $spec == +* ]]; then
+    local delay=${spec%%/*}; delay=${delay#+}; spec=${spec#*/}
+    sleep "$delay"
+  fi
+  local name=${spec%%:*}; spec=${spec#*:}
+  local preset=${spec%%:*}; spec=${spec#*:}
+  local minutes=${spec%%:*}
+  local extra=""
+  [ "$spec" != "$minutes" ] && extra=${spec#*:}
+  local dir=/tmp/dit/$name
+  mkdir -p "$dir"
+  local init=()
+  if [ ! -f "$dir/state.pt" ] && [ "${IPR_DIT_INIT:-0}" = 1 ] && [ -f "models/$name.h5" ]; then
+    init=(--init "models/$name.h5")
+    [ -f "models/${name}_log.csv" ] && init+=(--init-log "models/${name}_log.csv")
+  fi
+  local scorer=()
+  case $preset in
+    ms*) scorer=(--scorer models/digit_classifier.h5) ;;
+    cp*) scorer=(--scorer models/polygons_classifier.h5) ;;
+  esac
+  # shellcheck disable=SC2086
+  python3 train/train_dit.py --preset "$preset" --minutes "$minutes" --ckpt-dir "$dir" --export "$dir/$name.h5" \
+    --compile --workers $workers --val-count "${IPR_DIT_VAL_COUNT:-256}" --val-minutes "${IPR_DIT_VAL_MINUTES:-1}" \
+    --val-k "${IPR_DIT_VAL_K:-0,5,10}" --tag "$name" "${scorer[@]}" "${init[@]}" $extra >"$dir/train.out" 2>&1
+  local rc=$?
+  echo "== $name (exit $rc)"; grep -E "^train_dit|^validate" "$dir/train.out" | tail -12
+  [ $rc -ne 0 ] && tail -25 "$dir/train.out"
+  (cd "$dir" && tar -cf "$out/$name.tar" --ignore-failed-read "$name.h5" log.csv val.csv summary.json train.out 2>/dev/null)
+}
+
+check_pid=""
+if [ "${IPR_DIT_GPU_CHECK:-0}" = 1 ]; then
+  (nice -n 10 bash scripts/device/dit_gpu.sh check >"$out/gpu_check.txt" 2>&1) &
+  check_pid=$!
+fi
+if [ "${IPR_DIT_PARALLEL:-0}" = 1 ]; then
+  pids=()
+  for j in "$@"; do job "$j" & pids+=($!); done
+  for p in "${pids[@]}"; do wait "$p"; done
+else
+  for j in "$@"; do job "$j"; done
+fi
+[ -n "$check_pid" ] && { wait "$check_pid"; echo "== GPU check"; tail -25 "$out/gpu_check.txt"; }
+echo "total: $(( $(date +%s) - t0 )) s"
