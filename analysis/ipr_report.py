@@ -40,6 +40,7 @@ def plot(c, x_key, xlabel, path, title, y="rate"):
     fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 4.0), squeeze=False)
     fractions = sorted(set(float(f) for f in c["fraction"]))
     cmap = plt.get_cmap("viridis")
+    markers = ["o", "s", "^", "D", "v", "P", "X"]
     for ax, (model, sel) in zip(axes[0], keys):
         for j, fr in enumerate(fractions):
             m = (c["model"] == model) & (c["selection"] == sel) & (c["fraction"] == np.float32(fr))
@@ -47,14 +48,19 @@ def plot(c, x_key, xlabel, path, title, y="rate"):
                 continue
             order = np.argsort(c["iteration"][m])
             x = np.asarray(c[x_key][m], dtype=float)[order]
-            color = cmap(j / max(1, len(fractions) - 1))
+            # identical curves (a fraction whose subset is every region, early stop...) would hide each other:
+            # each fraction gets its own marker and a small horizontal offset; viridis stops short of its pale
+            # yellow end, which is faint on white
+            spread = (np.ptp(x) if len(x) > 1 else 1.0) or 1.0
+            x = x + (j - (len(fractions) - 1) / 2.0) * 0.006 * spread
+            color = cmap(0.85 * j / max(1, len(fractions) - 1))
             if y == "rate":
                 lo, mid, hi = c["lo95"][m][order], c["rate"][m][order], c["hi95"][m][order]
             else:
                 mid = c["mean_error"][m][order]
                 half = 1.96 * np.nan_to_num(c["se_error"][m][order])
                 lo, hi = mid - half, mid + half
-            ax.plot(x, mid, marker="o", ms=3, color=color, label=f"fraction {fr:g}")
+            ax.plot(x, mid, marker=markers[j % len(markers)], ms=3.5, lw=1.4, color=color, label=f"fraction {fr:g}")
             ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)
         n = int(c["n"][(c["model"] == model) & (c["selection"] == sel)].max())
         ax.set_title(f"{model}, {sel} selection (n = {n} chains per point)", fontsize=9)

@@ -166,17 +166,17 @@ class Sampler:
         B, R = gen.shape
         nb = gen.sum(dim=1).tolist()
         plans = [self.plan(n, p, o) if n > 0 else (0, 1, []) for n in nb]
-        ms = torch.tensor([pl[0] for pl in plans], device=self.dev)
+        ms_h = np.array([pl[0] for pl in plans], dtype=np.int64)
+        ms = torch.from_numpy(ms_h).to(self.dev)
         L = torch.tensor([pl[1] for pl in plans], device=self.dev, dtype=torch.float32)
-        kmax = max(1, max(nb))
-        starts = torch.full((B, kmax + 1), 1 << 30, dtype=torch.long, device=self.dev)
+        steps = int(ms_h.max()) if B else 0
+        # blocks starting at each pass, per chain, known on the host from the plans: no device sync per pass
+        starting = np.zeros((max(steps, 1), B), dtype=np.int64)
         for b, pl in enumerate(plans):
-            if pl[2]:
-                starts[b, :len(pl[2])] = torch.tensor(pl[2], device=self.dev)
+            for st in pl[2]:
+                starting[st, b] += 1
         start = torch.where(gen, torch.full_like(gen, WAIT, dtype=torch.long), torch.full_like(gen, CLEAN,
                                                                                                 dtype=torch.long))
-        k = torch.zeros(B, dtype=torch.long, device=self.dev)
-        nbt = torch.tensor(nb, device=self.dev)
         rows = torch.arange(B, device=self.dev)
 
         def levels(s):
@@ -187,17 +187,16 @@ class Sampler:
                                                                                   torch.ones_like(ramp), ramp))
             return torch.where((s >= ms)[:, None], torch.zeros_like(lev), lev)
 
-        for s in range(int(ms.max().item()) if B else 0):
+        for s in range(steps):
             t_cur = levels(s)
             u, v, lv = self.net(z, t_cur)
-            for _ in range(R):  # blocks starting at this pass (more than one only when starts repeat)
-                need = (k < nbt) & (starts[rows, k] == s)
-                if not bool(need.any()):
-                    break
+            cnt = starting[s]
+            for j in range(int(cnt.max())):  # blocks starting at this pass (more than one when starts repeat)
+                need = torch.from_numpy(cnt > j).to(self.dev, non_blocking=True)
                 sig = torch.where(start == WAIT, lv, torch.full_like(lv, float("inf")))
                 reg = torch.argmin(sig, dim=1)
-                start[rows[need], reg[need]] = s
-                k = k + need.long()
+                cur = start[rows, reg]
+                start[rows, reg] = torch.where(need, torch.full_like(cur, s), cur)
             t_next = levels(s + 1)
             noise = torch.randn(z.shape, generator=g, device=self.dev)
             zn = self.transition(z, u, v, t_cur[..., None], t_next[..., None], alpha, temperature, noise)
