@@ -6,7 +6,11 @@ Ratios: ipr / PyTorch at the same precision, against the reference formulation (
 eager and torch.compile, and against this project's distinct-level formulation in PyTorch.
 """
 import json
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_util import fmt, passes as ps, ratio as _ratio  # noqa: E402
 
 
 def main(ipr_path, torch_path):
@@ -16,15 +20,8 @@ def main(ipr_path, torch_path):
     I = {(r["config"], r["batch"], r["backend"]): r for r in ipr["results"]}
     T = {(r["config"], r["batch"], r["variant"]): r for r in tor["results"]}
 
-    def ps(d, k):
-        r = d.get(k)
-        return r.get("passes_per_s") if r else None
-
-    def fmt(v):
-        return "-" if v is None else (f"{v:,.0f}" if v >= 100 else f"{v:.1f}")
-
     def ratio(a, b):
-        return "-" if a is None or b is None else f"{a / b:.1f}x"
+        return _ratio(a, b, 1)
 
     print(f"GPU: {tor.get('device')}, PyTorch {tor.get('torch')}; measured BF16 GEMM rate {peak:.0f} TFLOP/s\n")
     print("| config | B | ipr cpu | ipr fp32 | ipr tf32 | ipr bf16 | torch ref fp32 | torch ref bf16 | "

@@ -6,7 +6,11 @@ Ratios: ipr BF16 / torch.compile BF16 and / the best PyTorch BF16 variant; ipr F
 fraction of the measured BF16 matrix rate counts the FLOPs the engine performs (modulation once per distinct level).
 """
 import json
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_util import fmt, passes as ps, ratio as _ratio  # noqa: E402
 
 ORDER = ["dit_ms", "dit_ep", "dit_cp", "dit_tiny"]
 
@@ -18,15 +22,8 @@ def main(ipr_path, torch_path):
     I = {(r["config"], r["batch"], r["backend"]): r for r in ipr["results"] if r["config"].startswith("dit")}
     T = {(r["config"], r["batch"], r["variant"]): r for r in tor["results"]}
 
-    def ps(d, k):
-        r = d.get(k)
-        return r.get("passes_per_s") if r else None
-
-    def fmt(v):
-        return "-" if v is None else (f"{v:,.0f}" if v >= 100 else f"{v:.1f}")
-
     def ratio(a, b):
-        return "-" if a is None or b is None else f"{a / b:.2f}x"
+        return _ratio(a, b, 2)
 
     print(f"GPU: {tor.get('device')}, PyTorch {tor.get('torch')}; measured BF16 GEMM rate {peak:.0f} TFLOP/s\n")
     print("| config | B | ipr cpu | ipr fp32 | ipr tf32 | ipr bf16 | torch eager fp32 | torch eager bf16 | "

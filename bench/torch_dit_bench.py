@@ -19,6 +19,8 @@ import torch
 import torch._dynamo  # noqa: F401
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_util import save, time_it  # noqa: E402
 import srm_dit  # noqa: E402
 
 CONFIGS = {
@@ -38,27 +40,8 @@ def noise_map(b, size, patch, gen):
     return lv.repeat_interleave(patch, 2).repeat_interleave(patch, 3)
 
 
-def time_it(fn, min_time=1.0, max_iters=300):
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    start = time.perf_counter()
-    while len(times) < max_iters and (time.perf_counter() - start < min_time or len(times) < 5):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn()
-        e.record()
-        e.synchronize()
-        times.append(s.elapsed_time(e) / 1000.0)
-    times.sort()
-    return times[len(times) // 2]
 
 
-def save(path, results):
-    with open(path + ".tmp", "w") as f:
-        json.dump(dict(torch=torch.__version__, device=torch.cuda.get_device_name(), results=results), f, indent=1)
-    os.replace(path + ".tmp", path)
 
 
 def main(argv):

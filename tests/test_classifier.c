@@ -83,15 +83,6 @@ static void *read_tensor(const char *path, const char *name, hid_t type, hsize_t
     return data;
 }
 
-static double rel_l2(const float *a, const double *ref, size_t n) {
-    double e = 0.0, s = 0.0;
-    for (size_t i = 0; i < n; ++i) {
-        const double d = (double)a[i] - ref[i];
-        e += d * d;
-        s += ref[i] * ref[i];
-    }
-    return sqrt(e / (s > 0 ? s : 1.0));
-}
 
 /* relative L2 of (rows, cols) after subtracting the reference's per-column mean from both */
 static double rel_l2_centred(const float *a, const double *ref, int rows, int cols) {
@@ -182,7 +173,7 @@ static void test_digit_fixture(void **state) {
 
     float *y = malloc(sizeof(float) * (size_t)N * 10);
     assert_int_equal(ipr_digit_classifier_logits(net, x, N, y), IPR_OK);
-    const double e = rel_l2(y, ref, (size_t)N * 10), ec = rel_l2_centred(y, ref, N, 10);
+    const double e = ipr_test_rel_l2(y, ref, (size_t)N * 10), ec = rel_l2_centred(y, ref, N, 10);
     printf("  digit logits (%d cells): rel L2 %.3g, centred %.3g\n", N, e, ec);
     assert_true(e <= TOL[TOL_LOGITS]);
     assert_true(ec <= TOL[TOL_CENTRED]);
@@ -223,7 +214,7 @@ static void check_polygons_fixture(const char *path, const ipr_polygons_classifi
         ref[h] = read_tensor(path, name, H5T_NATIVE_DOUBLE, dy);
         assert_int_equal(dy[0], N);
         assert_int_equal(dy[1], k_classes[h]);
-        const double e = rel_l2(y[h], ref[h], (size_t)N * k_classes[h]);
+        const double e = ipr_test_rel_l2(y[h], ref[h], (size_t)N * k_classes[h]);
         const double ec = rel_l2_centred(y[h], ref[h], N, k_classes[h]);
         printf("  polygons %-13s (%d images): rel L2 %.3g, centred %.3g\n", k_heads[h], N, e, ec);
         assert_true(e <= TOL[TOL_LOGITS]);

@@ -62,25 +62,6 @@ static void fixture_path(char *out, size_t cap, const char *name) {
     snprintf(out, cap, "%s/tests/fixtures/%s.h5", IPR_SOURCE_DIR, name);
 }
 
-static void *read_tensor(hid_t f, const char *name, hid_t type, int rank, hsize_t dims[8]) {
-    int r = 0;
-    void *data = NULL;
-    if (ipr_h5_read_alloc(f, name, type, rank, &r, dims, &data) != IPR_OK) {
-        ipr_error_print("test_dit");
-        fail_msg("cannot read %s", name);
-    }
-    return data;
-}
-
-static double rel_l2(const float *a, const double *ref, size_t n) {
-    double e = 0.0, s = 0.0;
-    for (size_t i = 0; i < n; ++i) {
-        const double d = (double)a[i] - ref[i];
-        e += d * d;
-        s += ref[i] * ref[i];
-    }
-    return sqrt(e / (s > 0 ? s : 1.0));
-}
 
 static void expect_error(int rc, const char *what, const char *needle) {
     const char *msg = ipr_error_message();
@@ -143,11 +124,11 @@ static void check_stage(const char *name, const float *data, int B, int N, int D
     snprintf(path, sizeof path, "/stages/%s", name);
     if (!ipr_h5_exists(sc->f, path)) return; /* the large token-space copies are left out of the files */
     hsize_t dims[8];
-    double *ref = read_tensor(sc->f, path, H5T_NATIVE_DOUBLE, 3, dims);
+    double *ref = ipr_test_read_tensor(sc->f, path, H5T_NATIVE_DOUBLE, 3, dims);
     if ((int)dims[0] != B || (int)dims[1] != N || (int)dims[2] != D)
         fail_msg("stage %s: engine (%d, %d, %d), fixture (%llu, %llu, %llu)", name, B, N, D,
                  (unsigned long long)dims[0], (unsigned long long)dims[1], (unsigned long long)dims[2]);
-    const double e = rel_l2(data, ref, (size_t)B * N * D);
+    const double e = ipr_test_rel_l2(data, ref, (size_t)B * N * D);
     free(ref);
     if (!(e <= TOL[TOL_STAGE])) fail_msg("stage %s: relative L2 %.3e > %.1e", name, e, TOL[TOL_STAGE]);
     const size_t at = strlen(sc->log);
@@ -166,9 +147,9 @@ static void run_fixture(const char *name, int64_t params) {
     if (f < 0) ipr_error_print("test_dit");
     assert_true(f >= 0);
     hsize_t xd[8], td[8], yd[8];
-    float *x = read_tensor(f, "/input/x", H5T_NATIVE_FLOAT, 4, xd);
-    float *t = read_tensor(f, "/input/t", H5T_NATIVE_FLOAT, 4, td);
-    double *yref = read_tensor(f, "/output/y", H5T_NATIVE_DOUBLE, 4, yd);
+    float *x = ipr_test_read_tensor(f, "/input/x", H5T_NATIVE_FLOAT, 4, xd);
+    float *t = ipr_test_read_tensor(f, "/input/t", H5T_NATIVE_FLOAT, 4, td);
+    double *yref = ipr_test_read_tensor(f, "/output/y", H5T_NATIVE_DOUBLE, 4, yd);
     const int B = (int)xd[0];
     ipr_dit *net = ipr_dit_load(path, B);
     if (!net) ipr_error_print("test_dit");
@@ -188,7 +169,7 @@ static void run_fixture(const char *name, int64_t params) {
     assert_true(H5Gget_info(g, &gi) >= 0);
     H5Gclose(g);
     assert_int_equal(sc.visited, (int)gi.nlinks); /* every stored stage was produced and compared */
-    const double e = rel_l2(y, yref, ny);
+    const double e = ipr_test_rel_l2(y, yref, ny);
     const int levels = net->n_levels;
 
     /* distinct-level modulation is exact: one row per region gives the same bits */

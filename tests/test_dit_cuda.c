@@ -17,6 +17,7 @@
 #include "ipr/dit_cuda.h"
 #include "ipr/h5io.h"
 #include "ipr/rng.h"
+#include "test_util.h"
 
 /* Tolerances, relative L2 against the CPU float32 engine (one table; where each number comes from):
  * - FP32: float32 GEMMs (no TF32) and float32 LayerNorm statistics against the CPU's double statistics: rounding
@@ -28,15 +29,6 @@
 static const double k_tol[3] = {1e-5, 1e-2, 5e-2};
 static const char *const k_prec[3] = {"fp32", "tf32", "bf16"};
 
-static double rel_l2(const float *a, const float *b, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; ++i) {
-        const double d = (double)a[i] - b[i];
-        num += d * d;
-        den += (double)b[i] * b[i];
-    }
-    return sqrt(num / (den > 0 ? den : 1));
-}
 
 static int all_finite(const float *a, size_t n) {
     for (size_t i = 0; i < n; ++i)
@@ -77,7 +69,7 @@ static void check_fixture(const char *name) {
             for (size_t i = 0; i < ny; ++i) ygpu[i] = NAN; /* poison: every element must be written */
             if (ipr_dit_cuda_forward(g, x, t, B, ygpu) != IPR_OK) ipr_error_print("test");
             assert_true(all_finite(ygpu, ny));
-            const double e = rel_l2(ygpu, ycpu, ny);
+            const double e = ipr_test_rel_l2_f(ygpu, ycpu, ny);
             printf("%s %s graphs %d: rel L2 %.3g (tolerance %.0e)\n", name, k_prec[p], graphs, e, k_tol[p]);
             assert_true(e <= k_tol[p]);
         }
@@ -141,13 +133,13 @@ static void run_case(const dit_case *dc) {
         for (size_t i = 0; i < ny; ++i) ygpu[i] = NAN;
         if (ipr_dit_cuda_forward(g, x, t, dc->B, ygpu) != IPR_OK) ipr_error_print("test");
         assert_true(all_finite(ygpu, ny));
-        const double e = rel_l2(ygpu, ycpu, ny);
+        const double e = ipr_test_rel_l2_f(ygpu, ycpu, ny);
         /* the last image alone */
         const size_t per = (size_t)(2 * dc->C + 1) * img;
         if (ipr_dit_cuda_forward(g, x + (size_t)(dc->B - 1) * dc->C * img, t + (size_t)(dc->B - 1) * img, 1, y1) !=
             IPR_OK)
             ipr_error_print("test");
-        const double eb = rel_l2(y1, ygpu + (size_t)(dc->B - 1) * per, per);
+        const double eb = ipr_test_rel_l2_f(y1, ygpu + (size_t)(dc->B - 1) * per, per);
         printf("%s %s B %d: rel L2 %.3g vs CPU (tolerance %.0e); last image alone vs in the batch %.3g; %d levels\n",
                dc->name, k_prec[p], dc->B, e, k_tol[p], eb, ipr_dit_cuda_last_levels(g));
         assert_true(e <= k_tol[p]);

@@ -69,25 +69,6 @@ static int teardown(void **state) {
 
 /* ---- helpers ---- */
 
-static void *read_tensor(hid_t f, const char *name, hid_t type, int rank, hsize_t dims[8]) {
-    int r = 0;
-    void *data = NULL;
-    if (ipr_h5_read_alloc(f, name, type, rank, &r, dims, &data) != IPR_OK) {
-        ipr_error_print("test_unet");
-        fail_msg("cannot read %s", name);
-    }
-    return data;
-}
-
-static double rel_l2_f64(const float *a, const double *ref, size_t n) {
-    double e = 0.0, s = 0.0;
-    for (size_t i = 0; i < n; ++i) {
-        const double d = (double)a[i] - ref[i];
-        e += d * d;
-        s += ref[i] * ref[i];
-    }
-    return sqrt(e / (s > 0 ? s : 1.0));
-}
 
 /* max |a - b| / max |b| */
 static double rel_max(const float *a, const float *b, size_t n) {
@@ -264,12 +245,12 @@ static void check_stage(const char *name, const float *data, int B, int C, int H
     snprintf(path, sizeof path, "/stages/%s", name);
     if (!ipr_h5_exists(sc->f, path)) return; /* conv_in and the output head are not stored */
     hsize_t dims[8];
-    double *ref = read_tensor(sc->f, path, H5T_NATIVE_DOUBLE, 4, dims);
+    double *ref = ipr_test_read_tensor(sc->f, path, H5T_NATIVE_DOUBLE, 4, dims);
     if (dims[0] != (hsize_t)B || dims[1] != (hsize_t)C || dims[2] != (hsize_t)H || dims[3] != (hsize_t)W)
         fail_msg("stage %s: shape (%d, %d, %d, %d), fixture (%llu, %llu, %llu, %llu)", name, B, C, H, W,
                  (unsigned long long)dims[0], (unsigned long long)dims[1], (unsigned long long)dims[2],
                  (unsigned long long)dims[3]);
-    const double e = rel_l2_f64(data, ref, (size_t)B * C * H * W);
+    const double e = ipr_test_rel_l2(data, ref, (size_t)B * C * H * W);
     free(ref);
     printf("  %-32s (%d, %3d, %2d, %2d) rel L2 %.2e\n", name, B, C, H, W, e);
     if (e > sc->worst) {
@@ -285,9 +266,9 @@ static void test_fixture_stages_and_output(void **state) {
     hid_t f = ipr_h5_open_read(g_fixture);
     assert_true(f >= 0);
     hsize_t xd[8], td[8], yd[8];
-    float *x = read_tensor(f, "/input/x", H5T_NATIVE_FLOAT, 4, xd);
-    float *t = read_tensor(f, "/input/t", H5T_NATIVE_FLOAT, 4, td);
-    double *yref = read_tensor(f, "/output/y", H5T_NATIVE_DOUBLE, 4, yd);
+    float *x = ipr_test_read_tensor(f, "/input/x", H5T_NATIVE_FLOAT, 4, xd);
+    float *t = ipr_test_read_tensor(f, "/input/t", H5T_NATIVE_FLOAT, 4, td);
+    double *yref = ipr_test_read_tensor(f, "/output/y", H5T_NATIVE_DOUBLE, 4, yd);
     const int B = (int)xd[0];
     ipr_unet *net = ipr_unet_load(g_fixture, B, 0, 0);
     if (!net) ipr_error_print("test_unet");
@@ -312,7 +293,7 @@ static void test_fixture_stages_and_output(void **state) {
     assert_true(H5Gget_info(g, &gi) >= 0);
     H5Gclose(g);
     assert_int_equal(sc.visited, (int)gi.nlinks);
-    const double e = rel_l2_f64(y, yref, ny);
+    const double e = ipr_test_rel_l2(y, yref, ny);
     printf("  stages: %d compared, worst %.2e (%s); output y rel L2 %.2e\n", sc.visited, sc.worst, sc.worst_name, e);
     assert_true(e <= TOL[TOL_OUTPUT]);
     ipr_unet_temb_stats ts;
@@ -349,8 +330,8 @@ static void test_fixture_time_embedding(void **state) {
     hid_t f = ipr_h5_open_read(g_fixture);
     assert_true(f >= 0);
     hsize_t td[8], ed[8];
-    double *tv = read_tensor(f, "/time_embedding/t", H5T_NATIVE_DOUBLE, 1, td);
-    double *eref = read_tensor(f, "/time_embedding/emb", H5T_NATIVE_DOUBLE, 2, ed);
+    double *tv = ipr_test_read_tensor(f, "/time_embedding/t", H5T_NATIVE_DOUBLE, 1, td);
+    double *eref = ipr_test_read_tensor(f, "/time_embedding/emb", H5T_NATIVE_DOUBLE, 2, ed);
     ipr_unet *net = ipr_unet_load(g_fixture, 1, 0, 0);
     assert_non_null(net);
     const int n = (int)td[0], T = (int)ed[1];
@@ -358,7 +339,7 @@ static void test_fixture_time_embedding(void **state) {
     float *emb = malloc(sizeof(float) * n * T);
     assert_int_equal(ipr_unet_time_embedding(net, tv, n, emb), IPR_OK);
     for (int i = 0; i < n; ++i) {
-        const double e = rel_l2_f64(emb + (size_t)i * T, eref + (size_t)i * T, (size_t)T);
+        const double e = ipr_test_rel_l2(emb + (size_t)i * T, eref + (size_t)i * T, (size_t)T);
         printf("  t = %-7g rel L2 %.2e\n", tv[i], e);
         assert_true(e <= TOL[TOL_TEMB]);
     }
@@ -450,7 +431,7 @@ static void test_loader_errors(void **state) {
         /* one name of the shared MLP is a copy with other values instead of a hard link */
         const char *name = "/weights/model.encoder.blocks.1.0.norm_with_embedding.t_emb.mlp.0.bias";
         hsize_t d[8];
-        float *b = read_tensor(f, name, H5T_NATIVE_FLOAT, 1, d);
+        float *b = ipr_test_read_tensor(f, name, H5T_NATIVE_FLOAT, 1, d);
         assert_true(H5Ldelete(f, name, H5P_DEFAULT) >= 0);
         b[3] += 1.0f;
         put_tensor(f, name, 1, d, b);
@@ -464,7 +445,7 @@ static void test_loader_errors(void **state) {
         /* an identical copy instead of a hard link is accepted */
         const char *name = "/weights/model.decoder.blocks.3.0.norm_with_embedding.t_emb.mlp.2.weight";
         hsize_t d[8];
-        float *w = read_tensor(f, name, H5T_NATIVE_FLOAT, 2, d);
+        float *w = ipr_test_read_tensor(f, name, H5T_NATIVE_FLOAT, 2, d);
         assert_true(H5Ldelete(f, name, H5P_DEFAULT) >= 0);
         put_tensor(f, name, 2, d, w);
         free(w);
@@ -544,8 +525,8 @@ static void test_batch_independence(void **state) {
     hid_t f = ipr_h5_open_read(g_fixture);
     assert_true(f >= 0);
     hsize_t xd[8], td[8];
-    float *x3 = read_tensor(f, "/input/x", H5T_NATIVE_FLOAT, 4, xd);
-    float *t3 = read_tensor(f, "/input/t", H5T_NATIVE_FLOAT, 4, td);
+    float *x3 = ipr_test_read_tensor(f, "/input/x", H5T_NATIVE_FLOAT, 4, xd);
+    float *t3 = ipr_test_read_tensor(f, "/input/t", H5T_NATIVE_FLOAT, 4, td);
     H5Fclose(f);
     enum { B = 7 };
     const int H = (int)xd[2], W = (int)xd[3];
@@ -746,10 +727,10 @@ static void test_split_output(void **state) {
     hid_t f = ipr_h5_open_read(g_sampler_fixture);
     assert_true(f >= 0);
     hsize_t od[8], d[8];
-    double *raw = read_tensor(f, "/transition/net_out", H5T_NATIVE_DOUBLE, 4, od);
-    float *u_ref = read_tensor(f, "/transition/u", H5T_NATIVE_FLOAT, 4, d);
-    float *v_ref = read_tensor(f, "/transition/v", H5T_NATIVE_FLOAT, 4, d);
-    float *s_ref = read_tensor(f, "/transition/sigma_theta", H5T_NATIVE_FLOAT, 4, d);
+    double *raw = ipr_test_read_tensor(f, "/transition/net_out", H5T_NATIVE_DOUBLE, 4, od);
+    float *u_ref = ipr_test_read_tensor(f, "/transition/u", H5T_NATIVE_FLOAT, 4, d);
+    float *v_ref = ipr_test_read_tensor(f, "/transition/v", H5T_NATIVE_FLOAT, 4, d);
+    float *s_ref = ipr_test_read_tensor(f, "/transition/sigma_theta", H5T_NATIVE_FLOAT, 4, d);
     H5Fclose(f);
     ipr_unet_config cfg;
     assert_int_equal(ipr_unet_config_read(g_fixture, &cfg), IPR_OK); /* the tiny network: d_out 3, 7x7 regions */

@@ -16,6 +16,7 @@
 #include "ipr/rng.h"
 #include "ipr/unet.h"
 #include "ipr/unet_cuda.h"
+#include "test_util.h"
 
 /* Tolerances (relative L2 against the CPU float32 engine). float32: different summation order and
  * float (not double) statistics: expect ~1e-6, 1e-4 is a bug (fixtures/README.md). TF32: 10-bit
@@ -23,15 +24,6 @@
  * BF16: 8-bit mantissa operands, 1e-3..1e-2 per product. */
 static const double k_tol[3] = {1e-4, 2e-2, 6e-2};
 
-static double rel_l2(const float *a, const float *b, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; ++i) {
-        double d = (double)a[i] - b[i];
-        num += d * d;
-        den += (double)b[i] * b[i];
-    }
-    return sqrt(num / (den > 0 ? den : 1));
-}
 
 /* per-region noise map: clean, pure noise or a random level per region, as a sampler mid-run */
 static void make_inputs(float *x, float *t, int B, int d_in, int H, int W, int patch, uint64_t seed) {
@@ -78,7 +70,7 @@ static void run_case(const cfg_case *c) {
         assert_non_null(g);
         for (size_t i = 0; i < ny; ++i) ygpu[i] = NAN; /* poison: every element must be written */
         assert_int_equal(ipr_unet_cuda_forward(g, x, t, c->B, ygpu), IPR_OK);
-        double e = rel_l2(ygpu, ycpu, ny);
+        double e = ipr_test_rel_l2_f(ygpu, ycpu, ny);
         printf("  %-10s %3dx%-3d B=%d %-4s rel L2 vs CPU %.3e (tol %.0e), distinct levels %d\n", c->name, c->H, c->W,
                c->B, ipr_precision_name((ipr_precision)p), e, k_tol[p], ipr_unet_cuda_last_distinct(g));
         assert_true(e < k_tol[p]);
@@ -87,7 +79,7 @@ static void run_case(const cfg_case *c) {
             size_t per = ny / (size_t)c->B;
             assert_int_equal(ipr_unet_cuda_forward(g, x + nx / c->B * (c->B - 1), t + nt / c->B * (c->B - 1), 1, y1),
                              IPR_OK);
-            double eb = rel_l2(y1, ygpu + per * (c->B - 1), per);
+            double eb = ipr_test_rel_l2_f(y1, ygpu + per * (c->B - 1), per);
             printf("  %-10s batch independence: rel L2 %.3e\n", c->name, eb);
             assert_true(eb < (p == IPR_PREC_FP32 ? 1e-5 : k_tol[p]));
         }
@@ -133,7 +125,7 @@ static void test_fixture(void **state) {
         ipr_unet_cuda *g = ipr_unet_cuda_new(net, 0, (ipr_precision)p);
         assert_non_null(g);
         assert_int_equal(ipr_unet_cuda_forward(g, x, t, (int)dx[0], y), IPR_OK);
-        double e = rel_l2(y, reff, ny);
+        double e = ipr_test_rel_l2_f(y, reff, ny);
         printf("  fixture %-4s rel L2 vs reference (float64) %.3e on %s\n", ipr_precision_name((ipr_precision)p), e,
                ipr_unet_cuda_device_name(g));
         assert_true(e < k_tol[p]);

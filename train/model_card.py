@@ -7,7 +7,6 @@ Writes models/NAME.md (an SRM card's PNG is drawn from the log when --png names 
 """
 import argparse
 import csv
-import hashlib
 import json
 import os
 import subprocess
@@ -17,6 +16,8 @@ import h5py
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from train_util import sha256  # noqa: E402
 
 BENCH_DATA = {
     "even_pixels": "Even Pixels (spec 4.2), 32x32 RGB, generated on the fly by libipr (`ipr_even_pixels_make`, "
@@ -27,14 +28,6 @@ BENCH_DATA = {
               "split: grids of the train stream, digits of the MNIST train pool, clue count uniform 0..80, seed "
               "{seed}); clue cells have t = 0 and loss weight 0",
 }
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _str(v):

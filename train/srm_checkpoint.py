@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from srm_unet import from_config
+from train_util import CheckpointError, check_shapes  # noqa: F401 - CheckpointError is this module's API
 
 FORMAT = "srm-unet-checkpoint"
 FORMAT_VERSION = 1
@@ -38,8 +39,6 @@ STORAGE = {"float32": np.float32, "float16": np.float16}
 _ALIAS = re.compile(r"^.+\.t_emb\.mlp\.(\d+\.(?:weight|bias))$")
 
 
-class CheckpointError(ValueError):
-    pass
 
 
 def full_config(cfg):
@@ -68,16 +67,7 @@ def check_state_dict(state, cfg):
     """Raise CheckpointError listing every missing, unexpected and mis-shaped tensor against the network
     that cfg describes (both ways, like the C loader)."""
     expected = {k: tuple(v.shape) for k, v in from_config(cfg).state_dict().items()}
-    problems = []
-    for k, shape in expected.items():
-        if k not in state:
-            problems.append(f"missing tensor '{k}' (expected shape {list(shape)})")
-        elif tuple(state[k].shape) != shape:
-            problems.append(f"tensor '{k}': expected shape {list(shape)}, found {list(state[k].shape)}")
-    problems += [f"unexpected tensor '{k}' (shape {list(state[k].shape)})" for k in state if k not in expected]
-    if problems:
-        head = "; ".join(problems[:4]) + (f"; ... ({len(problems)} in all)" if len(problems) > 4 else "")
-        raise CheckpointError(f"{len(problems)} problem(s) against the architecture: {head}")
+    check_shapes(state, expected)
     for k in expected:
         target = alias_target(k)
         if target and not torch.equal(state[k].float(), state[target].float()):

@@ -19,6 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from train_util import CheckpointError, check_shapes  # noqa: E402,F401 - CheckpointError is this module's API
+
 FORMAT = "srm-dit-checkpoint"
 FORMAT_VERSION = 1
 LN_EPS = 1e-6  # spec dit.md: LayerNorms without affine parameters, eps 1e-6
@@ -26,8 +29,6 @@ INT_ATTRS = ("d_in", "d_out", "patch_size", "tokens_per_side", "d_hid", "depth",
 STORAGE = {"float32": np.float32, "float16": np.float16}
 
 
-class CheckpointError(ValueError):
-    pass
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -296,17 +297,7 @@ def param_count(cfg):
 
 def check_state_dict(state, cfg):
     """Raise CheckpointError listing every missing, unexpected and mis-shaped tensor (both ways, like the C loader)."""
-    expected = {k: tuple(v.shape) for k, v in from_config(cfg).state_dict().items()}
-    problems = []
-    for k, shape in expected.items():
-        if k not in state:
-            problems.append(f"missing tensor '{k}' (expected shape {list(shape)})")
-        elif tuple(state[k].shape) != shape:
-            problems.append(f"tensor '{k}': expected shape {list(shape)}, found {list(state[k].shape)}")
-    problems += [f"unexpected tensor '{k}' (shape {list(state[k].shape)})" for k in state if k not in expected]
-    if problems:
-        head = "; ".join(problems[:4]) + (f"; ... ({len(problems)} in all)" if len(problems) > 4 else "")
-        raise CheckpointError(f"{len(problems)} problem(s) against the architecture: {head}")
+    check_shapes(state, {k: tuple(v.shape) for k, v in from_config(cfg).state_dict().items()})
 
 
 def save_h5(state, cfg, path, storage="float32", extra_attrs=None):

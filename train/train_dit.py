@@ -38,6 +38,7 @@ import srm_data  # noqa: E402
 import srm_dit  # noqa: E402
 import srm_losses  # noqa: E402
 import srm_noise  # noqa: E402
+from train_util import save_atomic  # noqa: E402
 
 # Architectures sized for the shipped-model budget (models/ files <= 20 MiB, the tree the GPU machine receives
 # <= 64 MiB): see the model cards. The reference-shaped DiT-S (d 384, depth 12) is 32 M parameters = 64 MiB
@@ -387,11 +388,6 @@ class Trainer:
         self.rewarm_from, self.rewarm = self.step, int(rewarm)
         return last_chunk
 
-
-def save_atomic(obj, path):
-    tmp = f"{path}.tmp.{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def append_csv(path, fields, row):

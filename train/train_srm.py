@@ -28,6 +28,7 @@ import srm_data  # noqa: E402
 import srm_losses  # noqa: E402
 import srm_noise  # noqa: E402
 import srm_unet  # noqa: E402
+from train_util import save_atomic  # noqa: E402
 
 # spec 1.2, 2.3, 2.4, 6: the reference configs. hid_dims / attention / batch are overridable (budget).
 PRESETS = {
@@ -267,11 +268,6 @@ class Trainer:
         self.rewarm_from, self.rewarm = self.step, int(rewarm)
         return attrs
 
-
-def save_atomic(obj, path):
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def export(trainer, path, storage, extra):

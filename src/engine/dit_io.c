@@ -213,7 +213,7 @@ fail:
 /* The root attributes of train/srm_dit.py save_h5 (which its read_config reads back), then /weights float32. */
 int ipr_dit_save(const ipr_dit *net, const char *path) {
     char tmp[4096] = "";
-    hid_t f = H5I_INVALID_HID, g = H5I_INVALID_HID;
+    hid_t f = H5I_INVALID_HID;
     const ipr_dit_config *cfg = &net->cfg;
     IPR_TRY(ipr_tmp_path(tmp, sizeof tmp, path));
     f = ipr_h5_create(tmp);
@@ -238,20 +238,16 @@ int ipr_dit_save(const ipr_dit *net, const char *path) {
     IPR_TRY(ipr_h5_attr_str(f, "weight_storage", "float32"));
     /* provenance (the loaders ignore it) */
     IPR_TRY(ipr_h5_attr_str(f, "producer", "ipr_dit_save, libipr " IPR_VERSION " (git " IPR_GIT_SHA ")"));
-    g = ipr_h5_group(f, "/weights");
-    if (g < 0) goto fail;
-    IPR_TRY(ipr_weights_save_h5(&net->wt, g));
-    H5Gclose(g);
-    g = H5I_INVALID_HID;
-    IPR_H5(H5Fclose(f));
-    f = H5I_INVALID_HID;
-    IPR_TRY(ipr_commit_tmp(tmp, path));
+    const hid_t done = f;
+    f = H5I_INVALID_HID; /* closed by ipr_weights_save_file, which also removes tmp on failure */
+    IPR_TRY(ipr_weights_save_file(&net->wt, done, tmp, path));
     return IPR_OK;
 fail:
     ipr_error_context("writing checkpoint %s", path);
-    if (g >= 0) H5Gclose(g);
-    if (f >= 0) H5Fclose(f);
-    if (tmp[0]) remove(tmp); /* no partial file is left behind (path itself is untouched) */
+    if (f >= 0) {
+        H5Fclose(f);
+        if (tmp[0]) remove(tmp); /* no partial file is left behind (path itself is untouched) */
+    }
     return IPR_ERR;
 }
 

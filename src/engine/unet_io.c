@@ -133,7 +133,7 @@ fail:
 
 int ipr_unet_save(const ipr_unet *net, const char *path) {
     char tmp[4096];
-    hid_t f = H5I_INVALID_HID, g = H5I_INVALID_HID;
+    hid_t f = H5I_INVALID_HID;
     const ipr_unet_config *cfg = &net->cfg;
     int64_t v[IPR_UNET_MAX_LEVELS];
     IPR_TRY(ipr_tmp_path(tmp, sizeof tmp, path));
@@ -162,19 +162,16 @@ int ipr_unet_save(const ipr_unet *net, const char *path) {
     v[0] = cfg->image_size[0];
     v[1] = cfg->image_size[1];
     IPR_TRY(ipr_h5_attr_i64_array(f, "image_size", v, 2));
-    g = ipr_h5_group(f, "/weights");
-    IPR_CHECK(g >= 0, "%s", ipr_error_message());
-    IPR_TRY(ipr_weights_save_h5(&net->wt, g));
-    H5Gclose(g);
-    g = H5I_INVALID_HID;
-    IPR_H5(H5Fclose(f));
-    f = H5I_INVALID_HID;
-    IPR_TRY(ipr_commit_tmp(tmp, path));
+    const hid_t done = f;
+    f = H5I_INVALID_HID; /* closed by ipr_weights_save_file, which also removes tmp on failure */
+    IPR_TRY(ipr_weights_save_file(&net->wt, done, tmp, path));
     return IPR_OK;
 fail:
     ipr_error_context("writing checkpoint %s", path);
-    if (g >= 0) H5Gclose(g);
-    if (f >= 0) H5Fclose(f);
+    if (f >= 0) {
+        H5Fclose(f);
+        remove(tmp);
+    }
     return IPR_ERR;
 }
 

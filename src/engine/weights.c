@@ -406,3 +406,21 @@ fail:
     if (a >= 0) H5Aclose(a);
     return IPR_ERR;
 }
+
+int ipr_weights_save_file(const ipr_weights *w, hid_t f, const char *tmp, const char *path) {
+    hid_t g = ipr_h5_group(f, "/weights");
+    if (g < 0) goto fail;
+    IPR_TRY(ipr_weights_save_h5(w, g));
+    H5Gclose(g);
+    g = H5I_INVALID_HID;
+    const herr_t closed = H5Fclose(f);
+    f = H5I_INVALID_HID;
+    IPR_H5(closed);
+    IPR_TRY(ipr_commit_tmp(tmp, path));
+    return IPR_OK;
+fail:
+    if (g >= 0) H5Gclose(g);
+    if (f >= 0) H5Fclose(f);
+    remove(tmp);
+    return IPR_ERR;
+}

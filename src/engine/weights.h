@@ -79,6 +79,10 @@ int ipr_weights_find(const ipr_weights *w, const char *name);
 int ipr_weights_load_h5(ipr_weights *w, hid_t file, const char *group);
 /* Write every tensor into an open group as float32; aliases become hard links to their targets. */
 int ipr_weights_save_h5(const ipr_weights *w, hid_t group);
+/* The end of writing a checkpoint: /weights (ipr_weights_save_h5) into the open file f (created at tmp, root
+ * attributes already written), close it, and rename tmp onto path (ipr_commit_tmp). f is closed either way; on
+ * failure tmp is removed, so no partial file stays behind. */
+int ipr_weights_save_file(const ipr_weights *w, hid_t f, const char *tmp, const char *path);
 /* Deterministic weights for tests: tensor k of the table draws from Philox stream (seed, purpose, k) by its
  * kind (aliases keep their target's values). */
 void ipr_weights_init_random(ipr_weights *w, uint64_t seed, uint32_t purpose);
