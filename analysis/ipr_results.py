@@ -7,7 +7,8 @@
     m = R.meta("runs/quickstart")            # config, names, seeds, attributes
 
 `load` returns a pandas DataFrame when pandas is installed, else a dict of NumPy arrays (column -> array);
-`model` and `selection` hold names (the integer codes stay in `model_code` / `selection_code`).
+`model` and `selection` (and /chains' `solution_match`) hold names (the integer codes stay in `model_code` /
+`selection_code` / `solution_match_code`).
 The file is plain HDF5 (one 1-D dataset per column), so h5py alone reads it too:
     {k: f["results"][k][()] for k in f["results"]}.  `pandas.read_hdf` does not work on it (that reads
     PyTables layouts only).
@@ -72,8 +73,9 @@ def load(path, table="results", names=True, as_dict=False):
     with h5py.File(results_path(path), "r") as f:
         cols = {k: f[table][k][()] for k in f[table]}
         if names and table != "timing":
-            for key, lookup in (("model", "model_names"), ("selection", "selection_names")):
-                if key in cols:
+            for key, lookup in (("model", "model_names"), ("selection", "selection_names"),
+                                ("solution_match", "solution_match_names")):
+                if key in cols and lookup in f["meta"]:
                     table_names = np.array(_strings(f["meta"][lookup]), dtype=object)
                     cols[key + "_code"] = cols[key]
                     cols[key] = table_names[cols[key].astype(np.int64)]

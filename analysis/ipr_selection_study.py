@@ -13,6 +13,11 @@ import argparse
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import system_python  # noqa: E402  (re-runs this script under /usr/bin/python3 when h5py is missing)
+
+system_python.ensure()
+
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

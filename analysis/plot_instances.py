@@ -5,10 +5,16 @@ usage: plot_instances.py [--count K] --output PNG FILE.h5 [FILE.h5 ...]
 Sudoku cells that are clues are outlined; Counting Polygons panels are titled with their labels.
 """
 import argparse
+import os
 import sys
 
-import h5py
-import matplotlib
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import system_python  # noqa: E402  (re-runs this script under /usr/bin/python3 when h5py is missing)
+
+system_python.ensure()
+
+import h5py  # noqa: E402
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

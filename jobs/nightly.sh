@@ -51,7 +51,8 @@ for cfg in "$configs"/*.yaml; do
   rc=$?
   if [ $rc -eq 0 ] || [ $rc -eq 2 ]; then
     bundle="$out/bundles/$night-$name.tar.gz"
-    if "$ipr" bundle "$run" --output "$bundle" && "$ipr" verify "$bundle"; then
+    # --force: a second nightly of the same night re-bundles the same run (the same bytes)
+    if "$ipr" bundle "$run" --output "$bundle" --force && "$ipr" verify "$bundle"; then
       # keep the newest $keep bundles of this config (names sort by date)
       ls -1 "$out/bundles/"*"-$name.tar.gz" 2>/dev/null | sort | head -n -"$keep" | while read -r old; do
         rm -f "$old" "$old.sha256"

@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <hdf5.h>
 #include <libgen.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,13 +123,83 @@ void *ipr_calloc(size_t count, size_t size, const char *what) {
     return p;
 }
 
+/* ---- temporary files removed on SIGINT/SIGTERM/SIGHUP ----
+ * A fixed table (no allocation) of the paths ipr_tmp_path handed out and not yet committed or forgotten. A slot
+ * is claimed with a compare-and-swap (FREE -> WRITING), filled, then published (LIVE); the handler only reads
+ * LIVE slots and calls unlink(), which is async-signal-safe. */
+#define IPR_TMP_SLOTS 32
+enum { TMP_FREE = 0, TMP_WRITING = 1, TMP_LIVE = 2 };
+static atomic_int g_tmp_state[IPR_TMP_SLOTS];
+static char g_tmp_paths[IPR_TMP_SLOTS][4096];
+
+static void tmp_register(const char *tmp) {
+    if (strlen(tmp) >= sizeof g_tmp_paths[0]) return;
+    for (int i = 0; i < IPR_TMP_SLOTS; ++i) {
+        int expected = TMP_FREE;
+        if (atomic_compare_exchange_strong(&g_tmp_state[i], &expected, TMP_WRITING)) {
+            memcpy(g_tmp_paths[i], tmp, strlen(tmp) + 1);
+            atomic_store(&g_tmp_state[i], TMP_LIVE);
+            return;
+        }
+    }
+    /* a full table (32 files being written at once) leaves this one to the caller's own cleanup */
+}
+
+void ipr_tmp_forget(const char *tmp) {
+    for (int i = 0; i < IPR_TMP_SLOTS; ++i)
+        if (atomic_load(&g_tmp_state[i]) == TMP_LIVE && strcmp(g_tmp_paths[i], tmp) == 0) {
+            int expected = TMP_LIVE;
+            atomic_compare_exchange_strong(&g_tmp_state[i], &expected, TMP_FREE);
+        }
+}
+
+static void tmp_on_signal(int sig) {
+    int saved = errno;
+    for (int i = 0; i < IPR_TMP_SLOTS; ++i)
+        if (atomic_load(&g_tmp_state[i]) == TMP_LIVE) (void)unlink(g_tmp_paths[i]);
+    errno = saved;
+    /* die of the signal, as without the handler (the exit status tells the shell which) */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void ipr_tmp_cleanup_on_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = tmp_on_signal;
+    sigfillset(&sa.sa_mask); /* one handler at a time */
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; ++i) {
+        struct sigaction old;
+        /* a signal ignored by whoever started us (nohup, a background job) stays ignored */
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
 int ipr_tmp_path(char *out, size_t cap, const char *path) {
     int n = snprintf(out, cap, "%s.tmp.%ld", path, (long)getpid());
     if (n < 0 || (size_t)n >= cap) {
         ipr_error_set(__FILE__, __LINE__, "path too long: %s", path);
         return IPR_ERR;
     }
+    tmp_register(out);
     return IPR_OK;
+}
+
+FILE *ipr_fopen_read(const char *path, const char *mode) {
+    struct stat sb;
+    FILE *fp = fopen(path, mode);
+    if (!fp) {
+        ipr_errno_set(__FILE__, __LINE__, path);
+        return NULL;
+    }
+    if (fstat(fileno(fp), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fclose(fp);
+        ipr_error_set(__FILE__, __LINE__, "%s is a directory, not a file", path);
+        return NULL;
+    }
+    return fp;
 }
 
 int ipr_fsync_path(const char *path) {
@@ -153,6 +225,7 @@ int ipr_commit_tmp(const char *tmp, const char *path) {
         ipr_errno_set(__FILE__, __LINE__, path);
         return IPR_ERR;
     }
+    ipr_tmp_forget(tmp);
     /* fsync the directory so the rename itself survives a power loss */
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);

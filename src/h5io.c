@@ -37,10 +37,8 @@ hid_t ipr_h5_open_read(const char *path) {
     htri_t is = H5Fis_hdf5(path);
     if (is <= 0) {
         H5Eclear2(H5E_DEFAULT);
-        FILE *fp = fopen(path, "rb");
-        if (!fp) {
-            ipr_errno_set(__FILE__, __LINE__, path);
-        } else {
+        FILE *fp = ipr_fopen_read(path, "rb"); /* names a missing file or a directory */
+        if (fp) {
             fclose(fp);
             ipr_error_set(__FILE__, __LINE__, "%s: not a readable HDF5 file (truncated or corrupt?)", path);
         }

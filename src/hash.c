@@ -31,7 +31,7 @@ int ipr_sha256_file(const char *path, char out[IPR_SHA256_HEX]) {
     uint8_t *buf = NULL;
     struct sha256_ctx ctx;
     uint8_t digest[SHA256_DIGEST_SIZE];
-    IPR_IO((fp = fopen(path, "rb")) != NULL, path);
+    IPR_TRY_PTR(fp = ipr_fopen_read(path, "rb"));
     buf = ipr_malloc(1u << 20, "hash buffer");
     if (!buf) goto fail;
     sha256_init(&ctx);

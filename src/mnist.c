@@ -191,7 +191,7 @@ static int pool_curated(const char *path, ipr_split split, ipr_mnist_pool *p) {
     int have_magic = 0, have_items[2] = {0, 0}, have_digit[2][10] = {{0}};
     unsigned long items[2] = {0, 0};
     const char *want = ipr_split_name(split);
-    IPR_IO((fp = fopen(path, "r")) != NULL, path);
+    IPR_TRY_PTR(fp = ipr_fopen_read(path, "r"));
     for (;;) {
         errno = 0;
         ssize_t got = getline(&line, &cap, fp);

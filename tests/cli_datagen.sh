@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # cli_datagen.sh IPR SRC: `ipr datagen` end to end: all three benchmarks, byte-identical reruns, and
-# the error paths (missing/corrupt MNIST, unknown benchmark, N = 0, negative seed) leave no file.
+# the error paths (missing/corrupt MNIST, unknown benchmark, N = 0, negative seed) and SIGINT/SIGTERM leave no file.
 set -u
 ipr=$1
 src=$2
@@ -98,6 +98,26 @@ printf 'not a gzip file at all, and no IDX header either' >"$tmp/corrupt/t10k-im
 expect_fail "garbage MNIST" "magic|truncated" --benchmark sudoku --count 3 --seed 1 --mnist-dir "$tmp/corrupt"
 if ! "$ipr" datagen --benchmark even_pixels --count 1 --seed 1 --output "$tmp/no/such/dir/x.h5" 2>"$tmp/stderr" &&
    grep -q "cannot create" "$tmp/stderr"; then ok "unwritable output"; else bad "unwritable output"; fi
+
+# SIGINT and SIGTERM (Ctrl-C, a scheduler's kill): the process dies of the signal and leaves no FILE.tmp.PID
+for sig in INT TERM; do
+  rm -f "$tmp"/sig.h5*
+  # env --default-signal: a background job of a script starts with SIGINT ignored (no job control)
+  env --default-signal=INT "$ipr" datagen --benchmark counting_polygons --count 3000 --seed 1 --output "$tmp/sig.h5" \
+    --quiet 2>/dev/null &
+  pid=$!
+  for _ in $(seq 1 200); do ls "$tmp"/sig.h5.tmp.* >/dev/null 2>&1 && break; sleep 0.05; done
+  had_tmp=$(ls "$tmp"/sig.h5.tmp.* 2>/dev/null | wc -l)
+  sleep 0.2
+  kill -s $sig $pid
+  wait $pid
+  rc=$?
+  if [ "$had_tmp" = 1 ] && [ $rc -gt 128 ] && [ -z "$(ls "$tmp" | grep '^sig.h5')" ]; then
+    ok "SIG$sig during datagen: killed (rc $rc), no sig.h5 and no sig.h5.tmp.PID left"
+  else
+    bad "SIG$sig during datagen (tmp seen: $had_tmp, rc=$rc, left: $(ls "$tmp" | grep '^sig.h5'))"
+  fi
+done
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -122,5 +122,28 @@ expect_fail "correction off Sudoku" "sudoku only" "${base[@]}" --correction
 expect_fail "bad scorer file" "not found|cannot open|format" --checkpoint "$tmp/sudoku.h5" --benchmark sudoku \
   --count 1 --seed 1 --scorer "$tmp/ep.h5"
 
+expect_fail "iterations above the sampler's limit" "ipr_iterations 4096 outside 0..4095" "${base[@]}" --ipr-iterations 4096
+
+# ipr forward: one NaN input pixel is refused by index (it would turn the whole output into NaN)
+if $py - "$tmp/nan_in.h5" <<'PY'
+import sys, h5py, numpy as np
+x = np.zeros((2, 3, 32, 32), np.float32)
+x[1, 2, 5, 7] = np.nan
+with h5py.File(sys.argv[1], "w") as f:
+    f["input/x"] = x
+    f["input/t"] = np.full((2, 1, 32, 32), 0.5, np.float32)
+PY
+then
+  "$ipr" forward --checkpoint "$tmp/ep.h5" --input "$tmp/nan_in.h5" --output "$tmp/nan_out.h5" >"$tmp/stdout" 2>"$tmp/stderr"
+  rc=$?
+  if [ $rc -eq 1 ] && grep -q "/input/x\[1, 2, 5, 7\] is nan: inputs must be finite" "$tmp/stderr" && [ ! -e "$tmp/nan_out.h5" ]; then
+    ok "forward: a NaN input pixel is refused, naming its index"
+  else
+    bad "forward with a NaN input (rc=$rc, $(cat "$tmp/stderr"))"
+  fi
+else
+  bad "could not write the NaN input"
+fi
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -49,7 +49,8 @@ class DenoiserConfig(C.Structure):
 class ChainResult(C.Structure):
     _fields_ = [("instance", C.c_uint64), ("iterations", C.c_int), ("iterations_run", C.c_int),
                 ("valid", C.POINTER(C.c_uint8)), ("error", C.POINTER(C.c_float)), ("nfe", C.POINTER(C.c_uint32)),
-                ("changed", C.POINTER(C.c_uint16)), ("image", C.POINTER(C.c_float)), ("nfe_saved", C.c_uint32)]
+                ("changed", C.POINTER(C.c_uint16)), ("image", C.POINTER(C.c_float)), ("nfe_saved", C.c_uint32),
+                ("solution_match", C.c_uint8)]
 
 
 class BlockPlan(C.Structure):

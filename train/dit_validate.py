@@ -26,7 +26,8 @@ WAIT, CLEAN = 1 << 30, -(1 << 30)  # start-step markers of a region still waitin
 class TaskConfig(C.Structure):  # include/ipr/sampler.h ipr_task_config, field for field
     _fields_ = [("bench", C.c_int), ("split", C.c_int), ("difficulty", C.c_int), ("data_seed", C.c_uint64),
                 ("mnist_dir", C.c_char_p), ("scorer_path", C.c_char_p), ("correction", C.c_int),
-                ("correction_swaps", C.c_int)]
+                ("correction_swaps", C.c_int), ("instances_file", C.c_char_p), ("instances_format", C.c_int),
+                ("instances_start", C.c_uint64), ("instances_count", C.c_uint64), ("instances_sha256", C.c_char_p)]
 
 
 class BlockPlan(C.Structure):  # src/sampler/sampler_internal.h ipr_block_plan

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -94,10 +95,21 @@ void ipr_errno_set(const char *file, int line, const char *what);
 void *ipr_malloc(size_t bytes, const char *what);
 void *ipr_calloc(size_t count, size_t size, const char *what);
 
-/* Write a file atomically: data goes to PATH.tmp.PID, is fsync'ed, then renamed onto PATH. */
+/* Write a file atomically: data goes to PATH.tmp.PID, is fsync'ed, then renamed onto PATH. ipr_tmp_path also
+ * registers the temporary path (ipr_commit_tmp and ipr_tmp_forget drop it) so that the handler of
+ * ipr_tmp_cleanup_on_signals can remove it. */
 int ipr_tmp_path(char *out, size_t cap, const char *path);
 int ipr_fsync_path(const char *path);
 int ipr_commit_tmp(const char *tmp, const char *path);
+/* Drop a registered temporary path (after removing it, or when it was renamed by other means). */
+void ipr_tmp_forget(const char *tmp);
+/* SIGINT, SIGTERM, SIGHUP: unlink every registered temporary file (unlink only: async-signal-safe), then die of
+ * the signal as before. For one-process commands that write one file (datagen, forward, sample, bundle, merge). */
+void ipr_tmp_cleanup_on_signals(void);
+
+/* fopen(path, mode) for reading, refusing a directory with "PATH is a directory, not a file" (on Linux fopen
+ * opens one and only the first read fails, or ftell says 2^63 - 1). */
+FILE *ipr_fopen_read(const char *path, const char *mode);
 
 /* Parse a non-negative decimal or 0x-hex integer that fits in int64; error names `what`. */
 int ipr_parse_u64(const char *text, uint64_t max, const char *what, uint64_t *out);

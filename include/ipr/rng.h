@@ -17,6 +17,7 @@ typedef enum {
     IPR_RNG_EVEN_PIXELS = 4,     /* hue offset and the 512-pixel permutation */
     IPR_RNG_POLY_LAYOUT = 5,     /* counts, vertices, circles, rotations */
     IPR_RNG_POLY_BACKGROUND = 6, /* procedural background */
+    IPR_RNG_SUDOKU_FILE_DIGITS = 7, /* puzzle files: the MNIST image of a cell (key = file hash, step = cell) */
     IPR_RNG_INIT_NOISE = 32,     /* initial N(0,1) noise of a generation */
     IPR_RNG_STEP_NOISE = 33,     /* per-step transition noise (step = network pass) */
     IPR_RNG_IPR_SUBSET = 34,     /* region subset of an IPR iteration (step = iteration) */

@@ -16,6 +16,18 @@
 extern "C" {
 #endif
 
+/* ---------------- limits ---------------- */
+
+/* The sampler's and the denoiser's limits: ipr_sampler_config_validate and ipr_denoiser_open check them, and the
+ * `ipr run` config schema takes its ranges from them (src/pipeline/config.c), so the two cannot disagree. */
+#define IPR_SAMPLER_STEP_BITS 20 /* step noise keys: (iteration << 20) | pass */
+/* max_steps, steps per region, and the network passes of one generation */
+#define IPR_SAMPLER_MAX_PASSES ((1 << IPR_SAMPLER_STEP_BITS) - 1)
+/* K, the IPR iterations of one chain (4095): the iteration fills the step key's upper 12 bits */
+#define IPR_SAMPLER_MAX_ITERATIONS ((1 << (32 - IPR_SAMPLER_STEP_BITS)) - 1)
+#define IPR_SAMPLER_MAX_HOST_THREADS 256
+#define IPR_DENOISER_MAX_BATCH 4096 /* images per forward */
+
 /* ---------------- the denoiser: one forward over host buffers, CPU or CUDA, U-Net or DiT ---------------- */
 
 typedef enum { IPR_DEVICE_CPU = 0, IPR_DEVICE_CUDA = 1 } ipr_device_kind;
@@ -57,6 +69,13 @@ typedef struct {
     const char *scorer_path;            /* digit classifier (Sudoku) / polygons classifier; NULL for Even Pixels */
     int correction;                     /* Sudoku correction mode (spec 3.2): solved grid + swaps, all refinable */
     int correction_swaps;               /* swaps in correction mode (5, as ms_corrupted_test) */
+    /* An instance file instead of the generator (ipr/instances.h): instance i is row i of the file. NULL: the
+     * generator (data_seed, split, difficulty). Puzzle files are rendered from the MNIST TEST pool. */
+    const char *instances_file;
+    int instances_format;               /* ipr_instances_format; AUTO detects */
+    uint64_t instances_start;           /* the rows the task is asked for: [start, start + count), count >= 1 */
+    uint64_t instances_count;
+    const char *instances_sha256;       /* NULL, or the SHA-256 (hex) the file must have (a run's record of it) */
 } ipr_task_config;
 
 void ipr_task_config_init(ipr_task_config *cfg);
@@ -77,8 +96,12 @@ int ipr_task_instance(ipr_task *t, uint64_t seed, uint64_t index, float *clean, 
 int ipr_task_score(ipr_task *t, const float *images, int n, uint8_t *valid, float *error);
 /* 1 when the task can score (Even Pixels always; the others with a scorer checkpoint). */
 int ipr_task_has_scorer(const ipr_task *t);
-/* The MNIST pool a Sudoku task draws its cells from (provenance: its name and sha256); NULL otherwise. */
+/* The MNIST pool a Sudoku task draws its cells from (provenance: its name and sha256); NULL otherwise (and for an
+ * instance file of datagen images, which are used as stored). */
 const struct ipr_mnist_pool *ipr_task_mnist_pool(const ipr_task *t);
+/* The instance file's SHA-256 (hex) and format name when the task reads one; NULL otherwise. */
+const char *ipr_task_instances_sha256(const ipr_task *t);
+const char *ipr_task_instances_format(const ipr_task *t);
 /* IPR_OK when a network of this architecture (ipr_model_info_read of a checkpoint, either backbone) fits the
  * task's images: image size, d_in = C, d_out = 2 C + 1, patch size; else an error naming both values. */
 int ipr_task_check_model(const ipr_task *t, const ipr_model_info *m);
@@ -141,6 +164,18 @@ int ipr_sampler_generation_passes(const ipr_sampler_config *cfg, int regions, in
 
 /* ---------------- running chains ---------------- */
 
+/* Whether a chain's final Sudoku grid is the instance's known solution (puzzles of few clues often have several
+ * solutions, so a valid grid need not be the given one). Codes are stored in results files: never renumber. */
+typedef enum {
+    IPR_SOLUTION_UNKNOWN = 0, /* nothing to compare: no known solution (a puzzle file row without one), not Sudoku,
+                                 or no scorer to read the digits */
+    IPR_SOLUTION_MATCH = 1,   /* the final grid is valid and its digits equal the known solution */
+    IPR_SOLUTION_OTHER = 2,   /* the final grid is valid but another grid than the known solution */
+    IPR_SOLUTION_INVALID = 3  /* the final grid is not valid */
+} ipr_solution_match;
+#define IPR_SOLUTION_MATCH_CODES 4
+const char *ipr_solution_match_name(ipr_solution_match m);
+
 /* One instance's chain: base generation, then K refinement iterations. Arrays hold K + 1 entries, entry 0
  * for the base sample and entry k for iteration k. Allocated by the caller (ipr_chain_result_alloc). */
 typedef struct {
@@ -153,6 +188,7 @@ typedef struct {
     uint16_t *changed;     /* (K + 1) regions whose decoded content changed (entry 0: regions generated) */
     float *image;          /* (C, H, W) final image when keep_images, else NULL */
     uint32_t nfe_saved;    /* passes the iterations skipped by early_stop would have cost (0 without) */
+    uint8_t solution_match; /* ipr_solution_match of the final sample */
 } ipr_chain_result;
 
 int ipr_chain_result_alloc(ipr_chain_result *r, int iterations, size_t image_floats);

@@ -23,5 +23,7 @@ int ipr_cmd_verify(int argc, char **argv);
 
 /* Print the recorded error as "ipr CMD: error: ..." and return IPR_EXIT_USAGE. */
 int ipr_cli_fail(const char *cmd);
+/* A usage error: the recorded error, then "see `ipr CMD --help`" (not the whole help); returns IPR_EXIT_USAGE. */
+int ipr_cli_usage_error(const char *cmd);
 
 #endif

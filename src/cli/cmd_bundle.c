@@ -15,13 +15,14 @@
 static void usage_bundle(FILE *to) {
     fprintf(to,
             "usage: ipr bundle RUN_DIR --output FILE [--compression gzip|zstd|none] [--mtime EPOCH]\n"
-            "                  [--include-segments] [--allow-incomplete]\n\n"
+            "                  [--include-segments] [--allow-incomplete] [--force]\n\n"
             "Write a reproducible archive of a verified, finished run: pax format, members sorted, mtime fixed\n"
             "(--mtime, else SOURCE_DATE_EPOCH, else the run's creation time), owner root, gzip without a\n"
             "timestamp or zstd (default from FILE's extension: .tar.zst, .tar, else gzip). It holds results.h5,\n"
             "the configs, journals, logs, model cards, provenance, summaries, manifest.json and MANIFEST.sha256\n"
             "(`sha256sum -c` in the extracted directory). Also writes FILE.sha256. Bundling the same run twice\n"
-            "gives the same bytes. exit codes: 0 ok, 1 error, 4 the run failed verification\n");
+            "gives the same bytes. An existing FILE is refused unless --force.\n"
+            "exit codes: 0 ok, 1 error, 4 the run failed verification\n");
 }
 
 static void usage_verify(FILE *to) {
@@ -36,7 +37,8 @@ int ipr_cmd_bundle(int argc, char **argv) {
     static const struct option longopts[] = {
         {"output", required_argument, 0, 'o'},    {"compression", required_argument, 0, 'c'},
         {"mtime", required_argument, 0, 'm'},     {"include-segments", no_argument, 0, 's'},
-        {"allow-incomplete", no_argument, 0, 'a'}, {"help", no_argument, 0, 'h'},
+        {"allow-incomplete", no_argument, 0, 'a'}, {"force", no_argument, 0, 'f'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     pl_bundle_opts o;
     memset(&o, 0, sizeof o);
@@ -63,6 +65,7 @@ int ipr_cmd_bundle(int argc, char **argv) {
         }
         case 's': o.include_segments = 1; break;
         case 'a': o.allow_incomplete = 1; break;
+        case 'f': o.force = 1; break;
         case 'h': usage_bundle(stdout); return IPR_EXIT_OK;
         case ':': IPR_FAIL("option %s needs a value", argv[optind - 1]);
         default: IPR_FAIL("unknown option %s", argv[optind - 1]);
@@ -78,8 +81,7 @@ int ipr_cmd_bundle(int argc, char **argv) {
     printf("ipr bundle: %s (and %s.sha256)\n", out, out);
     return IPR_EXIT_OK;
 fail:
-    usage_bundle(stderr);
-    return ipr_cli_fail("bundle");
+    return ipr_cli_usage_error("bundle");
 }
 
 int ipr_cmd_verify(int argc, char **argv) {
@@ -88,9 +90,8 @@ int ipr_cmd_verify(int argc, char **argv) {
         return IPR_EXIT_OK;
     }
     if (argc != 2) {
-        usage_verify(stderr);
         ipr_error_set(__FILE__, __LINE__, "expected one BUNDLE or RUN_DIR");
-        return ipr_cli_fail("verify");
+        return ipr_cli_usage_error("verify");
     }
     struct stat sb;
     if (stat(argv[1], &sb) != 0) {

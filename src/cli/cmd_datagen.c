@@ -15,6 +15,7 @@
 #include "ipr/common.h"
 #include "ipr/h5io.h"
 #include "ipr/hash.h"
+#include "ipr/instances.h"
 #include "ipr/mnist.h"
 
 #define BLOCK 64 /* instances generated and written per HDF5 write */
@@ -28,11 +29,15 @@ typedef struct {
     const char *output;
     const char *mnist_dir;
     int force, quiet;
+    const char *from;                /* --from: a puzzle file instead of the generator */
+    ipr_instances_format from_format;
+    int have_count;
 } datagen_opts;
 
 static void usage(FILE *to) {
     fprintf(to,
-            "usage: ipr datagen --benchmark NAME --count N --seed S --output FILE.h5 [options]\n\n"
+            "usage: ipr datagen --benchmark NAME --count N --seed S --output FILE.h5 [options]\n"
+            "       ipr datagen --from PUZZLES --output FILE.h5 [--format F] [--start I] [--count N] [--mnist-dir DIR]\n\n"
             "Write N instances of a benchmark to an HDF5 file. Instance i is a pure function of\n"
             "(seed, split, start + i[, difficulty]): the same arguments give a byte-identical file.\n\n"
             "  --benchmark NAME    sudoku | even_pixels | counting_polygons\n"
@@ -46,6 +51,10 @@ static void usage(FILE *to) {
             "  --mnist-dir DIR     MNIST IDX files for sudoku (default $IPR_MNIST_DIR or the shipped\n"
             "                      datasets/mnist); the full MNIST release works too. A curation.txt\n"
             "                      there restricts the pools (datasets/mnist/README.md)\n"
+            "  --from PUZZLES      write the Sudoku puzzles of a text or CSV file (README, 'Instance files')\n"
+            "                      instead of generating: rows --start.. (default all), rendered as `ipr run`\n"
+            "                      renders them (MNIST test pool, cell images keyed by the file's SHA-256)\n"
+            "  --format F          of --from: auto (default) | text | csv\n"
             "  --force             overwrite FILE if it exists\n"
             "  --quiet             no progress lines\n"
             "  -h, --help          this text\n\n"
@@ -64,11 +73,12 @@ static int parse(int argc, char **argv, datagen_opts *o) {
         {"split", required_argument, 0, 'p'},     {"start", required_argument, 0, 'i'},
         {"difficulty", required_argument, 0, 'd'}, {"mnist-dir", required_argument, 0, 'm'},
         {"force", no_argument, 0, 'f'},           {"quiet", no_argument, 0, 'q'},
+        {"from", required_argument, 0, 'F'},      {"format", required_argument, 0, 'T'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->split = IPR_SPLIT_TEST;
     o->mnist_dir = ipr_mnist_default_dir();
-    int have_bench = 0, have_count = 0, have_seed = 0;
+    int have_bench = 0, have_count = 0, have_seed = 0, have_split = 0, have_format = 0;
     optind = 1;
     opterr = 0;
     int c;
@@ -78,7 +88,7 @@ static int parse(int argc, char **argv, datagen_opts *o) {
         case 'n': IPR_TRY(ipr_parse_u64(optarg, UINT32_MAX, "--count", &o->count)); have_count = 1; break;
         case 's': IPR_TRY(ipr_parse_u64(optarg, INT64_MAX, "--seed", &o->seed)); have_seed = 1; break;
         case 'o': o->output = optarg; break;
-        case 'p': IPR_TRY(ipr_split_from_name(optarg, &o->split)); break;
+        case 'p': IPR_TRY(ipr_split_from_name(optarg, &o->split)); have_split = 1; break;
         case 'i': IPR_TRY(ipr_parse_u64(optarg, (1ull << 47), "--start", &o->start)); break;
         case 'd':
             IPR_TRY(ipr_sudoku_difficulty_from_name(optarg, &o->difficulty));
@@ -87,12 +97,33 @@ static int parse(int argc, char **argv, datagen_opts *o) {
         case 'm': o->mnist_dir = optarg; break;
         case 'f': o->force = 1; break;
         case 'q': o->quiet = 1; break;
+        case 'F': o->from = optarg; break;
+        case 'T':
+            IPR_TRY(ipr_instances_format_from_name(optarg, &o->from_format));
+            IPR_CHECK(o->from_format != IPR_INSTANCES_DATAGEN, "--format: --from reads puzzle files (text or csv)");
+            have_format = 1;
+            break;
         case 'h': usage(stdout); exit(IPR_EXIT_OK);
         case ':': IPR_FAIL("option %s needs a value", argv[optind - 1]);
         default: IPR_FAIL("unknown option %s (see `ipr datagen --help`)", argv[optind - 1]);
         }
     }
     IPR_CHECK(optind == argc, "unexpected argument '%s'", optind < argc ? argv[optind] : "");
+    o->have_count = have_count;
+    IPR_CHECK(o->from || !have_format, "--format describes --from, which is not given");
+    if (o->from) { /* a puzzle file: the generator's options do not apply */
+        IPR_CHECK(!have_bench || o->bench == IPR_BENCH_SUDOKU, "--from reads Sudoku puzzles; --benchmark must be sudoku");
+        IPR_CHECK(!have_seed && !o->difficulty_set && !have_split,
+                  "--seed, --difficulty and --split belong to the generator; --from renders the file's puzzles from the "
+                  "MNIST test pool");
+        IPR_CHECK(!have_count || o->count >= 1, "--count must be at least 1 (got 0)");
+        IPR_CHECK(o->output && *o->output, "--output is required");
+        o->bench = IPR_BENCH_SUDOKU;
+        o->split = IPR_SPLIT_TEST;
+        struct stat st0;
+        IPR_CHECK(o->force || stat(o->output, &st0) != 0, "%s exists (use --force to overwrite)", o->output);
+        return IPR_OK;
+    }
     IPR_CHECK(have_bench, "--benchmark is required (sudoku, even_pixels or counting_polygons)");
     IPR_CHECK(have_count, "--count is required");
     IPR_CHECK(o->count >= 1, "--count must be at least 1 (got 0)");
@@ -188,7 +219,7 @@ fail:
 
 /* Generate instances [first, first + m) of the run into the block buffers, then write them. */
 static int fill_block(const datagen_opts *o, const ipr_mnist_pool *pool, block_buf *b, uint64_t row, int m,
-                      void *scratch) {
+                      void *scratch, const ipr_instance_file *src) {
     hsize_t px = image_pixels(o->bench);
     for (int k = 0; k < m; ++k) {
         uint64_t idx = o->start + row + (uint64_t)k;
@@ -196,7 +227,10 @@ static int fill_block(const datagen_opts *o, const ipr_mnist_pool *pool, block_b
         switch (o->bench) {
         case IPR_BENCH_SUDOKU: {
             ipr_sudoku_instance *s = scratch;
-            IPR_TRY(ipr_sudoku_make(pool, o->seed, o->split, o->difficulty, idx, s));
+            if (src) /* a puzzle file's row idx, as `ipr run` renders it */
+                IPR_TRY(ipr_instance_file_sudoku(src, pool, idx, s, NULL));
+            else
+                IPR_TRY(ipr_sudoku_make(pool, o->seed, o->split, o->difficulty, idx, s));
             memcpy(b->images + (size_t)k * px, s->image, px);
             memcpy(b->u8a + k * 81, s->solution, 81);
             memcpy(b->u8b + k * 81, s->given, 81);
@@ -261,30 +295,44 @@ fail:
 }
 
 static int write_attrs(hid_t f, const datagen_opts *o, const char *mnist_images, const char *mnist_hash,
-                       const ipr_mnist_pool *pool) {
+                       const ipr_mnist_pool *pool, const ipr_instance_file *src) {
     IPR_TRY(ipr_h5_attr_str(f, "format", "ipr-datagen"));
     IPR_TRY(ipr_h5_attr_i64(f, "format_version", 1));
     IPR_TRY(ipr_h5_attr_str(f, "producer", "ipr " IPR_VERSION));
     IPR_TRY(ipr_h5_attr_str(f, "benchmark", ipr_bench_name(o->bench)));
     IPR_TRY(ipr_h5_attr_str(f, "split", ipr_split_name(o->split)));
-    IPR_TRY(ipr_h5_attr_i64(f, "seed", (int64_t)o->seed));
+    if (src) { /* --from: which file, by content; index = its row */
+        IPR_TRY(ipr_h5_attr_str(f, "source_file", o->from));
+        IPR_TRY(ipr_h5_attr_str(f, "source_format", ipr_instances_format_name(ipr_instance_file_format(src))));
+        IPR_TRY(ipr_h5_attr_str(f, "source_sha256", ipr_instance_file_sha256(src)));
+        IPR_TRY(ipr_h5_attr_i64(f, "source_rows", (int64_t)ipr_instance_file_rows(src)));
+        IPR_TRY(ipr_h5_attr_i64(f, "solved", (int64_t)ipr_instance_file_solved(src)));
+    } else {
+        IPR_TRY(ipr_h5_attr_i64(f, "seed", (int64_t)o->seed));
+    }
     IPR_TRY(ipr_h5_attr_i64(f, "start", (int64_t)o->start));
     IPR_TRY(ipr_h5_attr_i64(f, "count", (int64_t)o->count));
-    IPR_TRY(ipr_h5_attr_str(f, "rng", "philox4x32-10; key = seed; counter = (block, split, index, purpose)"));
+    IPR_TRY(ipr_h5_attr_str(f, "rng", src ? "philox4x32-10; key = the first 8 bytes of source_sha256; counter = (block, "
+                                            "cell, row, purpose 7): the MNIST image of each known cell"
+                                          : "philox4x32-10; key = seed; counter = (block, split, index, purpose)"));
     switch (o->bench) {
     case IPR_BENCH_SUDOKU: {
-        int lo, hi;
-        ipr_sudoku_difficulty_range(o->difficulty, &lo, &hi);
-        IPR_TRY(ipr_h5_attr_str(f, "difficulty", ipr_sudoku_difficulty_name(o->difficulty)));
-        int64_t range[2] = {lo, hi};
-        IPR_TRY(ipr_h5_attr_i64_array(f, "given_range", range, 2));
+        if (!src) {
+            int lo, hi;
+            ipr_sudoku_difficulty_range(o->difficulty, &lo, &hi);
+            IPR_TRY(ipr_h5_attr_str(f, "difficulty", ipr_sudoku_difficulty_name(o->difficulty)));
+            int64_t range[2] = {lo, hi};
+            IPR_TRY(ipr_h5_attr_i64_array(f, "given_range", range, 2));
+        }
         IPR_TRY(ipr_h5_attr_i64(f, "cell_size", IPR_SUDOKU_CELL));
         IPR_TRY(ipr_h5_attr_str(f, "mnist_images", mnist_images));
         IPR_TRY(ipr_h5_attr_str(f, "mnist_images_sha256", mnist_hash));
         /* the digits the cells are drawn from: the curation's name (or "all") and the pool's content hash */
         IPR_TRY(ipr_h5_attr_str(f, "mnist_pool", pool->name));
         IPR_TRY(ipr_h5_attr_str(f, "mnist_pool_sha256", pool->sha256));
-        IPR_TRY(ipr_h5_attr_str(f, "layout", "images (N,252,252) uint8; given 1 = clue cell"));
+        IPR_TRY(ipr_h5_attr_str(f, "layout", src ? "images (N,252,252) uint8; given 1 = clue cell; solution 0 = unknown "
+                                                   "(a puzzle without a solution: its non-clue cells are black)"
+                                                 : "images (N,252,252) uint8; given 1 = clue cell"));
         break;
     }
     case IPR_BENCH_EVEN_PIXELS:
@@ -317,8 +365,19 @@ int ipr_cmd_datagen(int argc, char **argv) {
     char tmp[4096] = "";
     void *scratch = NULL;
     char mnist_images[4096] = "", mnist_hash[IPR_SHA256_HEX] = "";
+    ipr_instance_file *src = NULL;
 
     IPR_TRY(parse(argc, argv, &o));
+    if (o.from) { /* read and check the whole file first: nothing is written for a bad one */
+        IPR_TRY_PTR(src = ipr_instance_file_open(o.from, o.from_format, IPR_BENCH_SUDOKU, o.start,
+                                                 o.have_count ? o.count : UINT64_MAX));
+        const uint64_t rows = ipr_instance_file_rows(src);
+        IPR_CHECK(o.start < rows, "--start %llu: %s has %llu rows (0..%llu)", (unsigned long long)o.start, o.from,
+                  (unsigned long long)rows, (unsigned long long)rows - 1);
+        IPR_CHECK(!o.have_count || o.count <= rows - o.start, "--count %llu from row %llu: %s has %llu rows",
+                  (unsigned long long)o.count, (unsigned long long)o.start, o.from, (unsigned long long)rows);
+        ipr_instance_file_kept(src, NULL, &o.count);
+    }
     if (o.bench == IPR_BENCH_SUDOKU) {
         IPR_TRY(ipr_mnist_pool_load(o.mnist_dir, o.split, &pool));
         /* provenance: which digit images, by content rather than by (machine-specific) path */
@@ -338,7 +397,7 @@ int ipr_cmd_datagen(int argc, char **argv) {
 
     IPR_TRY(ipr_tmp_path(tmp, sizeof tmp, o.output));
     IPR_TRY_ID(f = ipr_h5_create(tmp));
-    IPR_TRY(write_attrs(f, &o, mnist_images, mnist_hash, &pool));
+    IPR_TRY(write_attrs(f, &o, mnist_images, mnist_hash, &pool, src));
     IPR_TRY(create_datasets(f, &o, &b));
 
     struct timespec t0, tl, now;
@@ -346,7 +405,7 @@ int ipr_cmd_datagen(int argc, char **argv) {
     tl = t0;
     for (uint64_t row = 0; row < o.count; row += BLOCK) {
         int m = (int)(o.count - row < BLOCK ? o.count - row : BLOCK);
-        IPR_TRY(fill_block(&o, &pool, &b, row, m, scratch));
+        IPR_TRY(fill_block(&o, &pool, &b, row, m, scratch, src));
         clock_gettime(CLOCK_MONOTONIC, &now);
         double since = (double)(now.tv_sec - tl.tv_sec) + 1e-9 * (double)(now.tv_nsec - tl.tv_nsec);
         if (!o.quiet && since > 5.0) {
@@ -362,10 +421,12 @@ int ipr_cmd_datagen(int argc, char **argv) {
     f = H5I_INVALID_HID;
     IPR_TRY(ipr_commit_tmp(tmp, o.output));
     if (!o.quiet)
-        printf("wrote %llu %s instances (%s split) to %s\n", (unsigned long long)o.count, ipr_bench_name(o.bench),
-               ipr_split_name(o.split), o.output);
+        printf("wrote %llu %s instances (%s) to %s\n", (unsigned long long)o.count, ipr_bench_name(o.bench),
+               src ? "puzzle file rows, MNIST test pool" : o.split == IPR_SPLIT_TRAIN ? "train split" : "test split",
+               o.output);
     free(scratch);
     ipr_mnist_pool_free(&pool);
+    ipr_instance_file_free(src);
     return IPR_EXIT_OK;
 fail:
     block_free(&b);
@@ -373,5 +434,6 @@ fail:
     if (tmp[0]) unlink(tmp); /* nothing half-written is left behind */
     free(scratch);
     ipr_mnist_pool_free(&pool);
+    ipr_instance_file_free(src);
     return ipr_cli_fail("datagen");
 }

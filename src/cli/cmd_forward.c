@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <getopt.h>
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,8 +107,14 @@ int ipr_cmd_forward(int argc, char **argv) {
               (unsigned long long)dx[3]);
     const int B = (int)dx[0], H = (int)dx[2], W = (int)dx[3];
     IPR_CHECK(B >= 1 && H >= 1 && W >= 1, "%s: empty input", in);
-    for (size_t i = 0; i < (size_t)B * H * W; ++i)
-        IPR_CHECK(t[i] >= 0.0f && t[i] <= 1.0f, "%s: /input/t holds %g, noise levels lie in [0, 1]", in, t[i]);
+    const size_t HWc = (size_t)H * W;
+    for (size_t i = 0; i < (size_t)B * HWc; ++i)
+        IPR_CHECK(t[i] >= 0.0f && t[i] <= 1.0f, "%s: /input/t[%zu, 0, %zu, %zu] holds %g, noise levels lie in [0, 1]",
+                  in, i / HWc, i % HWc / (size_t)W, i % (size_t)W, t[i]);
+    /* one NaN or infinity spreads through every convolution and GroupNorm to the whole batch: refuse it by index */
+    for (size_t i = 0; i < (size_t)B * (size_t)cfg.d_in * HWc; ++i)
+        IPR_CHECK(isfinite(x[i]), "%s: /input/x[%zu, %zu, %zu, %zu] is %g: inputs must be finite", in,
+                  i / ((size_t)cfg.d_in * HWc), i / HWc % (size_t)cfg.d_in, i % HWc / (size_t)W, i % (size_t)W, x[i]);
     int mb = batch ? (int)batch : (B < 64 ? B : 64);
     if (mb > B) mb = B;
 

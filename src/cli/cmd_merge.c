@@ -30,12 +30,11 @@ int ipr_cmd_merge(int argc, char **argv) {
         if (c == 'p') mo.allow_partial = 1;
         else if (c == 'q') quiet = 1;
         else if (c == 'h') { usage(stdout); return IPR_EXIT_OK; }
-        else { usage(stderr); ipr_error_set(__FILE__, __LINE__, "unknown option %s", argv[optind - 1]); return ipr_cli_fail("merge"); }
+        else { ipr_error_set(__FILE__, __LINE__, "unknown option %s", argv[optind - 1]); return ipr_cli_usage_error("merge"); }
     }
     if (optind != argc - 1) {
-        usage(stderr);
         ipr_error_set(__FILE__, __LINE__, "expected one RUN_DIR");
-        return ipr_cli_fail("merge");
+        return ipr_cli_usage_error("merge");
     }
     pl_merge_report rep;
     if (pl_merge(argv[optind], &mo, &rep) != IPR_OK) return ipr_cli_fail("merge");

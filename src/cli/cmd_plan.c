@@ -108,10 +108,7 @@ int ipr_cmd_plan(int argc, char **argv) {
     pl_plan plan;
     int have_plan = 0;
     int *shard_of = NULL;
-    if (parse(argc, argv, &o, &exit_now) != IPR_OK) {
-        usage(stderr, argv[0]);
-        return ipr_cli_fail(argv[0]);
-    }
+    if (parse(argc, argv, &o, &exit_now) != IPR_OK) return ipr_cli_usage_error(argv[0]);
     if (exit_now) return IPR_EXIT_OK;
     IPR_TRY_PTR(cfg = ipr_calloc(1, sizeof *cfg, "config"));
     IPR_TRY(pl_config_load(o.config, NULL, 0, o.sets, o.n_sets, o.limit, cfg));
@@ -128,12 +125,23 @@ int ipr_cmd_plan(int argc, char **argv) {
     char a[64], b[64];
     const int K = cfg->sampler.ipr_iterations;
     printf("config %s (config_sha256 %s)%s\n", cfg->file, cfg->sha256, cfg->limited ? "  LIMITED (--limit)" : "");
-    printf("benchmark %s, split %s%s%s, instances %llu..%llu, %s\n", ipr_bench_name(cfg->bench), ipr_split_name(cfg->split),
-           cfg->bench == IPR_BENCH_SUDOKU ? ", difficulty " : "",
-           cfg->bench == IPR_BENCH_SUDOKU ? ipr_sudoku_difficulty_name(cfg->difficulty) : "",
-           (unsigned long long)cfg->instance_start,
-           (unsigned long long)(cfg->instance_start + (uint64_t)cfg->instance_count - 1),
-           cfg->mode == PL_MODE_CORRECTION ? "correction mode" : "generation");
+    if (cfg->has_instances_file)
+        printf("benchmark %s, instances: rows %llu..%llu of %s (%s, %llu rows, sha256 %.12s...%s), %s\n",
+               ipr_bench_name(cfg->bench), (unsigned long long)cfg->instance_start,
+               (unsigned long long)(cfg->instance_start + (uint64_t)cfg->instance_count - 1), cfg->instances_file,
+               ipr_instances_format_name(cfg->instances_format), (unsigned long long)cfg->instances_rows,
+               cfg->instances_sha256, cfg->bench == IPR_BENCH_SUDOKU ? "" : "; unconditional: the rows only key the chains",
+               cfg->mode == PL_MODE_CORRECTION ? "correction mode" : "generation");
+    else
+        printf("benchmark %s, split %s%s%s, instances %llu..%llu, %s\n", ipr_bench_name(cfg->bench), ipr_split_name(cfg->split),
+               cfg->bench == IPR_BENCH_SUDOKU ? ", difficulty " : "",
+               cfg->bench == IPR_BENCH_SUDOKU ? ipr_sudoku_difficulty_name(cfg->difficulty) : "",
+               (unsigned long long)cfg->instance_start,
+               (unsigned long long)(cfg->instance_start + (uint64_t)cfg->instance_count - 1),
+               cfg->mode == PL_MODE_CORRECTION ? "correction mode" : "generation");
+    if (cfg->has_instances_file && cfg->bench == IPR_BENCH_SUDOKU)
+        printf("puzzles: %.1f clues on average, %llu of %llu with a solution\n", cfg->instances_mean_given,
+               (unsigned long long)cfg->instances_solved, (unsigned long long)cfg->instance_count);
     printf("grid: %d model(s) x %d selection(s) x %d fraction(s) x %d seed(s) x %lld block(s) of <= %d instances"
            " = %d work units, %lld chains of K = %d iterations\n",
            cfg->n_models, cfg->n_selections, cfg->n_fractions, cfg->n_seeds,

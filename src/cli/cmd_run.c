@@ -104,10 +104,10 @@ static int parse(int argc, char **argv, run_opts *o, int *exit_now) {
         }
         case 'h': usage(stdout); *exit_now = 1; return IPR_OK;
         case ':': IPR_FAIL("option %s needs a value", argv[optind - 1]);
-        default: IPR_FAIL("unknown option %s (see ipr run --help)", argv[optind - 1]);
+        default: IPR_FAIL("unknown option %s", argv[optind - 1]);
         }
     }
-    IPR_CHECK(optind == argc - 1, "expected one CONFIG.yaml (see ipr run --help)");
+    IPR_CHECK(optind == argc - 1, "expected one CONFIG.yaml");
     o->config = argv[optind];
     return IPR_OK;
 fail:
@@ -202,10 +202,7 @@ fail:
 int ipr_cmd_run(int argc, char **argv) {
     run_opts o;
     int exit_now = 0;
-    if (parse(argc, argv, &o, &exit_now) != IPR_OK) {
-        usage(stderr);
-        return ipr_cli_fail("run");
-    }
+    if (parse(argc, argv, &o, &exit_now) != IPR_OK) return ipr_cli_usage_error("run");
     if (exit_now) return IPR_EXIT_OK;
     ipr_log_set_level(o.log_level);
 

@@ -16,6 +16,7 @@
 #include "ipr/common.h"
 #include "ipr/h5io.h"
 #include "ipr/hash.h"
+#include "ipr/instances.h"
 #include "ipr/mnist.h"
 #include "ipr/sampler.h"
 
@@ -38,11 +39,16 @@ static void usage(FILE *to) {
             "  --split train|test         (default test)\n"
             "  --difficulty D             sudoku clues: easy | medium | hard | any (default hard)\n"
             "  --mnist-dir DIR            MNIST IDX files for sudoku (default $IPR_MNIST_DIR or datasets/mnist)\n"
+            "  --instances-file FILE      instances from a file instead of the generator: Sudoku puzzles (text or\n"
+            "                             CSV) or an `ipr datagen` file; --start/--count select rows (instance i =\n"
+            "                             row i); not with --data-seed, --split or --difficulty\n"
+            "  --instances-format F       auto (default) | text | csv | datagen\n"
             "  --correction               sudoku correction mode: solved grid with swaps, all cells refinable,\n"
             "                             no base generation (spec 3.2)\n"
             "  --correction-swaps N       swaps in correction mode (default 5)\n"
             "  --scorer FILE.h5           digit classifier (sudoku) or polygons classifier; without it sudoku and\n"
-            "                             counting_polygons are not scored (valid 0, error NaN)\n"
+            "                             counting_polygons are not scored (valid 0, error NaN)\n");
+    fprintf(to, /* two literals: C99 compilers need only take strings of 4095 characters */
             "base generation (spec 2.6, 3.1):\n"
             "  --order NAME               adaptive | random | graph | parallel (alias fixed) (default adaptive)\n"
             "  --steps-per-region P       (default 3)\n"
@@ -71,13 +77,14 @@ static void usage(FILE *to) {
             "  --quiet                    no progress lines\n"
             "  -h, --help                 this text\n\n"
             "Layout: /instance (N) uint64; /valid (N, K+1) uint8; /error (N, K+1) float32; /nfe (N, K+1) uint32;\n"
-            "/changed (N, K+1) uint16; /iterations_run (N) int32; /nfe_saved (N) uint32; [/images (N, C, H, W)\n"
+            "/changed (N, K+1) uint16; /iterations_run (N) int32; /nfe_saved (N) uint32; /solution_match (N) uint8\n"
+            "(0 unknown, 1 the valid final grid is the known solution, 2 another valid grid, 3 invalid); [/images (N, C, H, W)\n"
             "float32 in [-1, 1]]; /timing (wall-clock, differs between runs). Column k = after IPR iteration k\n"
             "(0 = the base sample). Root attributes hold every setting (see README, 'Sampling').\n");
 }
 
 typedef struct {
-    const char *ckpt, *output, *scorer, *mnist_dir;
+    const char *ckpt, *output, *scorer, *mnist_dir, *instances_file;
     ipr_task_config task;
     ipr_sampler_config sampler;
     ipr_denoiser_config den;
@@ -99,7 +106,7 @@ static int parse(int argc, char **argv, sample_opts *o) {
     enum {
         O_CKPT = 256, O_BENCH, O_COUNT, O_SEED, O_OUT, O_DSEED, O_START, O_SPLIT, O_DIFF, O_MNIST, O_CORR, O_SWAPS,
         O_SCORER, O_ORDER, O_SPR, O_OVL, O_MAXS, O_ALPHA, O_TEMP, O_SKIP, O_K, O_RATIO, O_ISPR, O_IOVL, O_SEL,
-        O_MIX, O_EARLY, O_DEV, O_GPU, O_PREC, O_BATCH, O_THREADS, O_HOST, O_SAVE, O_FORCE, O_QUIET
+        O_MIX, O_EARLY, O_DEV, O_GPU, O_PREC, O_BATCH, O_THREADS, O_HOST, O_SAVE, O_FORCE, O_QUIET, O_IFILE, O_IFMT
     };
     static const struct option longopts[] = {
         {"checkpoint", required_argument, 0, O_CKPT}, {"benchmark", required_argument, 0, O_BENCH},
@@ -119,6 +126,7 @@ static int parse(int argc, char **argv, sample_opts *o) {
         {"gpu", required_argument, 0, O_GPU}, {"precision", required_argument, 0, O_PREC},
         {"batch", required_argument, 0, O_BATCH}, {"threads", required_argument, 0, O_THREADS},
         {"host-threads", required_argument, 0, O_HOST},
+        {"instances-file", required_argument, 0, O_IFILE}, {"instances-format", required_argument, 0, O_IFMT},
         {"save-images", no_argument, 0, O_SAVE}, {"force", no_argument, 0, O_FORCE},
         {"quiet", no_argument, 0, O_QUIET}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
@@ -126,7 +134,7 @@ static int parse(int argc, char **argv, sample_opts *o) {
     ipr_sampler_config_init(&o->sampler);
     ipr_denoiser_config_init(&o->den);
     o->den.max_batch = 8;
-    int diff_set = 0;
+    int diff_set = 0, split_set = 0, format_set = 0;
     uint64_t v;
     optind = 1;
     opterr = 0;
@@ -143,9 +151,17 @@ static int parse(int argc, char **argv, sample_opts *o) {
             o->have_data_seed = 1;
             break;
         case O_START: IPR_TRY(ipr_parse_u64(optarg, 1ull << 47, "--start", &o->start)); break;
-        case O_SPLIT: IPR_TRY(ipr_split_from_name(optarg, &o->task.split)); break;
+        case O_SPLIT: IPR_TRY(ipr_split_from_name(optarg, &o->task.split)); split_set = 1; break;
         case O_DIFF: IPR_TRY(ipr_sudoku_difficulty_from_name(optarg, &o->task.difficulty)); diff_set = 1; break;
         case O_MNIST: o->mnist_dir = optarg; break;
+        case O_IFILE: o->instances_file = optarg; break;
+        case O_IFMT: {
+            ipr_instances_format fmt;
+            IPR_TRY(ipr_instances_format_from_name(optarg, &fmt));
+            o->task.instances_format = (int)fmt;
+            format_set = 1;
+            break;
+        }
         case O_CORR: o->task.correction = 1; break;
         case O_SWAPS:
             IPR_TRY(ipr_parse_u64(optarg, 1000, "--correction-swaps", &v));
@@ -207,6 +223,14 @@ static int parse(int argc, char **argv, sample_opts *o) {
               "--order graph is the Sudoku dependency-graph order; it applies to sudoku only");
     IPR_CHECK(o->den.device == IPR_DEVICE_CUDA || o->den.precision == IPR_PREC_FP32,
               "--precision %s needs --device cuda (the CPU path is float32)", ipr_precision_name(o->den.precision));
+    IPR_CHECK(o->instances_file || !format_set, "--instances-format describes --instances-file, which is not given");
+    IPR_CHECK(!o->instances_file || !(o->have_data_seed || diff_set || split_set),
+              "--data-seed, --split and --difficulty belong to the generator; --instances-file replaces it");
+    if (o->instances_file) { /* rows [start, start + count) of the file; checked whole when the task opens it */
+        o->task.instances_file = o->instances_file;
+        o->task.instances_start = o->start;
+        o->task.instances_count = o->count;
+    }
     if (!o->have_data_seed) o->data_seed = o->seed;
     o->task.data_seed = o->data_seed;
     o->task.scorer_path = o->scorer;
@@ -239,15 +263,21 @@ static void on_progress(int done, int total, void *vctx) {
 }
 
 static int write_attrs(hid_t f, const sample_opts *o, const char *ckpt_sha, const char *scorer_sha,
-                       const char *device, const ipr_mnist_pool *pool) {
+                       const char *device, const ipr_mnist_pool *pool, const ipr_task *task) {
     const ipr_sampler_config *s = &o->sampler;
     IPR_TRY(ipr_h5_attr_str(f, "format", "ipr-sample"));
     IPR_TRY(ipr_h5_attr_i64(f, "format_version", 1));
     IPR_TRY(ipr_h5_attr_str(f, "producer", "ipr " IPR_VERSION " (git " IPR_GIT_SHA ")"));
     IPR_TRY(ipr_h5_attr_str(f, "benchmark", ipr_bench_name(o->task.bench)));
-    IPR_TRY(ipr_h5_attr_str(f, "split", ipr_split_name(o->task.split)));
-    if (o->task.bench == IPR_BENCH_SUDOKU)
-        IPR_TRY(ipr_h5_attr_str(f, "difficulty", ipr_sudoku_difficulty_name(o->task.difficulty)));
+    if (o->instances_file) { /* the instances, by content: instance i = row i of the file */
+        IPR_TRY(ipr_h5_attr_str(f, "instances_file", o->instances_file));
+        IPR_TRY(ipr_h5_attr_str(f, "instances_format", ipr_task_instances_format(task)));
+        IPR_TRY(ipr_h5_attr_str(f, "instances_file_sha256", ipr_task_instances_sha256(task)));
+    } else {
+        IPR_TRY(ipr_h5_attr_str(f, "split", ipr_split_name(o->task.split)));
+        if (o->task.bench == IPR_BENCH_SUDOKU)
+            IPR_TRY(ipr_h5_attr_str(f, "difficulty", ipr_sudoku_difficulty_name(o->task.difficulty)));
+    }
     if (pool) { /* which digit images the instances show, by content (mnist.h) */
         IPR_TRY(ipr_h5_attr_str(f, "mnist_pool", pool->name));
         IPR_TRY(ipr_h5_attr_str(f, "mnist_pool_sha256", pool->sha256));
@@ -384,7 +414,7 @@ int ipr_cmd_sample(int argc, char **argv) {
     if (o.scorer) IPR_TRY(ipr_sha256_file(o.scorer, scorer_sha));
     IPR_TRY(ipr_tmp_path(tmp, sizeof tmp, o.output));
     IPR_TRY_ID(f = ipr_h5_create(tmp));
-    IPR_TRY(write_attrs(f, &o, ckpt_sha, scorer_sha, ipr_denoiser_device_name(den), ipr_task_mnist_pool(task)));
+    IPR_TRY(write_attrs(f, &o, ckpt_sha, scorer_sha, ipr_denoiser_device_name(den), ipr_task_mnist_pool(task), task));
     const hsize_t N = (hsize_t)n, K1 = (hsize_t)K + 1;
     const hsize_t d1[1] = {N}, d2[2] = {N, K1};
     IPR_TRY(ipr_h5_write(f, "instance", H5T_NATIVE_UINT64, H5T_STD_U64LE, 1, d1, inst));
@@ -409,6 +439,9 @@ int ipr_cmd_sample(int argc, char **argv) {
         uint32_t *sv = rows;
         for (int i = 0; i < n; ++i) sv[i] = res[i].nfe_saved;
         IPR_TRY(ipr_h5_write(f, "nfe_saved", H5T_NATIVE_UINT32, H5T_STD_U32LE, 1, d1, sv));
+        uint8_t *sm = rows;
+        for (int i = 0; i < n; ++i) sm[i] = res[i].solution_match;
+        IPR_TRY(ipr_h5_write(f, "solution_match", H5T_NATIVE_UINT8, H5T_STD_U8LE, 1, d1, sm));
     }
     if (o.sampler.keep_images) {
         const hsize_t di[4] = {N, (hsize_t)C, (hsize_t)H, (hsize_t)W};

@@ -41,6 +41,12 @@ int ipr_cli_fail(const char *cmd) {
     return IPR_EXIT_USAGE;
 }
 
+int ipr_cli_usage_error(const char *cmd) {
+    ipr_cli_fail(cmd);
+    fprintf(stderr, "see `ipr %s --help`\n", cmd);
+    return IPR_EXIT_USAGE;
+}
+
 static void print_version(void) {
     unsigned maj, min, rel;
     H5get_libversion(&maj, &min, &rel);
@@ -74,7 +80,12 @@ int main(int argc, char **argv) {
         return IPR_EXIT_OK;
     }
     for (size_t i = 0; i < NUM_COMMANDS; ++i)
-        if (strcmp(argv[1], k_commands[i].name) == 0) return k_commands[i].fn(argc - 1, argv + 1);
+        if (strcmp(argv[1], k_commands[i].name) == 0) {
+            /* an interrupted command leaves no FILE.tmp.PID behind; `ipr run` drains on signals instead
+             * (src/pipeline/coord.c) and quarantines what a killed run left */
+            if (k_commands[i].fn != ipr_cmd_run) ipr_tmp_cleanup_on_signals();
+            return k_commands[i].fn(argc - 1, argv + 1);
+        }
     fprintf(stderr, "ipr: error: unknown command '%s' (run `ipr --help` for the list)\n", argv[1]);
     return IPR_EXIT_USAGE;
 }

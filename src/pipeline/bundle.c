@@ -192,6 +192,24 @@ int pl_bundle_write(const char *run_dir, const char *out_path, const pl_bundle_o
     pl_buf_init(&manifest);
     pl_buf_init(&sums);
     *problems = 0;
+    {
+        /* the output first, before minutes of verification: never overwritten without force, and its directory
+         * must exist (else the first error would be about FILE.tmp.PID) */
+        struct stat ob;
+        char parent[PL_PATH_MAX];
+        snprintf(parent, sizeof parent, "%s", out_path);
+        char *slash = strrchr(parent, '/');
+        if (!slash)
+            snprintf(parent, sizeof parent, ".");
+        else if (slash == parent)
+            parent[1] = '\0';
+        else
+            *slash = '\0';
+        IPR_CHECK(o->force || stat(out_path, &ob) != 0, "%s exists (use --force to overwrite it)", out_path);
+        IPR_CHECK(stat(parent, &ob) == 0 && S_ISDIR(ob.st_mode), "cannot write %s: directory %s does not exist",
+                  out_path, parent);
+        IPR_CHECK(stat(out_path, &ob) != 0 || !S_ISDIR(ob.st_mode), "%s is a directory", out_path);
+    }
     IPR_TRY(pl_run_load(run_dir, &run, &run_json));
     pl_run_path(&run, "DONE", path, sizeof path);
     struct stat sb;

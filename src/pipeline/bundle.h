@@ -13,6 +13,7 @@ typedef struct {
     int64_t mtime;          /* default: SOURCE_DATE_EPOCH, else the run's creation time */
     int include_segments;   /* also every segment (the merged results.h5 holds the same rows) */
     int allow_incomplete;   /* bundle a run without DONE */
+    int force;              /* overwrite an existing FILE (refused otherwise, as datagen, forward and sample do) */
 } pl_bundle_opts;
 
 /* Compression from the file name: .tar.zst/.tzst -> zstd, .tar -> none, else gzip. */

@@ -20,7 +20,9 @@
 
 #define BIG 1e18
 
-/* The schema. Defaults are the reference's MNIST Sudoku hard settings (spec 3.3) where the key has one. */
+/* The schema. Defaults are the reference's MNIST Sudoku hard settings (spec 3.3) where the key has one. The
+ * sampler's and denoiser's ranges come from include/ipr/sampler.h (IPR_SAMPLER_MAX_*), never a copy, and resolve()
+ * runs ipr_sampler_config_validate on every grid point: a config the sampler would refuse fails here. */
 static const pl_key k_schema[] = {
     {"name", PL_T_STR, 0, 0, 0, "ipr-run", 0, 0, 0, 0, NULL, 0, "label of the run (run directory names, summaries)"},
     {"benchmark", PL_T_ENUM, 0, 0, 1, NULL, 0, 0, 0, 0, "sudoku|even_pixels|counting_polygons", 0,
@@ -33,8 +35,17 @@ static const pl_key k_schema[] = {
     {"mode", PL_T_ENUM, 0, 0, 1, "generate", 0, 0, 0, 0, "generate|correction", 0,
      "generate from clues, or correct a corrupted solved grid (sudoku only, spec 3.2)"},
     {"correction_swaps", PL_T_INT, 0, 0, 1, "5", 1, 40, 0, 0, NULL, 0, "swaps that corrupt the grid in correction mode"},
-    {"instances.start", PL_T_U64, 0, 0, 1, "0", 0, 9223372036854775807.0, 0, 0, NULL, 0, "index of the first instance"},
-    {"instances.count", PL_T_INT, 0, 0, 1, NULL, 1, 1e9, 0, 0, NULL, 0, "number of instances"},
+    {"instances.start", PL_T_U64, 0, 0, 1, "0", 0, 9223372036854775807.0, 0, 0, NULL, 0,
+     "index of the first instance (with instances.file: the first row, 0-based)"},
+    {"instances.count", PL_T_INT, 0, 1, 1, "null", 1, 1e9, 0, 0, NULL, 0,
+     "number of instances; required, except with instances.file (null: every row from instances.start)"},
+    {"instances.file", PL_T_PATH, 0, 1, 1, "null", 0, 0, 0, 0, NULL, 0,
+     "instances from a file instead of the generator (no data_seed, difficulty, split): Sudoku puzzles (text or CSV) "
+     "or an `ipr datagen` file of the benchmark; instance i = row i"},
+    {"instances.format", PL_T_ENUM, 0, 0, 1, "auto", 0, 0, 0, 0, "auto|text|csv|datagen", 0,
+     "format of instances.file (auto: detected; the hashed config holds the format read)"},
+    {"instances.file_sha256", PL_T_STR, 0, 1, 1, "null", 0, 0, 0, 0, NULL, 0,
+     "SHA-256 of instances.file, computed (never set by hand): a changed file changes config_sha256"},
     {"instances.per_unit", PL_T_INT, 0, 0, 1, "16", 1, 65536, 0, 0, NULL, 0,
      "instances per work unit (the unit of scheduling, commit and resume)"},
     {"model.checkpoint", PL_T_PATH, 1, 0, 1, NULL, 0, 0, 0, 0, NULL, PL_MAX_MODELS,
@@ -45,7 +56,7 @@ static const pl_key k_schema[] = {
     {"device.kind", PL_T_ENUM, 0, 0, 1, "auto", 0, 0, 0, 0, "auto|cpu|cuda", 0,
      "auto: a GPU per rank when there are enough, else the CPU"},
     {"device.precision", PL_T_ENUM, 0, 0, 1, "fp32", 0, 0, 0, 0, "fp32|tf32|bf16", 0, "CUDA GEMM precision"},
-    {"device.batch", PL_T_INT, 0, 0, 0, "16", 1, 4096, 0, 0, NULL, 0, "chains in flight per rank (images per forward)"},
+    {"device.batch", PL_T_INT, 0, 0, 0, "16", 1, IPR_DENOISER_MAX_BATCH, 0, 0, NULL, 0, "chains in flight per rank (images per forward)"},
     {"device.cpu_threads", PL_T_INT, 0, 0, 0, "0", 0, 1024, 0, 0, NULL, 0,
      "BLAS threads per rank on the CPU; 0 = the node's cores / ranks on the node"},
     {"device.host_threads", PL_T_INT, 0, 0, 0, "0", 0, 16, 0, 0, NULL, 0,
@@ -54,19 +65,19 @@ static const pl_key k_schema[] = {
      "let two ranks of a node use the same GPU"},
     {"sampler.order", PL_T_ENUM, 0, 0, 1, "adaptive", 0, 0, 0, 0, "parallel|random|graph|adaptive", 0,
      "base generation order (spec 2.6)"},
-    {"sampler.steps_per_region", PL_T_INT, 0, 0, 1, "3", 1, 100000, 0, 0, NULL, 0, "p: steps per region (spec 3.1)"},
+    {"sampler.steps_per_region", PL_T_INT, 0, 0, 1, "3", 1, IPR_SAMPLER_MAX_PASSES, 0, 0, NULL, 0, "p: steps per region (spec 3.1)"},
     {"sampler.overlap", PL_T_FLOAT, 0, 0, 1, "0.0", 0, 1, 0, 1, NULL, 0, "o: overlap of consecutive regions"},
-    {"sampler.max_steps", PL_T_INT, 0, 0, 1, "0", 0, 1000000, 0, 0, NULL, 0,
+    {"sampler.max_steps", PL_T_INT, 0, 0, 1, "0", 0, IPR_SAMPLER_MAX_PASSES, 0, 0, NULL, 0,
      "total steps of the parallel/random/graph orders; 0 = derived from p and o"},
     {"sampler.skip_idle", PL_T_BOOL, 0, 0, 1, "false", 0, 0, 0, 0, NULL, 0,
      "end a generation at the first pass where every region is clean (the reference runs idle passes, spec 9c)"},
     {"sampler.alpha", PL_T_FLOAT, 0, 0, 1, "0.5", 0, 1, 0, 0, NULL, 0, "stochasticity (spec 2.5)"},
     {"sampler.temperature", PL_T_FLOAT, 0, 0, 1, "1.0", 0, 100, 0, 0, NULL, 0, "noise temperature"},
-    {"ipr.iterations", PL_T_INT, 0, 0, 1, "30", 0, 100000, 0, 0, NULL, 0,
+    {"ipr.iterations", PL_T_INT, 0, 0, 1, "30", 0, IPR_SAMPLER_MAX_ITERATIONS, 0, 0, NULL, 0,
      "K: one chain of K iterations records every k <= K"},
     {"ipr.fractions", PL_T_FLOAT, 1, 0, 1, "[0.25]", 0, 1, 1, 0, NULL, PL_MAX_FRACTIONS,
      "resampling fractions in (0, 1] (a grid axis)"},
-    {"ipr.steps_per_region", PL_T_INT, 0, 0, 1, "10", 1, 100000, 0, 0, NULL, 0, "steps per region in refinement"},
+    {"ipr.steps_per_region", PL_T_INT, 0, 0, 1, "10", 1, IPR_SAMPLER_MAX_PASSES, 0, 0, NULL, 0, "steps per region in refinement"},
     {"ipr.overlap", PL_T_FLOAT, 0, 0, 1, "0.8", 0, 1, 0, 1, NULL, 0, "overlap in refinement"},
     {"ipr.selection", PL_T_ENUM, 1, 0, 1, "[uniform]", 0, 0, 0, 0, "uniform|uncertainty|mix", PL_MAX_SELECTIONS,
      "how regions are chosen for re-noising (a grid axis)"},
@@ -87,6 +98,20 @@ static const pl_key k_schema[] = {
      "image-passes per second per rank for `ipr plan` (null: the reference H200 rate on CUDA)"},
 };
 #define N_KEYS ((int)(sizeof k_schema / sizeof k_schema[0]))
+
+/* Keys added after the first schema: the canonical (hashed) form leaves them out while unset, so that a config
+ * that does not use them keeps its config_sha256 and its runs stay resumable. */
+static const char *const k_omit_unset[] = {"instances.file", "instances.format", "instances.file_sha256"};
+/* Keys computed from others, which a config may not set. */
+static const char *const k_computed[] = {"instances.file_sha256"};
+
+static int key_listed(const char *key, const char *const *list, size_t n) {
+    for (size_t i = 0; i < n; ++i)
+        if (strcmp(key, list[i]) == 0) return 1;
+    return 0;
+}
+#define KEY_COMPUTED(k) key_listed((k), k_computed, sizeof k_computed / sizeof *k_computed)
+#define KEY_OMIT_UNSET(k) key_listed((k), k_omit_unset, sizeof k_omit_unset / sizeof *k_omit_unset)
 #define MAX_ITEMS 1024
 
 const pl_key *pl_config_schema(int *n) {
@@ -343,6 +368,8 @@ static int walk_mapping(store *st, yaml_document_t *doc, yaml_node_t *map, const
             suggest(name, hint, sizeof hint);
             IPR_FAIL("%s: unknown key '%s'%s", where, name, hint);
         }
+        IPR_CHECK(!KEY_COMPUTED(name), "%s: key '%s' is computed (from instances.file); a config cannot set it", where,
+                  name);
         IPR_CHECK(st->slots[ki].set == 0, "%s: key '%s' appears twice (first at %s)", where, name,
                   st->slots[ki].source);
         IPR_TRY(assign(st, doc, vn, ki, where, dir, 0));
@@ -384,6 +411,7 @@ static int apply_set(store *st, const char *set) {
         suggest(name, hint, sizeof hint);
         IPR_FAIL("--set: unknown key '%s'%s", name, hint);
     }
+    IPR_CHECK(!KEY_COMPUTED(name), "--set: key '%s' is computed (from instances.file); it cannot be set", name);
     char what[300];
     snprintf(what, sizeof what, "--set %s", name);
     const char *value = eq + 1;
@@ -452,7 +480,9 @@ static int cmp_key(const void *a, const void *b) {
 static int emit_json(const store *st, int which, char **out) {
     int order[N_KEYS], n = 0;
     for (int i = 0; i < N_KEYS; ++i)
-        if (which == 2 || k_schema[i].semantic == which) order[n++] = i;
+        if ((which == 2 || k_schema[i].semantic == which) &&
+            !(which == 1 && KEY_OMIT_UNSET(k_schema[i].key) && !st->slots[i].set))
+            order[n++] = i;
     qsort(order, (size_t)n, sizeof order[0], cmp_key);
     pl_buf b;
     pl_buf_init(&b);
@@ -655,6 +685,16 @@ static int resolve(const store *st, pl_config *c) {
             IPR_CHECK(c->seeds[j] != c->seeds[i], "%s: key 'seeds': %llu appears twice (replicates need distinct seeds)",
                       sd->source, (unsigned long long)c->seeds[i]);
     }
+    /* every grid point's settings as the sampler itself checks them: its limits are the only ones */
+    for (int f = 0; f < c->n_fractions; ++f)
+        for (int i = 0; i < c->n_selections; ++i) {
+            ipr_sampler_config point;
+            pl_config_sampler(c, c->fractions[f], c->selections[i], &point);
+            if (ipr_sampler_config_validate(&point) != IPR_OK) {
+                ipr_error_context("%s: the sampler refuses these settings", st->file);
+                goto fail;
+            }
+        }
     c->retries = (int)get_i(st, "run.retries");
     c->has_max_failures = !get(st, "run.max_failures")->is_null;
     c->max_failures = c->has_max_failures ? (int)get_i(st, "run.max_failures") : 0;
@@ -665,6 +705,91 @@ static int resolve(const store *st, pl_config *c) {
     c->passes_per_s = c->has_passes_per_s ? get_f(st, "estimate.passes_per_s") : 0.0;
     return IPR_OK;
 fail:
+    return IPR_ERR;
+}
+
+/* instances.file: read and check the whole file now, before any run directory or device exists; fill in
+ * instances.count when null (the rows from instances.start on), the format read, and the file's SHA-256, which
+ * the canonical form holds: a changed file is another config. `limit` (--limit) caps the rows checked below. */
+static int resolve_instances(store *st, pl_config *c, int64_t limit) {
+    ipr_instance_file *f = NULL;
+    slot *fs = &st->slots[key_index("instances.file")], *fmt = &st->slots[key_index("instances.format")];
+    slot *cnt = &st->slots[key_index("instances.count")], *sha = &st->slots[key_index("instances.file_sha256")];
+    if (fs->is_null) {
+        IPR_CHECK(!fmt->set, "%s: key 'instances.format' describes instances.file, which is not set", fmt->source);
+        IPR_CHECK(!cnt->is_null, "%s: required key 'instances.count' is missing (only instances.file can supply it)",
+                  st->file);
+        return IPR_OK;
+    }
+    static const char *const generator_keys[] = {"data_seed", "difficulty", "split"};
+    for (size_t i = 0; i < sizeof generator_keys / sizeof *generator_keys; ++i) {
+        const slot *x = get(st, generator_keys[i]);
+        IPR_CHECK(!x->set,
+                  "%s: key '%s' belongs to the instance generator, and instances.file (%s) replaces it (puzzle files "
+                  "are drawn from the MNIST test pool; a datagen file's images are used as stored)",
+                  x->source, generator_keys[i], fs->source);
+    }
+    c->has_instances_file = 1;
+    snprintf(c->instances_file, sizeof c->instances_file, "%s", fs->items[0].path);
+    snprintf(c->where_instances, sizeof c->where_instances, "%s", fs->source);
+    ipr_instances_format want;
+    IPR_TRY(ipr_instances_format_from_name(fmt->items[0].s, &want));
+    uint64_t keep = cnt->is_null ? UINT64_MAX : (uint64_t)cnt->items[0].i;
+    if (limit > 0 && (uint64_t)limit < keep) keep = (uint64_t)limit;
+    f = ipr_instance_file_open(c->instances_file, want, c->bench, c->instance_start, keep);
+    if (!f) {
+        ipr_error_context("%s: key 'instances.file'", fs->source);
+        goto fail;
+    }
+    const uint64_t rows = ipr_instance_file_rows(f), start = c->instance_start;
+    IPR_CHECK(start < rows, "%s: key 'instances.start': row %llu is past the end of %s (%llu rows, 0..%llu)",
+              get(st, "instances.start")->source, (unsigned long long)start, c->instances_file,
+              (unsigned long long)rows, (unsigned long long)rows - 1);
+    if (cnt->is_null) {
+        IPR_CHECK(rows - start <= 1000000000ull, "%s: %llu rows from row %llu: set instances.count (at most 1e9)",
+                  c->instances_file, (unsigned long long)(rows - start), (unsigned long long)start);
+        cnt->is_null = 0;
+        cnt->n = 1;
+        cnt->items[0].i = (int64_t)(rows - start);
+        snprintf(cnt->source, sizeof cnt->source, "instances.file (rows %llu..%llu)", (unsigned long long)start,
+                 (unsigned long long)rows - 1);
+    } else {
+        IPR_CHECK((uint64_t)cnt->items[0].i <= rows - start,
+                  "%s: key 'instances.count': rows %llu..%llu were asked for, but %s has %llu rows (0..%llu)",
+                  cnt->source, (unsigned long long)start, (unsigned long long)(start + (uint64_t)cnt->items[0].i - 1),
+                  c->instances_file, (unsigned long long)rows, (unsigned long long)rows - 1);
+    }
+    c->instance_count = cnt->items[0].i;
+    /* the canonical form records what was read: the format (auto resolved) and the content hash */
+    const char *fmt_name = ipr_instances_format_name(ipr_instance_file_format(f));
+    free(fmt->items[0].s);
+    IPR_TRY_PTR(fmt->items[0].s = strdup(fmt_name));
+    if (!fmt->set) snprintf(fmt->source, sizeof fmt->source, "detected in instances.file");
+    fmt->set = 1;
+    free(sha->items[0].s);
+    IPR_TRY_PTR(sha->items[0].s = strdup(ipr_instance_file_sha256(f)));
+    sha->is_null = 0;
+    sha->n = 1;
+    sha->set = 1;
+    snprintf(sha->source, sizeof sha->source, "computed from instances.file");
+    c->instances_format = ipr_instance_file_format(f);
+    snprintf(c->instances_sha256, sizeof c->instances_sha256, "%s", ipr_instance_file_sha256(f));
+    c->instances_rows = rows;
+    c->instances_solved = ipr_instance_file_solved(f);
+    c->instances_mean_given = ipr_instance_file_mean_given(f);
+    uint64_t row = 0, line = 0;
+    if (c->mode == PL_MODE_CORRECTION && ipr_instance_file_first_unsolved(f, &row, &line)) {
+        if (line)
+            IPR_FAIL("%s: key 'mode': correction mode corrupts each puzzle's solved grid, but %s:%llu (row %llu) has no "
+                     "solution",
+                     get(st, "mode")->source, c->instances_file, (unsigned long long)line, (unsigned long long)row);
+        IPR_FAIL("%s: key 'mode': correction mode corrupts each puzzle's solved grid, but row %llu of %s has no solution",
+                 get(st, "mode")->source, (unsigned long long)row, c->instances_file);
+    }
+    ipr_instance_file_free(f);
+    return IPR_OK;
+fail:
+    ipr_instance_file_free(f);
     return IPR_ERR;
 }
 
@@ -712,6 +837,7 @@ int pl_config_load(const char *path, const char *yaml, size_t len, char *const *
     for (int i = 0; i < n_sets; ++i) IPR_TRY(apply_set(st, sets[i]));
     IPR_TRY(apply_defaults(st));
     IPR_TRY(resolve(st, out));
+    IPR_TRY(resolve_instances(st, out, limit));
     if (limit > 0 && limit < out->instance_count) {
         out->instance_count = limit;
         slot *s = &st->slots[key_index("instances.count")];
@@ -903,7 +1029,8 @@ int pl_config_schema_markdown(char **text) {
             snprintf(range, sizeof range, "0 .. 2^63-1 or \"0x..\"");
         }
         pl_buf_printf(&b, "| `%s` | %s%s%s | %s | %s | %s | %s |\n", k->key, k->list ? "list of " : "", tn[k->type],
-                      k->nullable ? " or null" : "", k->def ? k->def : "**required**", range, k->semantic ? "yes" : "no",
+                      k->nullable ? " or null" : "", KEY_COMPUTED(k->key) ? "computed" : k->def ? k->def : "**required**",
+                      range, k->semantic ? "yes" : "no",
                       k->help);
     }
     if (pl_buf_ok(&b) != IPR_OK) {

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "ipr/bench.h"
+#include "ipr/instances.h"
 #include "ipr/sampler.h"
 #include "ipr/unet_cuda.h"
 
@@ -53,6 +54,13 @@ typedef struct {
     uint64_t instance_start;
     int64_t instance_count;
     int per_unit;                                  /* instances per work unit */
+    int has_instances_file;                        /* instances.file: instance i is row i of it */
+    char instances_file[PL_PATH_MAX];
+    ipr_instances_format instances_format;         /* as read (never auto) */
+    char instances_sha256[65];                     /* of the file's bytes (also in resolved_json) */
+    uint64_t instances_rows;                       /* data rows of the file */
+    uint64_t instances_solved;                     /* sudoku: selected rows with a known solution */
+    double instances_mean_given;                   /* sudoku: mean clue count of the selected rows (ipr plan) */
     int n_models;
     char model_path[PL_MAX_MODELS][PL_PATH_MAX];
     char model_name[PL_MAX_MODELS][PL_NAME_MAX];   /* file name without .h5: the models' labels */
@@ -90,6 +98,7 @@ typedef struct {
     char sha256[65];        /* SHA-256 of resolved_json */
     char file[PL_PATH_MAX]; /* the config file as given */
     char where_model[PL_PATH_MAX + 32], where_scorer[PL_PATH_MAX + 32], where_mnist[PL_PATH_MAX + 32]; /* "FILE:LINE" */
+    char where_instances[PL_PATH_MAX + 32];
 } pl_config;
 
 /* Parse `yaml` (len bytes; the contents of `path`, used for messages and relative paths; NULL = read

@@ -5,6 +5,7 @@
 #include "pipeline/coord.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,7 +32,71 @@ enum { U_PENDING = 0, U_ASSIGNED = 1, U_DONE = 2, U_FAILED = 3, U_OUT = 4 };
 
 static volatile sig_atomic_t g_signal;
 
-static void on_signal(int sig) { g_signal = sig; }
+/* Rank 0: status.json as it would read if the run stopped now (state "interrupted"), rendered with every status
+ * write and put in place by the signal handler itself with open/write/close/rename, which are async-signal-safe.
+ * Under mpirun a Ctrl-C or SIGTERM reaches the ranks as SIGTERM followed by SIGKILL one second later (Open MPI's
+ * odls_base_sigkill_timeout), often before the coordinator gets back to writing status.json: without this it
+ * would keep saying "running". Two buffers: the handler reads the published one while the next is rendered. */
+static char *g_snap[2];
+static size_t g_snap_cap;
+static volatile sig_atomic_t g_snap_len[2];
+static volatile sig_atomic_t g_snap_cur = -1; /* -1: disarmed */
+static char g_snap_path[PL_PATH_MAX + 32], g_snap_tmp[PL_PATH_MAX + 48];
+
+static void on_signal(int sig) {
+    g_signal = sig;
+    const int cur = g_snap_cur;
+    if (cur < 0) return;
+    const int saved = errno;
+    int fd = open(g_snap_tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+        const char *p = g_snap[cur];
+        size_t left = (size_t)g_snap_len[cur];
+        int ok = 1;
+        while (left > 0) {
+            ssize_t w = write(fd, p, left);
+            if (w <= 0) {
+                ok = 0;
+                break;
+            }
+            p += w;
+            left -= (size_t)w;
+        }
+        if (close(fd) != 0) ok = 0;
+        if (ok)
+            (void)rename(g_snap_tmp, g_snap_path);
+        else
+            (void)unlink(g_snap_tmp);
+    }
+    errno = saved;
+}
+
+static int snapshot_arm(const pl_run *run, int world_size) {
+    g_snap_cap = 4096 + 512 * (size_t)world_size; /* a status.json: a header and one line per rank */
+    for (int i = 0; i < 2; ++i) IPR_TRY_PTR(g_snap[i] = ipr_malloc(g_snap_cap, "status snapshot"));
+    pl_run_path(run, "status.json", g_snap_path, sizeof g_snap_path);
+    snprintf(g_snap_tmp, sizeof g_snap_tmp, "%s.tmp.signal", g_snap_path);
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+/* publish the next snapshot (armed by the first one) */
+static void snapshot_publish(const pl_buf *b) {
+    if (!g_snap[0] || b->len > g_snap_cap) return;
+    const int next = g_snap_cur == 0 ? 1 : 0;
+    memcpy(g_snap[next], b->data, b->len);
+    g_snap_len[next] = (sig_atomic_t)b->len;
+    g_snap_cur = next;
+}
+
+static void snapshot_disarm(void) {
+    g_snap_cur = -1;
+    for (int i = 0; i < 2; ++i) {
+        free(g_snap[i]);
+        g_snap[i] = NULL;
+    }
+}
 
 void pl_signals_install(void) {
     struct sigaction sa;
@@ -45,6 +110,8 @@ void pl_signals_install(void) {
 }
 
 int pl_signal_received(void) { return (int)g_signal; }
+
+int pl_under_launcher(void) { return getenv("OMPI_COMM_WORLD_SIZE") != NULL || getenv("PMI_SIZE") != NULL; }
 
 /* ---------------- shared rank state ---------------- */
 
@@ -74,6 +141,7 @@ typedef struct {
     int own_busy;            /* units in rank 0's own running batch */
     double t_start, last_tick, last_status, last_line;
     int tty;
+    int snapshots;           /* rank 0 keeps the signal handler's status.json snapshot current */
     int chunk_max;
 } rank_state;
 
@@ -176,54 +244,65 @@ static void unit_finished(rank_state *s, int u, int status) {
 
 /* ---------------- progress and status.json ---------------- */
 
-static int write_status(rank_state *s, const char *state) {
+/* status.json: `draining` is true while an interrupted run's batches finish and commit */
+static void render_status(rank_state *s, const char *state, int draining, pl_buf *b) {
     const pl_run *run = s->o->run;
-    pl_buf b;
-    pl_buf_init(&b);
     double t = now(), el = t - s->t_start;
     double rate = el > 0 ? (double)(s->chains_done) / el : 0.0;
     double nrate = el > 0 ? s->nfe_done / el : 0.0;
     double eta = nrate > 0 ? s->nfe_left / nrate : -1.0;
     char stamp[32];
     pl_utc_stamp((int64_t)t, stamp, sizeof stamp, 0);
-    pl_buf_printf(&b, "{\n  \"format\": \"ipr-status\",\n  \"run_id\": \"%s\",\n  \"session\": \"%s\",\n  \"state\": \"%s\",\n",
+    pl_buf_printf(b, "{\n  \"format\": \"ipr-status\",\n  \"run_id\": \"%s\",\n  \"session\": \"%s\",\n  \"state\": \"%s\",\n",
                   run->run_id, run->session, state);
-    pl_buf_printf(&b, "  \"updated\": \"%s\",\n  \"updated_epoch\": %.3f,\n  \"started_epoch\": %.3f,\n", stamp, t,
+    pl_buf_printf(b, "  \"draining\": %s,\n", draining ? "true" : "false");
+    pl_buf_printf(b, "  \"updated\": \"%s\",\n  \"updated_epoch\": %.3f,\n  \"started_epoch\": %.3f,\n", stamp, t,
                   s->t_start);
-    pl_buf_printf(&b, "  \"progress_interval\": %.3f,\n  \"world_size\": %d,\n  \"shard\": ", s->o->cfg->progress_interval,
+    pl_buf_printf(b, "  \"progress_interval\": %.3f,\n  \"world_size\": %d,\n  \"shard\": ", s->o->cfg->progress_interval,
                   s->size);
     if (s->o->nshards > 0)
-        pl_buf_printf(&b, "\"%d/%d\",\n", s->o->shard, s->o->nshards);
+        pl_buf_printf(b, "\"%d/%d\",\n", s->o->shard, s->o->nshards);
     else
-        pl_buf_add(&b, "null,\n");
-    pl_buf_printf(&b,
+        pl_buf_add(b, "null,\n");
+    pl_buf_printf(b,
                   "  \"units_total\": %d,\n  \"units_in_scope\": %d,\n  \"units_done\": %d,\n  \"units_done_before\": %d,\n"
                   "  \"units_failed\": %d,\n  \"units_pending\": %d,\n",
                   s->o->plan->n_units, s->in_scope, s->done_before + s->done_now, s->done_before, s->failed,
                   s->in_scope - s->done_before - s->done_now - s->failed);
-    pl_buf_printf(&b, "  \"chains_done\": %llu,\n  \"chains_per_s\": %.4f,\n  \"eta_s\": ", (unsigned long long)s->chains_done,
+    pl_buf_printf(b, "  \"chains_done\": %llu,\n  \"chains_per_s\": %.4f,\n  \"eta_s\": ", (unsigned long long)s->chains_done,
                   rate);
     if (eta >= 0)
-        pl_buf_printf(&b, "%.1f,\n", eta);
+        pl_buf_printf(b, "%.1f,\n", eta);
     else
-        pl_buf_add(&b, "null,\n");
-    pl_buf_add(&b, "  \"ranks\": [");
+        pl_buf_add(b, "null,\n");
+    pl_buf_add(b, "  \"ranks\": [");
     for (int r = 0; r < s->size; ++r) {
         double seen = r == 0 ? t : s->last_seen[r];
         int busy = r == 0 ? s->own_busy > 0 : s->outstanding[r] > 0;
         int hang = busy && t - seen > 3.0 * s->o->cfg->progress_interval && r != 0;
-        pl_buf_printf(&b,
+        pl_buf_printf(b,
                       "%s\n    {\"rank\": %d, \"host\": \"%s\", \"device\": \"%s\", \"last_heartbeat_epoch\": %.3f, "
                       "\"units_done\": %d, \"busy\": %s, \"finished\": %s, \"suspect_hang\": %s}",
                       r ? "," : "", r, s->hosts[r], s->devices[r], seen, s->units_by_rank[r], busy ? "true" : "false",
                       (r && s->final[r]) ? "true" : "false", hang ? "true" : "false");
     }
-    pl_buf_add(&b, "\n  ]\n}\n");
+    pl_buf_add(b, "\n  ]\n}\n");
+}
+
+static int write_status(rank_state *s, const char *state, int draining) {
+    pl_buf b;
+    pl_buf_init(&b);
+    render_status(s, state, draining, &b);
     int rc = IPR_ERR;
     if (pl_buf_ok(&b) == IPR_OK) {
         char path[PL_PATH_MAX + 32];
-        pl_run_path(run, "status.json", path, sizeof path);
+        pl_run_path(s->o->run, "status.json", path, sizeof path);
         rc = pl_write_file_atomic(path, b.data, b.len);
+    }
+    if (s->snapshots) { /* and what it would say if a signal stopped the run now */
+        pl_buf_clear(&b);
+        render_status(s, "interrupted", 0, &b);
+        if (pl_buf_ok(&b) == IPR_OK) snapshot_publish(&b);
     }
     pl_buf_free(&b);
     return rc;
@@ -260,7 +339,7 @@ static void tick(rank_state *s, int force) {
         }
     }
     if (force || t - s->last_status >= s->o->cfg->progress_interval) {
-        if (write_status(s, s->draining ? "draining" : "running") != IPR_OK) {
+        if (write_status(s, s->draining ? "interrupted" : "running", s->draining) != IPR_OK) {
             pl_logf(IPR_LOG_WARN, "status.json: %s", ipr_error_message());
             ipr_error_clear();
         }
@@ -619,7 +698,12 @@ static int init_rank0(rank_state *s) {
             pl_logf(IPR_LOG_WARN, "moved %d temporary or uncommitted segment file(s) to quarantine/", moved);
         }
     }
-    if (st.n_bad) pl_logf(IPR_LOG_WARN, "%d commit record(s) name a missing or altered segment: their units run again", st.n_bad);
+    if (st.n_bad)
+        pl_logf(IPR_LOG_WARN, "%d commit record(s) name a missing or altered segment (first: %s): their units run again",
+                st.n_bad, st.first_bad);
+    if (st.n_corrupt)
+        pl_logf(IPR_LOG_WARN, "%d journal line(s) are not records (first at %s): skipped; units they may have named run again",
+                st.n_corrupt, st.first_corrupt);
     s->nfe_left = 0;
     for (int j = 0; j < n; ++j) {
         int u = plan->handout[j];
@@ -675,7 +759,9 @@ int pl_coord_run(const pl_coord_opts *o, pl_exec *x, const pl_binding *b, pl_coo
     s.t_start = s.last_tick = s.last_beat = now();
     s.last_line = s.t_start;
     s.last_status = 0;
-    s.tty = o->progress == PL_PROGRESS_AUTO && isatty(STDOUT_FILENO);
+    /* one updating line only on a user's terminal: under a launcher rank 0's stdout is Open MPI's pseudo-terminal,
+     * copied into mpirun's output (a batch log as often as not), so isatty() is no evidence of a person */
+    s.tty = o->progress == PL_PROGRESS_AUTO && isatty(STDOUT_FILENO) && !pl_under_launcher();
 
     /* every rank: its journal; rank 0: the queue and the others' bindings */
     if (pl_journal_open(&s.journal, o->run, s.rank) != IPR_OK) ok = 0;
@@ -730,7 +816,8 @@ int pl_coord_run(const pl_coord_opts *o, pl_exec *x, const pl_binding *b, pl_coo
     if (s.rank == 0) {
         pl_logf(IPR_LOG_INFO, "session %s: %d ranks, %d of %d units in scope, %d done before, %d to run", o->run->session,
                 s.size, s.in_scope, o->plan->n_units, s.done_before, s.pending);
-        write_status(&s, "running");
+        s.snapshots = snapshot_arm(o->run, s.size) == IPR_OK;
+        write_status(&s, "running", 0);
         ipr_error_clear();
         tick(&s, 1);
         IPR_TRY(coordinator_loop(&s));
@@ -742,7 +829,9 @@ int pl_coord_run(const pl_coord_opts *o, pl_exec *x, const pl_binding *b, pl_coo
         res->missing = s.in_scope - s.done_before - s.done_now - s.failed;
         res->exit_code = res->missing > 0 && (s.interrupted || s.draining) ? 3 : (s.failed > 0 || res->missing > 0) ? 2 : 0;
         const char *state = res->exit_code == 3 ? "interrupted" : res->exit_code == 2 ? "failed" : "merging";
-        write_status(&s, state);
+        s.snapshots = 0;
+        snapshot_disarm(); /* from here on status.json tells the end, not a snapshot */
+        write_status(&s, state, 0);
         ipr_error_clear();
         if (res->missing == 0) {
             pl_merge_opts mo = {0};
@@ -756,7 +845,7 @@ int pl_coord_run(const pl_coord_opts *o, pl_exec *x, const pl_binding *b, pl_coo
                 if (rep.n_failed > 0) res->exit_code = 2;
             }
         }
-        write_status(&s, res->exit_code == 0 ? "done" : res->exit_code == 3 ? "interrupted" : "failed");
+        write_status(&s, res->exit_code == 0 ? "done" : res->exit_code == 3 ? "interrupted" : "failed", 0);
         ipr_error_clear();
         shared[0] = res->exit_code;
         shared[1] = res->merged;
@@ -771,6 +860,7 @@ int pl_coord_run(const pl_coord_opts *o, pl_exec *x, const pl_binding *b, pl_coo
     IPR_MPI(MPI_Comm_free(&s.comm)); /* sets s.comm to MPI_COMM_NULL */
     rc = IPR_OK;
 fail:
+    if (s.snapshots) snapshot_disarm();
     if (have_journal) pl_journal_close(&s.journal);
     free_rank0(&s);
     free(s.outstanding);

@@ -30,8 +30,12 @@ typedef struct {
 /* Collective over MPI_COMM_WORLD; every rank gets the same exit code. */
 int pl_coord_run(const pl_coord_opts *o, pl_exec *x, const pl_binding *b, pl_coord_result *res);
 
-/* Set by SIGTERM / SIGUSR1 / SIGINT while pl_coord_run runs: drain, commit, exit 3. */
+/* Set by SIGTERM / SIGUSR1 / SIGINT while pl_coord_run runs: drain, commit, exit 3. On rank 0 the handler also
+ * writes status.json with state "interrupted" at once (a launcher may SIGKILL the ranks a second later). */
 void pl_signals_install(void);
 int pl_signal_received(void);
+/* 1 when an MPI launcher started this process (Open MPI's mpirun: OMPI_COMM_WORLD_SIZE; Hydra/PMI: PMI_SIZE):
+ * its stdout is then no user's terminal, whatever isatty() says. */
+int pl_under_launcher(void);
 
 #endif

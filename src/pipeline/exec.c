@@ -36,6 +36,13 @@ pl_exec *pl_exec_new(const pl_config *cfg, const pl_plan *plan, const pl_binding
     tc.scorer_path = cfg->has_scorer ? cfg->scorer_path : NULL;
     tc.correction = cfg->mode == PL_MODE_CORRECTION;
     tc.correction_swaps = cfg->correction_swaps;
+    if (cfg->has_instances_file) { /* checked whole by pl_config_load; the task keeps the rows of this run */
+        tc.instances_file = cfg->instances_file;
+        tc.instances_format = cfg->instances_format;
+        tc.instances_start = cfg->instance_start;
+        tc.instances_count = (uint64_t)cfg->instance_count;
+        tc.instances_sha256 = cfg->instances_sha256;
+    }
     x->task = ipr_task_new(&tc);
     if (!x->task) {
         ipr_error_context("opening the %s task", ipr_bench_name(cfg->bench));

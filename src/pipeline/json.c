@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 void pl_buf_init(pl_buf *b) { memset(b, 0, sizeof *b); }
 
@@ -235,18 +236,33 @@ int pl_json_get_i64(const char *json, const char *key, int64_t *out) {
 int pl_read_file(const char *path, char **data, size_t *len) {
     FILE *fp = NULL;
     char *buf = NULL;
+    size_t cap = 0, n = 0;
+    struct stat sb;
     *data = NULL;
-    IPR_IO((fp = fopen(path, "rb")) != NULL, path);
-    IPR_IO(fseek(fp, 0, SEEK_END) == 0, path);
-    long size = ftell(fp);
-    IPR_IO(size >= 0, path);
-    IPR_IO(fseek(fp, 0, SEEK_SET) == 0, path);
-    IPR_TRY_PTR(buf = ipr_malloc((size_t)size + 1, path));
-    IPR_IO(fread(buf, 1, (size_t)size, fp) == (size_t)size, path);
-    buf[size] = '\0';
+    /* a directory is refused by name (fopen opens one and ftell says 2^63 - 1); pipes and other non-regular
+     * files (`ipr plan <(...)`) are read to their end, without trusting a size */
+    IPR_TRY_PTR(fp = ipr_fopen_read(path, "rb"));
+    IPR_IO(fstat(fileno(fp), &sb) == 0, path);
+    cap = S_ISREG(sb.st_mode) && sb.st_size > 0 ? (size_t)sb.st_size + 1 : 4096;
+    IPR_TRY_PTR(buf = ipr_malloc(cap, path));
+    for (;;) {
+        if (n + 1 == cap) {
+            char *bigger = realloc(buf, 2 * cap);
+            IPR_CHECK(bigger != NULL, "out of memory reading %s (%zu bytes so far)", path, n);
+            buf = bigger;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - 1 - n, fp);
+        n += got;
+        if (got == 0) {
+            IPR_IO(!ferror(fp), path);
+            break;
+        }
+    }
+    buf[n] = '\0';
     IPR_IO(fclose(fp) == 0, path);
     *data = buf;
-    if (len) *len = (size_t)size;
+    if (len) *len = n;
     return IPR_OK;
 fail:
     free(buf);

@@ -152,8 +152,18 @@ static int write_summaries(const pl_run *run, const pl_plan *plan, const pl_rows
                   g->config_sha256, ipr_bench_name(g->bench));
     pl_buf_printf(&js, "  \"complete\": %s,\n  \"limited\": %s,\n  \"iterations\": %d,\n", rep->complete ? "true" : "false",
                   g->limited ? "true" : "false", K);
-    pl_buf_printf(&js, "  \"units\": {\"total\": %d, \"ok\": %d, \"failed\": %d, \"missing\": %d},\n  \"rows\": [",
+    /* Sudoku: the final grids of chains whose instance has a known solution, against it */
+    double match[IPR_SOLUTION_MATCH_CODES] = {0};
+    for (size_t c = 0; c < rows->chains.n; ++c) {
+        const uint64_t code = pl_get_u64(&rows->chains, PL_C_SOLUTION_MATCH, c);
+        if (code < IPR_SOLUTION_MATCH_CODES) match[code] += 1;
+    }
+    const double known = match[IPR_SOLUTION_MATCH] + match[IPR_SOLUTION_OTHER] + match[IPR_SOLUTION_INVALID];
+    pl_buf_printf(&js, "  \"units\": {\"total\": %d, \"ok\": %d, \"failed\": %d, \"missing\": %d},\n",
                   rep->n_units, rep->n_ok, rep->n_failed, rep->n_missing);
+    pl_buf_printf(&js, "  \"solution_match\": {\"known\": %.0f, \"match\": %.0f, \"other\": %.0f, \"invalid\": %.0f},\n",
+                  known, match[IPR_SOLUTION_MATCH], match[IPR_SOLUTION_OTHER], match[IPR_SOLUTION_INVALID]);
+    pl_buf_add(&js, "  \"rows\": [");
     /* columns of the Markdown table: every k when K <= 6, else a few */
     int ks[16], nk = 0;
     if (K <= 6) {
@@ -185,27 +195,46 @@ static int write_summaries(const pl_run *run, const pl_plan *plan, const pl_rows
                 for (int k = 0; k <= K; ++k) {
                     double lo, hi, n = row[k].n;
                     wilson(row[k].valid, n, &lo, &hi);
-                    double rate = n > 0 ? row[k].valid / n : 0.0;
-                    double me = n > 0 ? row[k].err / n : 0.0, mn = n > 0 ? row[k].nfe / n : 0.0;
-                    pl_buf_printf(&csv, "%s,%s,%s,%d,%.0f,%.0f,%.6f,%.6f,%.6f,%.6f,%.3f\n", g->model_name[m], sel, fr, k, n,
-                                  row[k].valid, rate, lo, hi, me, mn);
+                    pl_buf_printf(&csv, "%s,%s,%s,%d,%.0f,%.0f,", g->model_name[m], sel, fr, k, n, row[k].valid);
                     pl_buf_printf(&js,
                                   "%s\n    {\"model\": \"%s\", \"selection\": \"%s\", \"fraction\": %s, \"iteration\": %d, "
-                                  "\"n\": %.0f, \"valid\": %.0f, \"rate\": %.6f, \"lo95\": %.6f, \"hi95\": %.6f, "
-                                  "\"mean_error\": %.6f, \"mean_nfe\": %.3f}",
-                                  first_row ? "" : ",", g->model_name[m], sel, fr, k, n, row[k].valid, rate, lo, hi, me,
-                                  mn);
+                                  "\"n\": %.0f, \"valid\": %.0f, ",
+                                  first_row ? "" : ",", g->model_name[m], sel, fr, k, n, row[k].valid);
+                    if (n > 0) {
+                        double rate = row[k].valid / n, me = row[k].err / n, mn = row[k].nfe / n;
+                        pl_buf_printf(&csv, "%.6f,%.6f,%.6f,%.6f,%.3f\n", rate, lo, hi, me, mn);
+                        pl_buf_printf(&js,
+                                      "\"rate\": %.6f, \"lo95\": %.6f, \"hi95\": %.6f, \"mean_error\": %.6f, "
+                                      "\"mean_nfe\": %.3f}",
+                                      rate, lo, hi, me, mn);
+                    } else { /* no chain (every unit failed, or missing in a partial merge): no rate, not 0 */
+                        pl_buf_add(&csv, ",,,,\n");
+                        pl_buf_add(&js, "\"rate\": null, \"lo95\": null, \"hi95\": null, \"mean_error\": null, "
+                                        "\"mean_nfe\": null}");
+                    }
                     first_row = 0;
                 }
                 pl_buf_printf(&md, "| %s | %s | %s | %.0f |", g->model_name[m], sel, fr, row[0].n);
                 for (int i = 0; i < nk; ++i) {
                     double n = row[ks[i]].n;
-                    pl_buf_printf(&md, " %.3f |", n > 0 ? row[ks[i]].valid / n : 0.0);
+                    if (n > 0)
+                        pl_buf_printf(&md, " %.3f |", row[ks[i]].valid / n);
+                    else
+                        pl_buf_add(&md, " n/a |");
                 }
-                double lo, hi;
-                wilson(row[K].valid, row[K].n, &lo, &hi);
-                pl_buf_printf(&md, " [%.3f, %.3f] | %.0f |\n", lo, hi, row[K].n > 0 ? row[K].nfe / row[K].n : 0.0);
+                if (row[K].n > 0) {
+                    double lo, hi;
+                    wilson(row[K].valid, row[K].n, &lo, &hi);
+                    pl_buf_printf(&md, " [%.3f, %.3f] | %.0f |\n", lo, hi, row[K].nfe / row[K].n);
+                } else {
+                    pl_buf_add(&md, " n/a | n/a |\n");
+                }
             }
+    if (known > 0)
+        pl_buf_printf(&md,
+                      "\nFinal grids of the %.0f chains whose puzzle has a known solution: %.0f valid and equal to it, "
+                      "%.0f valid but another grid (the puzzle has several solutions), %.0f not valid.\n",
+                      known, match[IPR_SOLUTION_MATCH], match[IPR_SOLUTION_OTHER], match[IPR_SOLUTION_INVALID]);
     pl_buf_add(&js, "\n  ]\n}\n");
     IPR_TRY(pl_buf_ok(&csv));
     IPR_TRY(pl_buf_ok(&md));
@@ -271,6 +300,11 @@ static int write_results(const pl_run *run, const pl_plan *plan, const pl_rows *
             IPR_TRY(ipr_h5_attr_str(f, "mnist_pool", run->mnist_pool));
             IPR_TRY(ipr_h5_attr_str(f, "mnist_pool_sha256", run->mnist_pool_sha256));
         }
+        if (run->instances_sha256[0]) { /* instances.file (run.json) */
+            IPR_TRY(ipr_h5_attr_str(f, "instances_file", run->instances_file));
+            IPR_TRY(ipr_h5_attr_str(f, "instances_format", run->instances_format));
+            IPR_TRY(ipr_h5_attr_str(f, "instances_file_sha256", run->instances_sha256));
+        }
         IPR_TRY(ipr_h5_attr_i64(f, "iterations", g->iterations));
         IPR_TRY(ipr_h5_attr_i64(f, "complete", rep->complete));
         IPR_TRY(ipr_h5_attr_i64(f, "limited", g->limited));
@@ -299,6 +333,9 @@ static int write_results(const pl_run *run, const pl_plan *plan, const pl_rows *
         IPR_TRY(pl_h5_write_strings(mg, "selection_names", sels, g->n_selections));
         const char *bench = ipr_bench_name(g->bench);
         IPR_TRY(pl_h5_write_strings(mg, "benchmark_names", &bench, 1));
+        const char *match[IPR_SOLUTION_MATCH_CODES];
+        for (int i = 0; i < IPR_SOLUTION_MATCH_CODES; ++i) match[i] = ipr_solution_match_name((ipr_solution_match)i);
+        IPR_TRY(pl_h5_write_strings(mg, "solution_match_names", match, IPR_SOLUTION_MATCH_CODES));
         hsize_t nf = (hsize_t)g->n_fractions, ns = (hsize_t)g->n_seeds;
         IPR_TRY(ipr_h5_write(mg, "fractions", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, 1, &nf, g->fractions));
         IPR_TRY(ipr_h5_write(mg, "seeds", H5T_NATIVE_UINT64, H5T_STD_U64LE, 1, &ns, g->seeds));
@@ -497,7 +534,12 @@ int pl_verify_run_dir(const char *run_dir, int *problems) {
     IPR_TRY(pl_journal_scan(&run, &plan, &st));
     have_st = 1;
     if (st.n_bad) {
-        pl_problem(problems, "%d commit record(s) name a segment that is missing or whose SHA-256 differs", st.n_bad);
+        pl_problem(problems, "%d commit record(s) name a segment that is missing or whose SHA-256 differs (first: %s)",
+                   st.n_bad, st.first_bad);
+    }
+    if (st.n_corrupt) {
+        pl_problem(problems, "%d journal line(s) are not records: the journal is damaged (first at %s)", st.n_corrupt,
+                   st.first_corrupt);
     }
     if (st.n_foreign) {
         pl_problem(problems, "%d journal record(s) name units that are not in plan.h5", st.n_foreign);

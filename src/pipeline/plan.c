@@ -69,7 +69,9 @@ int pl_plan_build(const pl_config *cfg, pl_plan *out) {
         int patch = uc.patch_size > 0 ? uc.patch_size : side;
         int R = (side / patch) * (side / patch);
         double unknown = R;
-        if (cfg->bench == IPR_BENCH_SUDOKU && cfg->mode == PL_MODE_GENERATE) {
+        if (cfg->bench == IPR_BENCH_SUDOKU && cfg->mode == PL_MODE_GENERATE && cfg->has_instances_file) {
+            unknown = R * (81.0 - cfg->instances_mean_given) / 81.0; /* the file's puzzles, counted */
+        } else if (cfg->bench == IPR_BENCH_SUDOKU && cfg->mode == PL_MODE_GENERATE) {
             int lo, hi;
             ipr_sudoku_difficulty_range(cfg->difficulty, &lo, &hi);
             unknown = R * (81.0 - 0.5 * (lo + hi)) / 81.0; /* clues are uniform in [lo, hi] */

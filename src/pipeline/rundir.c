@@ -152,7 +152,7 @@ int pl_run_load(const char *dir, pl_run *out, char **run_json) {
         goto fail;
     }
     IPR_TRY(pl_json_get_str(json, "format", fmt, sizeof fmt));
-    IPR_CHECK(strcmp(fmt, PL_RUN_FORMAT) == 0, "%s: format is '%s', not '%s'", path, fmt, PL_RUN_FORMAT);
+    IPR_CHECK(strcmp(fmt, PL_RUN_FORMAT) == 0, "format is '%s', not '%s'", fmt, PL_RUN_FORMAT);
     IPR_TRY(pl_json_get_str(json, "run_id", out->run_id, sizeof out->run_id));
     IPR_TRY(pl_json_get_i64(json, "created_epoch", &out->created_epoch));
     IPR_TRY(parse_model_shas(json, out));
@@ -160,12 +160,19 @@ int pl_run_load(const char *dir, pl_run *out, char **run_json) {
         IPR_TRY(pl_json_get_str(json, "mnist_pool", out->mnist_pool, sizeof out->mnist_pool));
         IPR_TRY(pl_json_get_str(json, "mnist_pool_sha256", out->mnist_pool_sha256, sizeof out->mnist_pool_sha256));
     }
+    if (pl_json_find(json, "instances_file_sha256")) { /* runs of an instance file (instances.file) */
+        IPR_TRY(pl_json_get_str(json, "instances_file", out->instances_file, sizeof out->instances_file));
+        IPR_TRY(pl_json_get_str(json, "instances_format", out->instances_format, sizeof out->instances_format));
+        IPR_TRY(pl_json_get_str(json, "instances_file_sha256", out->instances_sha256, sizeof out->instances_sha256));
+    }
     if (run_json)
         *run_json = json;
     else
         free(json);
     return IPR_OK;
 fail:
+    /* name the file: "JSON key ... missing" alone does not say which of a run's files is damaged */
+    if (json) ipr_error_context("%s is damaged", path);
     free(json);
     return IPR_ERR;
 }
@@ -212,6 +219,12 @@ static int create_run(const char *final_dir, const pl_config *cfg, const char *y
     if (run->mnist_pool_sha256[0])
         pl_buf_printf(&b, ",\n  \"mnist_pool\": \"%s\",\n  \"mnist_pool_sha256\": \"%s\"", run->mnist_pool,
                       run->mnist_pool_sha256);
+    if (run->instances_sha256[0]) {
+        pl_buf_add(&b, ",\n  \"instances_file\": ");
+        pl_buf_json_str(&b, run->instances_file);
+        pl_buf_printf(&b, ",\n  \"instances_format\": \"%s\",\n  \"instances_file_sha256\": \"%s\"",
+                      run->instances_format, run->instances_sha256);
+    }
     pl_buf_printf(&b, ",\n  \"created\": \"%s\",\n  \"created_epoch\": %lld,\n  \"limited\": %s,\n", stamp,
                   (long long)run->created_epoch, cfg->limited ? "true" : "false");
     pl_buf_printf(&b, "  \"producer\": \"ipr %s\",\n  \"git_sha\": \"%s\"\n}\n", IPR_VERSION, IPR_GIT_SHA);
@@ -267,9 +280,18 @@ int pl_run_open(const char *dir, const pl_config *cfg, const char *yaml, size_t 
             goto fail;
         }
     }
-    if (cfg->bench == IPR_BENCH_SUDOKU) { /* the digit images the instances show, by content */
+    if (cfg->has_instances_file) { /* the instances, by content (also in config_sha256) */
+        snprintf(out->instances_file, sizeof out->instances_file, "%s", cfg->instances_file);
+        snprintf(out->instances_format, sizeof out->instances_format, "%s",
+                 ipr_instances_format_name(cfg->instances_format));
+        memcpy(out->instances_sha256, cfg->instances_sha256, sizeof out->instances_sha256);
+    }
+    /* the digit images the instances show, by content; a datagen file's images are its own (its hash above) */
+    if (cfg->bench == IPR_BENCH_SUDOKU && !(cfg->has_instances_file && cfg->instances_format == IPR_INSTANCES_DATAGEN)) {
         ipr_mnist_pool pool;
-        if (ipr_mnist_pool_load(cfg->has_mnist_dir ? cfg->mnist_dir : ipr_mnist_default_dir(), cfg->split, &pool) !=
+        /* puzzle files are drawn from the test pool, whatever `split` says (it does not apply to them) */
+        if (ipr_mnist_pool_load(cfg->has_mnist_dir ? cfg->mnist_dir : ipr_mnist_default_dir(),
+                                cfg->has_instances_file ? IPR_SPLIT_TEST : cfg->split, &pool) !=
             IPR_OK) {
             ipr_error_context("key 'mnist_dir'");
             goto fail;
@@ -297,6 +319,9 @@ int pl_run_open(const char *dir, const pl_config *cfg, const char *yaml, size_t 
             const int pool_changed = same && old.mnist_pool_sha256[0] &&
                                      strcmp(old.mnist_pool_sha256, out->mnist_pool_sha256) != 0;
             if (pool_changed) same = 0;
+            /* the config hash covers the file's SHA-256 already; this names the cause */
+            const int file_changed = old.instances_sha256[0] && out->instances_sha256[0] &&
+                                     strcmp(old.instances_sha256, out->instances_sha256) != 0;
             if (same) {
                 memcpy(out->run_id, old.run_id, sizeof out->run_id);
                 out->created_epoch = old.created_epoch;
@@ -313,6 +338,11 @@ int pl_run_open(const char *dir, const pl_config *cfg, const char *yaml, size_t 
                              out->dir, cfg->model_name[model_changed], old.model_sha256[model_changed],
                              out->model_sha256[model_changed]);
                 }
+                if (file_changed)
+                    IPR_FAIL("%s holds a run whose instances file %s had another SHA-256 (%.12s..., now %.12s...): the file "
+                             "changed. Use --force-new to start over (the old directory is kept aside) or another "
+                             "--output",
+                             out->dir, cfg->instances_file, old.instances_sha256, out->instances_sha256);
                 if (pool_changed)
                     IPR_FAIL("%s holds a run whose Sudoku instances were drawn from another MNIST pool (%s %.12s..., now "
                              "%s %.12s...). Use --force-new to start over (the old directory is kept aside) or another "
@@ -519,6 +549,21 @@ static int segment_slot(pl_journal_state *st, const pl_run *run, const char *rel
     return i;
 }
 
+/* 1 when `s` (n bytes, no newline) can be the start of a record that a crash cut short: records are
+ * {"ev":"...",...} in printable text (UTF-8 allowed in strings), so random bytes almost never pass. */
+static int torn_record(const char *s, size_t n) {
+    static const char head[] = "{\"ev\":\"";
+    const size_t h = sizeof head - 1;
+    if (memcmp(s, head, n < h ? n : h) != 0) return 0;
+    for (size_t i = 0; i < n; ++i)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] == 0x7f) return 0;
+    return 1;
+}
+
+static void note_corrupt(pl_journal_state *st, const char *name, int line) {
+    if (st->n_corrupt++ == 0) snprintf(st->first_corrupt, sizeof st->first_corrupt, "journal/%s:%d", name, line);
+}
+
 int pl_journal_scan(const pl_run *run, const pl_plan *plan, pl_journal_state *st) {
     char dir[PL_PATH_MAX + 16];
     DIR *d = NULL;
@@ -554,10 +599,11 @@ int pl_journal_scan(const pl_run *run, const pl_plan *plan, pl_journal_state *st
     /* at most one segment per commit record: size the segment table from the line count */
     for (int f = 0; f < n_names; ++f) {
         char path[PL_PATH_MAX + 300];
+        size_t len = 0;
         snprintf(path, sizeof path, "%s/%s", dir, names[f]);
-        IPR_TRY(pl_read_file(path, &text, NULL));
-        for (const char *p = text; *p; ++p)
-            if (*p == '\n') cap_segs++;
+        IPR_TRY(pl_read_file(path, &text, &len));
+        for (size_t i = 0; i < len; ++i)
+            if (text[i] == '\n') cap_segs++;
         free(text);
         text = NULL;
     }
@@ -572,26 +618,34 @@ int pl_journal_scan(const pl_run *run, const pl_plan *plan, pl_journal_state *st
     for (int f = 0; f < n_names; ++f) {
         char path[PL_PATH_MAX + 300];
         snprintf(path, sizeof path, "%s/%s", dir, names[f]);
-        IPR_TRY(pl_read_file(path, &text, NULL));
-        char *line = text;
-        for (;;) {
-            char *nl = strchr(line, '\n');
-            if (!nl) break; /* a torn last line (no newline) was never fsync'ed as a record: ignore it */
+        size_t len = 0;
+        IPR_TRY(pl_read_file(path, &text, &len));
+        char *line = text, *end = text + len;
+        for (int lineno = 1; line < end; ++lineno) {
+            char *nl = memchr(line, '\n', (size_t)(end - line));
+            if (!nl) {
+                /* a torn last line (no newline) was never fsync'ed as a record: ignore it, unless it is not
+                 * even the start of one */
+                if (!torn_record(line, (size_t)(end - line))) note_corrupt(st, names[f], lineno);
+                break;
+            }
             *nl = '\0';
             char ev[16] = "";
-            if (pl_json_get_str(line, "ev", ev, sizeof ev) != IPR_OK) {
+            if (memchr(line, '\0', (size_t)(nl - line)) != NULL || pl_json_get_str(line, "ev", ev, sizeof ev) != IPR_OK ||
+                (strcmp(ev, "commit") != 0 && strcmp(ev, "fail") != 0)) {
                 ipr_error_clear();
+                note_corrupt(st, names[f], lineno);
                 line = nl + 1;
                 continue;
             }
             if (strcmp(ev, "commit") == 0) {
                 char rel[160], sha[65];
+                const char *u = pl_json_find(line, "units");
                 if (pl_json_get_str(line, "segment", rel, sizeof rel) == IPR_OK &&
-                    pl_json_get_str(line, "sha256", sha, sizeof sha) == IPR_OK) {
+                    pl_json_get_str(line, "sha256", sha, sizeof sha) == IPR_OK && u && *u == '[') {
                     int good = 0;
                     int si = segment_slot(st, run, rel, sha, &good, sha_of, ok_of, &cap_segs);
-                    if (!good) st->n_bad++;
-                    const char *u = pl_json_find(line, "units");
+                    if (!good && st->n_bad++ == 0) snprintf(st->first_bad, sizeof st->first_bad, "%s", rel);
                     if (u && *u == '[') {
                         ++u;
                         for (;;) {
@@ -612,6 +666,8 @@ int pl_journal_scan(const pl_run *run, const pl_plan *plan, pl_journal_state *st
                             }
                         }
                     }
+                } else {
+                    note_corrupt(st, names[f], lineno);
                 }
                 ipr_error_clear();
             } else if (strcmp(ev, "fail") == 0) {
@@ -623,6 +679,8 @@ int pl_journal_scan(const pl_run *run, const pl_plan *plan, pl_journal_state *st
                         st->fails[k]++;
                     else
                         st->n_foreign++;
+                } else {
+                    note_corrupt(st, names[f], lineno);
                 }
                 ipr_error_clear();
             }

@@ -22,6 +22,8 @@ typedef struct {
     int resumed;             /* the directory held this run already */
     char model_sha256[PL_MAX_MODELS][65];
     char mnist_pool[32], mnist_pool_sha256[65]; /* sudoku: the MNIST pool's name and content hash (mnist.h); else "" */
+    /* instances.file: its path (as resolved), the format read and its SHA-256; "" for the generator */
+    char instances_file[PL_PATH_MAX], instances_format[16], instances_sha256[65];
 } pl_run;
 
 /* mkdir -p */
@@ -62,6 +64,10 @@ typedef struct {
     int *seg_hash, hash_cap;  /* open addressing: segment path -> index into seg_rel (pl_journal_segment) */
     int n_done, n_bad;   /* units done; commit records whose segment is missing or altered */
     int n_foreign;       /* records naming units of no unit of this plan */
+    int n_corrupt;       /* lines that are no record: damage (a crash leaves at most a torn last line, which is
+                            the start of a record and is ignored) */
+    char first_bad[160];  /* the first missing or altered segment ("" if none) */
+    char first_corrupt[PL_PATH_MAX + 32]; /* "journal/NAME.jsonl:LINE" of the first corrupt line ("" if none) */
 } pl_journal_state;
 
 /* Read every journal of the run (any session, any world size) against the plan. Segments are checked

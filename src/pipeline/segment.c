@@ -83,6 +83,7 @@ int pl_rows_add_unit(pl_rows *r, const pl_grid *g, const pl_unit *u, const ipr_c
         pl_set_u64(&r->chains, PL_C_VALID, c, cr->valid[K]);
         pl_set_f32(&r->chains, PL_C_ERROR, c, cr->error[K]);
         pl_set_u64(&r->chains, PL_C_NFE, c, cr->nfe[K]);
+        pl_set_u64(&r->chains, PL_C_SOLUTION_MATCH, c, cr->solution_match);
         nfe_total += cr->nfe[K];
         for (int k = 0; k <= K; ++k) {
             size_t row = r0 + (size_t)i * (size_t)(K + 1) + (size_t)k;

@@ -24,7 +24,8 @@ const pl_table_def pl_units_def = {
      {"status", PL_COL_U8, "0 ok, 1 failed (after retries)"},
      {"attempts", PL_COL_U8, "runs it took (1 = first try)"},
      {"nfe", PL_COL_U64, "network passes of all its chains (one image through the net = 1)"}},
-    "one row per work unit, in plan order"};
+    "one row per work unit, in plan order",
+    PL_U_NCOLS};
 
 const pl_table_def pl_chains_def = {
     "chains",
@@ -39,8 +40,12 @@ const pl_table_def pl_chains_def = {
      {"iterations_run", PL_COL_U16, "iterations actually run (< K only with ipr.early_stop)"},
      {"valid", PL_COL_U8, "final sample valid (1) or not (0)"},
      {"error", PL_COL_F32, "final error (Sudoku distance, Even Pixels |count - 512|, polygons: failed checks)"},
-     {"nfe", PL_COL_U32, "network passes of the chain"}},
-    "one row per chain = (unit, instance), in unit then instance order"};
+     {"nfe", PL_COL_U32, "network passes of the chain"},
+     {"solution_match", PL_COL_U8,
+      "Sudoku: the final grid against the instance's known solution (/meta/solution_match_names): 0 unknown (no "
+      "solution known, or not Sudoku), 1 valid and equal to it, 2 valid but another grid, 3 not valid"}},
+    "one row per chain = (unit, instance), in unit then instance order",
+    PL_C_SOLUTION_MATCH};
 
 const pl_table_def pl_results_def = {
     "results",
@@ -57,7 +62,8 @@ const pl_table_def pl_results_def = {
      {"error", PL_COL_F32, "error at k"},
      {"nfe", PL_COL_U32, "network passes spent up to and including k"},
      {"changed", PL_COL_U16, "regions whose decoded content changed at k (k = 0: regions generated)"}},
-    "one row per chain and iteration k = 0..K"};
+    "one row per chain and iteration k = 0..K",
+    PL_R_NCOLS};
 
 const pl_table_def pl_timing_def = {
     "timing",
@@ -71,7 +77,8 @@ const pl_table_def pl_timing_def = {
      {"session", PL_COL_U16, "index into /meta/session_names (each start or resume is a session)"},
      {"device", PL_COL_U16, "index into /meta/device_names"},
      {"batch_size", PL_COL_U16, "chains in flight (device.batch)"}},
-    "row-aligned with /units: where and when each unit ran (the only columns that differ between runs)"};
+    "row-aligned with /units: where and when each unit ran (the only columns that differ between runs)",
+    PL_T_NCOLS};
 
 const pl_table_def pl_plan_def = {
     "plan",
@@ -86,7 +93,8 @@ const pl_table_def pl_plan_def = {
      {"count", PL_COL_U32, "instances"},
      {"group", PL_COL_U32, "(model, selection, fraction, replicate) group"},
      {"nfe", PL_COL_U64, "estimated network passes"}},
-    "the work units in plan order"};
+    "the work units in plan order",
+    PL_P_NCOLS};
 
 static size_t col_size(pl_col_type t) {
     switch (t) {
@@ -260,6 +268,7 @@ int pl_table_read(pl_table *t, hid_t file) {
         int rank = 0;
         hsize_t dims[8];
         snprintf(name, sizeof name, "%s/%s", path, def->cols[c].name);
+        if (c >= def->n_first && !ipr_h5_exists(file, name)) continue; /* written before the column: zeros */
         IPR_TRY(ipr_h5_read_alloc(file, name, mem_type(def->cols[c].type), 1, &rank, dims, &data));
         IPR_CHECK(dims[0] == (hsize_t)n_rows, "column %s has %llu rows, the table %lld", name,
                   (unsigned long long)dims[0], (long long)n_rows);

@@ -22,13 +22,14 @@ typedef struct {
     int n_cols;
     pl_col_def cols[PL_MAX_COLS];
     const char *doc;
+    int n_first;       /* columns [n_first, n_cols) came later: a file written before them reads them as 0 */
 } pl_table_def;
 
 /* Column indices of each table (same order as the defs in table.c). */
 enum { PL_U_UNIT_ID, PL_U_MODEL, PL_U_SELECTION, PL_U_FRACTION, PL_U_REPLICATE, PL_U_SEED, PL_U_INSTANCE_START,
        PL_U_INSTANCE_COUNT, PL_U_STATUS, PL_U_ATTEMPTS, PL_U_NFE, PL_U_NCOLS };
 enum { PL_C_UNIT, PL_C_INSTANCE, PL_C_MODEL, PL_C_SELECTION, PL_C_FRACTION, PL_C_REPLICATE, PL_C_SEED,
-       PL_C_ITERATIONS_RUN, PL_C_VALID, PL_C_ERROR, PL_C_NFE, PL_C_NCOLS };
+       PL_C_ITERATIONS_RUN, PL_C_VALID, PL_C_ERROR, PL_C_NFE, PL_C_SOLUTION_MATCH, PL_C_NCOLS };
 enum { PL_R_CHAIN, PL_R_INSTANCE, PL_R_MODEL, PL_R_SELECTION, PL_R_FRACTION, PL_R_REPLICATE, PL_R_SEED,
        PL_R_ITERATION, PL_R_VALID, PL_R_ERROR, PL_R_NFE, PL_R_CHANGED, PL_R_NCOLS };
 enum { PL_T_WALL_S, PL_T_CHAINS_PER_S, PL_T_FORWARD_S, PL_T_MEAN_BATCH, PL_T_RANK, PL_T_HOST, PL_T_SESSION, PL_T_DEVICE, PL_T_BATCH_SIZE,

@@ -109,7 +109,8 @@ ipr_denoiser *ipr_denoiser_open(const char *ckpt_path, const ipr_denoiser_config
     IPR_CHECK(ckpt_path && cfg, "denoiser: NULL argument");
     IPR_CHECK(cfg->device == IPR_DEVICE_CPU || cfg->device == IPR_DEVICE_CUDA, "denoiser: unknown device %d",
               (int)cfg->device);
-    IPR_CHECK(cfg->max_batch >= 1 && cfg->max_batch <= 4096, "denoiser: max_batch %d outside 1..4096", cfg->max_batch);
+    IPR_CHECK(cfg->max_batch >= 1 && cfg->max_batch <= IPR_DENOISER_MAX_BATCH, "denoiser: max_batch %d outside 1..%d",
+              cfg->max_batch, IPR_DENOISER_MAX_BATCH);
     IPR_CHECK(cfg->device == IPR_DEVICE_CUDA || cfg->precision == IPR_PREC_FP32,
               "denoiser: precision %s needs the CUDA device (the CPU path is float32)",
               ipr_precision_name(cfg->precision));

@@ -84,6 +84,8 @@ int ipr_sampler_config_validate(const ipr_sampler_config *cfg) {
     IPR_CHECK(cfg != NULL, "sampler config: NULL");
     IPR_CHECK((unsigned)cfg->order <= IPR_ORDER_ADAPTIVE, "order %d is not a known order", (int)cfg->order);
     IPR_CHECK(cfg->steps_per_region >= 1, "steps_per_region %d must be >= 1", cfg->steps_per_region);
+    IPR_CHECK(cfg->steps_per_region <= IPR_SAMPLER_MAX_PASSES, "steps_per_region %d exceeds %d", cfg->steps_per_region,
+              IPR_SAMPLER_MAX_PASSES);
     IPR_CHECK(cfg->overlap >= 0.0 && cfg->overlap < 1.0, "overlap %g outside [0, 1) (1 would never advance)",
               cfg->overlap);
     IPR_CHECK(cfg->max_steps >= 0 && cfg->max_steps < IPR_MAX_PASSES, "max_steps %d outside 0..%d (0 = derived)",
@@ -95,6 +97,8 @@ int ipr_sampler_config_validate(const ipr_sampler_config *cfg) {
               "ipr_iterations %d outside 0..%d", cfg->ipr_iterations, IPR_MAX_ITERATIONS);
     IPR_CHECK(cfg->ipr_ratio > 0.0 && cfg->ipr_ratio <= 1.0, "ipr_ratio %g outside (0, 1]", cfg->ipr_ratio);
     IPR_CHECK(cfg->ipr_steps_per_region >= 1, "ipr_steps_per_region %d must be >= 1", cfg->ipr_steps_per_region);
+    IPR_CHECK(cfg->ipr_steps_per_region <= IPR_SAMPLER_MAX_PASSES, "ipr_steps_per_region %d exceeds %d",
+              cfg->ipr_steps_per_region, IPR_SAMPLER_MAX_PASSES);
     IPR_CHECK(cfg->ipr_overlap >= 0.0 && cfg->ipr_overlap < 1.0, "ipr_overlap %g outside [0, 1)", cfg->ipr_overlap);
     IPR_CHECK((unsigned)cfg->selection <= IPR_SELECT_MIX, "selection %d is not a known rule", (int)cfg->selection);
     IPR_CHECK(cfg->selection_mix >= 0.0 && cfg->selection_mix <= 1.0, "selection_mix %g outside [0, 1]",
@@ -102,8 +106,8 @@ int ipr_sampler_config_validate(const ipr_sampler_config *cfg) {
     IPR_CHECK(cfg->early_stop == 0 || cfg->early_stop == 1, "early_stop %d is not 0 or 1", cfg->early_stop);
     IPR_CHECK(cfg->keep_images == 0 || cfg->keep_images == 1, "keep_images %d is not 0 or 1", cfg->keep_images);
     IPR_CHECK(cfg->skip_idle == 0 || cfg->skip_idle == 1, "skip_idle %d is not 0 or 1", cfg->skip_idle);
-    IPR_CHECK(cfg->host_threads >= 0 && cfg->host_threads <= 256, "host_threads %d outside 0..256",
-              cfg->host_threads);
+    IPR_CHECK(cfg->host_threads >= 0 && cfg->host_threads <= IPR_SAMPLER_MAX_HOST_THREADS, "host_threads %d outside 0..%d",
+              cfg->host_threads, IPR_SAMPLER_MAX_HOST_THREADS);
     return IPR_OK;
 fail:
     return IPR_ERR;
@@ -235,6 +239,8 @@ typedef struct {
     uint16_t *chosen;       /* IPR subset */
     int n_refinable;
     uint8_t *decoded, *decoded_prev; /* per-region decoded content of the last two generations */
+    int solved;             /* the instance's solved grid is known (Sudoku): solution holds it */
+    uint8_t solution[81];
     /* the generation in progress */
     int iteration;          /* 0 = base, k = IPR iteration k */
     int adaptive;           /* choose by lowest sigma (else order[]) */
@@ -605,12 +611,15 @@ static int chain_start(ipr_runner *r, chain *ch, int res, uint64_t instance, ipr
     out->instance = instance;
     out->iterations_run = 0;
     out->nfe_saved = 0;
+    out->solution_match = IPR_SOLUTION_UNKNOWN;
+    ch->solved = 0;
     for (int reg = 0; reg < r->R; ++reg) ch->sigma_start[reg] = NAN;
     /* the instance: clue values and mask (or, in correction mode, the corrupted grid) */
     if (r->have_hooks && r->hooks.instance) {
         IPR_CHECK(r->hooks.instance(r->hooks.ctx, instance, ch->clean, ch->given) == IPR_OK, "instance hook failed");
     } else if (ipr_task_conditional(r->task)) {
         IPR_TRY(ipr_task_instance(r->task, r->seed, instance, ch->clean, ch->given));
+        ch->solved = ipr_task_solution(r->task, instance, ch->solution);
     } else {
         memset(ch->clean, 0, r->chw * sizeof(float));
         memset(ch->given, 0, (size_t)r->R);
@@ -654,6 +663,11 @@ static void chain_finish(ipr_runner *r, chain *ch, int last) {
         o->changed[k] = 0;
     }
     if (last < K) o->nfe_saved = (uint32_t)(K - last) * (uint32_t)ch->ipr_passes;
+    /* the final grid against the known solution: decoded_prev holds the digits of entry `last` (chain_record) */
+    if (ch->solved && ipr_task_reads_digits(r->task))
+        o->solution_match = !o->valid[last]                             ? IPR_SOLUTION_INVALID
+                            : memcmp(ch->decoded_prev, ch->solution, 81) == 0 ? IPR_SOLUTION_MATCH
+                                                                              : IPR_SOLUTION_OTHER;
     if (r->cfg.keep_images && o->image) memcpy(o->image, ch->z, r->chw * sizeof(float));
     ch->in_use = 0;
 }

@@ -14,9 +14,9 @@ extern "C" {
 
 /* Keys of the step noise: step = (iteration << IPR_STEP_BITS) | pass, so IPR iteration k never reuses a
  * base pass's numbers (iteration 0 = the base generation). */
-#define IPR_STEP_BITS 20
-#define IPR_MAX_PASSES (1 << IPR_STEP_BITS)
-#define IPR_MAX_ITERATIONS ((1 << (32 - IPR_STEP_BITS)) - 1)
+#define IPR_STEP_BITS IPR_SAMPLER_STEP_BITS
+#define IPR_MAX_PASSES (IPR_SAMPLER_MAX_PASSES + 1) /* exclusive bound */
+#define IPR_MAX_ITERATIONS IPR_SAMPLER_MAX_ITERATIONS
 /* spec 9b: the reference clamps variances to >= e^-30 inside its Gaussian, so std >= e^-15 */
 #define IPR_VAR_FLOOR_LOG (-30.0)
 /* regions per image: ids are uint16 and `changed` counts are uint16 */
@@ -123,6 +123,11 @@ int ipr_task_decoded_changed(const ipr_task *t, const uint8_t *a, const uint8_t 
  * instance starts all-unknown (Even Pixels, Counting Polygons). */
 int ipr_task_conditional(const ipr_task *t);
 int ipr_task_correction(const ipr_task *t);
+/* After ipr_task_instance(t, ..., index, ...): 1 and the instance's solved grid (81 digits 1-9) when the task
+ * knows one (Sudoku: a generated grid, or a file row with a solution), else 0. */
+int ipr_task_solution(const ipr_task *t, uint64_t index, uint8_t solution[81]);
+/* 1 when the decoded content (ipr_task_score_decode) is the 81 digits the Sudoku scorer reads. */
+int ipr_task_reads_digits(const ipr_task *t);
 
 #ifdef __cplusplus
 }

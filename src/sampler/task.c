@@ -7,6 +7,7 @@
 #include "ipr/bench.h"
 #include "ipr/classifier.h"
 #include "ipr/common.h"
+#include "ipr/instances.h"
 #include "ipr/mnist.h"
 #include "ipr/rng.h"
 #include "ipr/sampler.h"
@@ -19,6 +20,10 @@ struct ipr_task {
     ipr_mnist_pool pool;                 /* Sudoku digit images */
     int have_pool;
     ipr_sudoku_instance *sudoku;         /* scratch for one Sudoku instance */
+    ipr_instance_file *file;             /* the instance file, or NULL for the generator */
+    uint64_t last_index;                 /* the instance ipr_task_instance made last, and its solved grid */
+    int last_solved;                     /* 1: last_solution holds every digit; 0: nothing known */
+    uint8_t last_solution[81];
     ipr_digit_classifier *digit_net;     /* Sudoku scorer */
     ipr_polygons_classifier *poly_net;   /* Counting Polygons scorer */
 };
@@ -33,6 +38,45 @@ void ipr_task_config_init(ipr_task_config *cfg) {
     cfg->scorer_path = NULL;
     cfg->correction = 0;
     cfg->correction_swaps = 5; /* ms_corrupted_test.yaml (spec 3.2) */
+    cfg->instances_file = NULL;
+    cfg->instances_format = IPR_INSTANCES_AUTO;
+    cfg->instances_start = 0;
+    cfg->instances_count = 0;
+    cfg->instances_sha256 = NULL;
+}
+
+const char *ipr_solution_match_name(ipr_solution_match m) {
+    static const char *const names[IPR_SOLUTION_MATCH_CODES] = {"unknown", "match", "other", "invalid"};
+    return (unsigned)m < IPR_SOLUTION_MATCH_CODES ? names[m] : "?";
+}
+
+/* The instance file's rows [start, start + count): present, of this benchmark, and in correction mode solved. */
+static int task_open_file(ipr_task *t, const ipr_task_config *cfg) {
+    const char *path = cfg->instances_file;
+    IPR_CHECK(cfg->instances_count >= 1, "instances file %s: no rows asked for (instances_count 0)", path);
+    IPR_CHECK((unsigned)cfg->instances_format <= IPR_INSTANCES_DATAGEN, "instances file %s: unknown format %d", path,
+              cfg->instances_format);
+    IPR_TRY_PTR(t->file = ipr_instance_file_open(path, (ipr_instances_format)cfg->instances_format, cfg->bench,
+                                                  cfg->instances_start, cfg->instances_count));
+    const uint64_t rows = ipr_instance_file_rows(t->file);
+    IPR_CHECK(cfg->instances_start < rows && cfg->instances_count <= rows - cfg->instances_start,
+              "%s has %llu rows; rows %llu..%llu were asked for", path, (unsigned long long)rows,
+              (unsigned long long)cfg->instances_start,
+              (unsigned long long)(cfg->instances_start + cfg->instances_count - 1));
+    IPR_CHECK(!cfg->instances_sha256 || strcmp(cfg->instances_sha256, ipr_instance_file_sha256(t->file)) == 0,
+              "%s changed: its SHA-256 is %.12s..., the run recorded %.12s...", path, ipr_instance_file_sha256(t->file),
+              cfg->instances_sha256);
+    uint64_t row = 0, line = 0;
+    if (cfg->correction && ipr_instance_file_first_unsolved(t->file, &row, &line)) {
+        if (line)
+            IPR_FAIL("%s:%llu: correction mode corrupts the solved grid, but this puzzle (row %llu) has no solution",
+                     path, (unsigned long long)line, (unsigned long long)row);
+        IPR_FAIL("%s: row %llu: correction mode corrupts the solved grid, but this row has no solution", path,
+                 (unsigned long long)row);
+    }
+    return IPR_OK;
+fail:
+    return IPR_ERR;
 }
 
 static void task_geometry(ipr_task *t, int C, int H, int W, int patch) {
@@ -59,23 +103,33 @@ ipr_task *ipr_task_new(const ipr_task_config *cfg) {
     if (!t) goto fail;
     t->cfg = *cfg;
     t->cfg.mnist_dir = NULL, t->cfg.scorer_path = NULL; /* not owned: never kept */
+    t->cfg.instances_file = NULL, t->cfg.instances_sha256 = NULL;
     switch (cfg->bench) {
     case IPR_BENCH_SUDOKU: {
         task_geometry(t, 1, IPR_SUDOKU_SIDE, IPR_SUDOKU_SIDE, IPR_SUDOKU_CELL);
-        const char *dir = cfg->mnist_dir ? cfg->mnist_dir : ipr_mnist_default_dir();
-        if (ipr_mnist_pool_load(dir, cfg->split, &t->pool) != IPR_OK) {
-            ipr_error_context("sudoku task");
-            goto fail;
+        if (cfg->instances_file) IPR_TRY(task_open_file(t, cfg));
+        /* the digits of the cells: the split's pool for the generator, the TEST pool for puzzle files; a datagen
+         * file's images are used as stored */
+        if (!t->file || ipr_instance_file_format(t->file) != IPR_INSTANCES_DATAGEN) {
+            const char *dir = cfg->mnist_dir ? cfg->mnist_dir : ipr_mnist_default_dir();
+            if (ipr_mnist_pool_load(dir, t->file ? IPR_SPLIT_TEST : cfg->split, &t->pool) != IPR_OK) {
+                ipr_error_context("sudoku task");
+                goto fail;
+            }
+            t->have_pool = 1;
         }
-        t->have_pool = 1;
         t->sudoku = ipr_malloc(sizeof *t->sudoku, "Sudoku instance");
         if (!t->sudoku) goto fail;
         if (cfg->scorer_path) IPR_TRY_PTR(t->digit_net = ipr_digit_classifier_load(cfg->scorer_path, 81));
         break;
     }
-    case IPR_BENCH_EVEN_PIXELS: task_geometry(t, 3, IPR_EP_SIDE, IPR_EP_SIDE, 4); break;
+    case IPR_BENCH_EVEN_PIXELS:
+        task_geometry(t, 3, IPR_EP_SIDE, IPR_EP_SIDE, 4);
+        if (cfg->instances_file) IPR_TRY(task_open_file(t, cfg));
+        break;
     default:
         task_geometry(t, 3, IPR_POLY_SIDE, IPR_POLY_SIDE, 8);
+        if (cfg->instances_file) IPR_TRY(task_open_file(t, cfg));
         if (cfg->scorer_path) {
             IPR_TRY_PTR(t->poly_net = ipr_polygons_classifier_load(cfg->scorer_path, 1));
             const ipr_polygons_classifier_config *pc = ipr_polygons_classifier_get_config(t->poly_net);
@@ -109,6 +163,7 @@ fail:
 void ipr_task_free(ipr_task *t) {
     if (!t) return;
     if (t->have_pool) ipr_mnist_pool_free(&t->pool);
+    ipr_instance_file_free(t->file);
     free(t->sudoku);
     ipr_digit_classifier_free(t->digit_net);
     ipr_polygons_classifier_free(t->poly_net);
@@ -127,6 +182,22 @@ int ipr_task_conditional(const ipr_task *t) { return !t->custom && t->cfg.bench 
 int ipr_task_correction(const ipr_task *t) { return !t->custom && t->cfg.correction; }
 
 const struct ipr_mnist_pool *ipr_task_mnist_pool(const ipr_task *t) { return t && t->have_pool ? &t->pool : NULL; }
+
+const char *ipr_task_instances_sha256(const ipr_task *t) {
+    return t && t->file ? ipr_instance_file_sha256(t->file) : NULL;
+}
+
+const char *ipr_task_instances_format(const ipr_task *t) {
+    return t && t->file ? ipr_instances_format_name(ipr_instance_file_format(t->file)) : NULL;
+}
+
+int ipr_task_solution(const ipr_task *t, uint64_t index, uint8_t solution[81]) {
+    if (!t || t->custom || t->cfg.bench != IPR_BENCH_SUDOKU || !t->last_solved || t->last_index != index) return 0;
+    memcpy(solution, t->last_solution, 81);
+    return 1;
+}
+
+int ipr_task_reads_digits(const ipr_task *t) { return t && t->digit_net != NULL; }
 
 int ipr_task_has_scorer(const ipr_task *t) {
     if (t->custom) return 0;
@@ -173,7 +244,17 @@ int ipr_task_instance(ipr_task *t, uint64_t seed, uint64_t index, float *clean, 
     switch (t->cfg.bench) {
     case IPR_BENCH_SUDOKU: {
         ipr_sudoku_instance *s = t->sudoku;
-        IPR_TRY(ipr_sudoku_make(&t->pool, t->cfg.data_seed, t->cfg.split, t->cfg.difficulty, index, s));
+        int solved = 1;
+        t->last_solved = 0;
+        if (t->file)
+            IPR_TRY(ipr_instance_file_sudoku(t->file, t->have_pool ? &t->pool : NULL, index, s, &solved));
+        else
+            IPR_TRY(ipr_sudoku_make(&t->pool, t->cfg.data_seed, t->cfg.split, t->cfg.difficulty, index, s));
+        IPR_CHECK(solved || !t->cfg.correction, "instance %llu has no solution to corrupt (correction mode)",
+                  (unsigned long long)index);
+        t->last_index = index;
+        t->last_solved = solved;
+        memcpy(t->last_solution, s->solution, 81);
         if (t->cfg.correction) {
             /* the solved grid (every cell rendered) with swaps; nothing given, all 81 refinable */
             corrupt(s->image, t->cfg.correction_swaps, seed, index);
@@ -186,7 +267,10 @@ int ipr_task_instance(ipr_task *t, uint64_t seed, uint64_t index, float *clean, 
     }
     case IPR_BENCH_EVEN_PIXELS: {
         ipr_even_pixels_instance e;
-        IPR_TRY(ipr_even_pixels_make(t->cfg.data_seed, t->cfg.split, index, &e));
+        if (t->file)
+            IPR_TRY(ipr_instance_file_image(t->file, index, e.image));
+        else
+            IPR_TRY(ipr_even_pixels_make(t->cfg.data_seed, t->cfg.split, index, &e));
         const size_t HW = (size_t)t->H * t->W;
         for (int c = 0; c < 3; ++c)
             for (size_t i = 0; i < HW; ++i) clean[c * HW + i] = from_u8(e.image[3 * i + (size_t)c]);
@@ -196,7 +280,8 @@ int ipr_task_instance(ipr_task *t, uint64_t seed, uint64_t index, float *clean, 
     default: {
         ipr_polygons_instance *p = ipr_malloc(sizeof *p, "polygons instance");
         if (!p) goto fail;
-        if (ipr_polygons_make(t->cfg.data_seed, t->cfg.split, index, p) != IPR_OK) {
+        if ((t->file ? ipr_instance_file_image(t->file, index, p->image)
+                     : ipr_polygons_make(t->cfg.data_seed, t->cfg.split, index, p)) != IPR_OK) {
             free(p);
             goto fail;
         }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # cli_pipeline.sh IPR MAKE_CKPT SRC: `ipr run` end to end on the CPU with a tiny random-weight network:
 # 1/2/3 ranks and no mpirun give the same results.h5; kill -9 (of a rank, of mpirun) and SIGUSR1 drains
-# resume to the same results; bad configs fail with a clear message and write nothing; shards + merge;
+# resume to the same results; SIGINT to mpirun leaves status "interrupted", jobs/mpirun_drain.sh drains with exit 3;
+# bad configs fail with a clear message and write nothing; damaged files are problems of `ipr status`; shards + merge;
 # bundles are byte-identical, verify, and a flipped byte fails; tar/bsdtar read them; analysis makes its PNG;
 # a Sudoku run records its MNIST pool and refuses to resume on another.
 set -u
@@ -137,6 +138,23 @@ expect_config_error "fraction 1.5" "big.yaml:[0-9]+: key 'ipr.fractions': 1.5 is
 expect_config_error "bf16 asked of the CPU" "key 'device.precision': bf16 needs CUDA, but device.kind is cpu" q.yaml \
   --set device.kind=cpu --set device.precision=bf16
 expect_config_error "--set of a wrong type" "--set ipr.iterations: key 'ipr.iterations': 'two' is not an integer" q.yaml --set ipr.iterations=two
+# the config's ranges are the sampler's (include/ipr/sampler.h): K = 5000 is refused before anything is created
+expect_config_error "K above the sampler's limit" "--set ipr.iterations: key 'ipr.iterations': 5000 is outside \[0, 4095\]" q.yaml \
+  --set ipr.iterations=5000
+mkdir -p adir
+expect_config_error "a directory as the config" "reading the config: adir is a directory, not a file" adir
+# usage errors: the one line that matters and where to look, not the whole help
+"$ipr" run q.yaml --bogus > usage.out 2>&1
+rc=$?
+"$ipr" status > usage2.out 2>&1
+rc2=$?
+if [ $rc -eq 1 ] && [ "$(wc -l < usage.out)" -eq 2 ] && grep -q "^ipr run: error: unknown option --bogus" usage.out &&
+   grep -q "^see \`ipr run --help\`$" usage.out && [ $rc2 -eq 1 ] && [ "$(wc -l < usage2.out)" -eq 2 ] &&
+   ! grep -q "usage:" usage.out usage2.out; then
+  ok "usage errors: one error line and 'see \`ipr CMD --help\`' (run, status)"
+else
+  bad "usage errors (rc=$rc, $(cat usage.out usage2.out))"
+fi
 sha_before=$(sha256sum r0/results.h5)
 "$ipr" run q.yaml -o r0 --set ipr.iterations=3 > changed.out 2>&1
 rc=$?
@@ -171,6 +189,14 @@ then
   ok "a failing unit is retried once (run.retries 1), recorded with status 1, exit 2 ($(grep -c '"ev":"fail"' fl/journal/*.jsonl | awk -F: '{s+=$2} END {print s}') fail records)"
 else
   bad "failing units (rc=$rc, $(tail -3 fl.out))"
+fi
+# no chain in a row: its rate is n/a (not 0.000), empty in the CSV, null in the JSON
+if grep -q "| broken | uniform | 0.25 | 0 | n/a | n/a | n/a | n/a | n/a |" fl/summary/summary.md &&
+   ! grep -q "0\.000" fl/summary/summary.md && grep -q "^broken,uniform,0.25,2,0,0,,,,,$" fl/summary/summary.csv &&
+   grep -q '"rate": null' fl/summary/summary.json; then
+  ok "a summary row with n = 0 reads n/a (md), empty (csv), null (json)"
+else
+  bad "n = 0 summary rows ($(grep '| broken' fl/summary/summary.md | head -1))"
 fi
 
 # ---- crashes and interruptions resume to the same results ----
@@ -219,6 +245,43 @@ if [ $rc -eq 3 ] && grep -q '"state": "interrupted"' k3/status.json && [ ! -e k3
 else
   bad "SIGUSR1 drain (rc=$rc, $(tail -3 k3.out) $(cat k3.cmp 2>/dev/null))"
 fi
+# Ctrl-C (SIGINT) to a plain mpirun: Open MPI sends the ranks SIGTERM and SIGKILL a second later and exits 1 itself;
+# batches of several seconds cannot drain in time, yet status.json must say "interrupted" (rank 0's signal handler
+# writes it), not "running" or "draining". Progress goes to mpirun's pseudo-terminal: plain lines, no \r or ESC[K.
+sed -e 's/count: 8, per_unit: 2/count: 16, per_unit: 8/' -e 's/batch: 4/batch: 8/' -e 's/keep_images: true/keep_images: false/' \
+  -e 's/sampler: {steps_per_region: 1, overlap: 0.9}/sampler: {steps_per_region: 1, overlap: 0.5}/' \
+  -e 's/progress_interval: 0.5/progress_interval: 0.2/' q.yaml > slow.yaml
+mpirun -n 2 "$ipr" run slow.yaml -o k4 > k4.out 2>&1 &
+mp=$!
+pids+=("$mp")
+for _ in $(seq 1 600); do grep -q '"state": "running"' k4/status.json 2>/dev/null && break; sleep 0.05; done
+sleep 1
+kill -INT "$mp"
+wait "$mp"
+rc=$?
+"$ipr" status k4 > k4s.out 2>&1
+rcs=$?
+if [ $rc -ne 0 ] && grep -q '"state": "interrupted"' k4/status.json && [ $rcs -eq 0 ] && grep -q "^state: interrupted" k4s.out &&
+   [ ! -e k4/DONE ]; then
+  ok "SIGINT to mpirun (rc $rc, Open MPI's): status.json and ipr status say interrupted"
+else
+  bad "SIGINT to mpirun (rc=$rc, status rc=$rcs: $(cat k4s.out; grep state k4/status.json))"
+fi
+if grep -q "units | " k4.out && ! grep -q $'\r' k4.out && ! grep -q $'\033' k4.out; then
+  ok "progress under mpirun: plain lines, no carriage returns or escapes ($(grep -c 'units | ' k4.out) lines)"
+else
+  bad "progress under mpirun ($(grep -c $'\r' k4.out) lines with \\r)"
+fi
+# jobs/mpirun_drain.sh turns Ctrl-C into SIGUSR1 (a drain): exit 3, status interrupted, and a resume gives the same results
+timeout --foreground --preserve-status -s INT 2 "$src/jobs/mpirun_drain.sh" -n 2 "$ipr" run q24.yaml -o k5 --progress none > k5.out 2>&1
+rc=$?
+if [ $rc -eq 3 ] && grep -q '"state": "interrupted"' k5/status.json && [ ! -e k5/DONE ] &&
+   "$src/jobs/mpirun_drain.sh" -n 2 "$ipr" run q24.yaml -o k5 --progress none > k5b.out 2>&1 &&
+   $compare ref24/results.h5 k5/results.h5 > k5.cmp; then
+  ok "Ctrl-C through jobs/mpirun_drain.sh: drained with exit 3, status interrupted; resumed, same results"
+else
+  bad "mpirun_drain.sh (rc=$rc, $(tail -3 k5.out) $(tail -2 k5b.out 2>/dev/null) $(cat k5.cmp 2>/dev/null))"
+fi
 if "$ipr" status k3 > status.out 2>&1 && grep -q "units: 24 of 24 committed" status.out && grep -q "complete" status.out; then
   ok "ipr status: $(head -2 status.out | tail -1)"
 else
@@ -246,6 +309,18 @@ else
   bad "bundles differ or failed"
 fi
 if "$ipr" verify b1.tar.gz > v.out 2>&1; then ok "verify passes on the bundle"; else bad "verify of a good bundle ($(cat v.out))"; fi
+sha_b1=$(sha256sum < b1.tar.gz)
+"$ipr" bundle r1 --output b1.tar.gz > bo.out 2>&1
+rc=$?
+"$ipr" bundle r0 --output no/such/dir/b.tar.gz > bp.out 2>&1
+rcp=$?
+if [ $rc -eq 1 ] && grep -q "b1.tar.gz exists (use --force to overwrite it)" bo.out && [ "$(sha256sum < b1.tar.gz)" = "$sha_b1" ] &&
+   [ $rcp -eq 1 ] && grep -q "cannot write no/such/dir/b.tar.gz: directory no/such/dir does not exist" bp.out &&
+   "$ipr" bundle r0 --output b1.tar.gz --force > /dev/null && [ "$(sha256sum < b1.tar.gz)" = "$sha_b1" ]; then
+  ok "bundle: an existing file is refused without --force (kept as it was), a missing directory is named"
+else
+  bad "bundle overwrite/parent (rc=$rc/$rcp, $(cat bo.out bp.out))"
+fi
 for side in with without; do
   cp b1.tar.gz flip.tar.gz
   rm -f flip.tar.gz.sha256
@@ -277,7 +352,41 @@ else
   bad "verify of run directories ($(cat tv.out))"
 fi
 
+# ---- ipr status on damaged files: each is a problem that names the file, exit 4 ----
+expect_status_problem() {
+  local name=$1 dir=$2 pattern=$3
+  "$ipr" status "$dir" > st.out 2>&1
+  local rc=$?
+  if [ $rc -eq 4 ] && grep -qE -- "$pattern" st.out && ! grep -q "(complete" st.out; then
+    ok "status, $name: exit 4, '$(grep -m1 -E -- "$pattern" st.out | cut -c1-120)'"
+  else
+    bad "status, $name (rc=$rc, $(cat st.out))"
+  fi
+}
+cp -r r0 d1 && truncate -s 5000 d1/results.h5
+expect_status_problem "truncated results.h5" d1 "problem: .*d1/results.h5 is damaged: its SHA-256"
+cp -r r0 d2 && truncate -s 3000 "$(ls d2/segments/*/*.h5 | head -1)"
+expect_status_problem "truncated segment" d2 "problem: 1 commit record\(s\) name a segment that is missing or altered \(first: segments/"
+grep -qE "problem: status.json says done, but [0-9]+ unit\(s\) are not committed" st.out ||
+  bad "status, truncated segment: no 'status.json says done' problem ($(cat st.out))"
+cp -r r0 d3 && head -c 300 /dev/urandom > d3/status.json
+expect_status_problem "corrupt status.json" d3 "problem: .*d3/status.json is damaged"
+cp -r r0 d4 && head -c 300 /dev/urandom >> "$(ls d4/journal/*.jsonl | head -1)"
+expect_status_problem "random bytes appended to a journal" d4 "problem: [0-9]+ journal line\(s\) are no records \(first at journal/"
+"$ipr" verify d4 > d4v.out 2>&1
+rc=$?
+if [ $rc -eq 4 ] && grep -q "journal line(s) are not records" d4v.out; then ok "verify: a damaged journal fails (exit 4)"; else bad "verify of a damaged journal (rc=$rc, $(cat d4v.out))"; fi
+cp -r r0 d5 && sed -i 's/"run_id"/"rn_id"/' d5/run.json
+expect_status_problem "corrupt run.json" d5 "error: .*d5/run.json is damaged"
+
 # ---- analysis ----
+# `python3 analysis/ipr_report.py` with a python3 that lacks h5py (-S: no site-packages) re-runs under /usr/bin/python3
+if [ -x /usr/bin/python3 ] && /usr/bin/python3 -S "$src/analysis/ipr_report.py" r0 --output report-s > report-s.out 2>&1 &&
+   [ -s report-s/valid_vs_iterations.png ]; then
+  ok "analysis: a python3 without h5py re-runs the script under /usr/bin/python3"
+else
+  bad "analysis without h5py on the first interpreter ($(tail -2 report-s.out))"
+fi
 if $py "$src/analysis/ipr_report.py" r0 --output report > report.out 2>&1 &&
    [ "$(head -c 4 report/valid_vs_iterations.png | od -An -c | tr -d ' ')" = "211PNG" ] &&
    [ -s report/compute_matched.png ] && [ -s report/error_vs_iterations.png ] &&

@@ -282,6 +282,86 @@ static void test_journal_scan(void **state) {
     free(c);
 }
 
+/* issue 17: the config's ranges are the sampler's (one source of truth), and a directory is no config */
+static void test_limits_and_readers(void **state) {
+    (void)state;
+    int n = 0;
+    const pl_key *k = pl_config_schema(&n);
+    int seen = 0;
+    for (int i = 0; i < n; ++i) {
+        if (!strcmp(k[i].key, "ipr.iterations")) seen++, assert_true(k[i].hi == IPR_SAMPLER_MAX_ITERATIONS);
+        if (!strcmp(k[i].key, "sampler.max_steps")) seen++, assert_true(k[i].hi == IPR_SAMPLER_MAX_PASSES);
+        if (!strcmp(k[i].key, "sampler.steps_per_region")) seen++, assert_true(k[i].hi == IPR_SAMPLER_MAX_PASSES);
+        if (!strcmp(k[i].key, "ipr.steps_per_region")) seen++, assert_true(k[i].hi == IPR_SAMPLER_MAX_PASSES);
+        if (!strcmp(k[i].key, "device.batch")) seen++, assert_true(k[i].hi == IPR_DENOISER_MAX_BATCH);
+    }
+    assert_int_equal(seen, 5);
+    expect_error(k_yaml, "ipr.iterations=4096", "--set ipr.iterations: key 'ipr.iterations': 4096 is outside [0, 4095]");
+    pl_config *c = calloc(1, sizeof *c);
+    char *sets[1] = {"ipr.iterations=4095"};
+    assert_int_equal(load(k_yaml, sets, 1, c), IPR_OK);
+    assert_int_equal(ipr_sampler_config_validate(&c->sampler), IPR_OK);
+    pl_config_free(c);
+    free(c);
+    /* a directory: a clear error, not an allocation of 2^63 bytes */
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(pl_read_file(g_dir, &text, &len), IPR_ERR);
+    assert_non_null(strstr(ipr_error_message(), "is a directory, not a file"));
+    assert_null(text);
+    char sha[65];
+    assert_int_equal(ipr_sha256_file(g_dir, sha), IPR_ERR);
+    assert_non_null(strstr(ipr_error_message(), "is a directory"));
+    assert_true(ipr_h5_open_read(g_dir) < 0);
+    assert_non_null(strstr(ipr_error_message(), "is a directory"));
+}
+
+/* A crash leaves at most a torn last line that starts a record; anything else in a journal is damage, counted. */
+static void test_journal_damage(void **state) {
+    (void)state;
+    pl_config *c = calloc(1, sizeof *c);
+    assert_int_equal(load(k_yaml, NULL, 0, c), IPR_OK);
+    pl_plan p;
+    assert_int_equal(pl_plan_build(c, &p), IPR_OK);
+    pl_run run;
+    memset(&run, 0, sizeof run);
+    snprintf(run.dir, sizeof run.dir, "%s/damaged", g_dir);
+    char path[PL_PATH_MAX + 64], line[1024];
+    snprintf(path, sizeof path, "%s/journal", run.dir);
+    assert_int_equal(pl_mkdirs(path, 0755), IPR_OK);
+    snprintf(line, sizeof line, "{\"ev\":\"fail\",\"unit\":\"%016llx\",\"attempt\":1,\"reason\":\"x\"}\n",
+             (unsigned long long)p.units[0].id);
+    /* 1: a clean journal with a torn last record; 2: garbage lines and a binary tail */
+    snprintf(path, sizeof path, "%s/journal/s1-r00000.jsonl", run.dir);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    fputs(line, fp);
+    fputs("{\"ev\":\"commit\",\"segment\":\"segm", fp);
+    fclose(fp);
+    pl_journal_state st;
+    assert_int_equal(pl_journal_scan(&run, &p, &st), IPR_OK);
+    assert_int_equal(st.n_corrupt, 0);
+    assert_int_equal(st.fails[0], 1);
+    pl_journal_state_free(&st);
+    snprintf(path, sizeof path, "%s/journal/s2-r00001.jsonl", run.dir);
+    fp = fopen(path, "wb");
+    assert_non_null(fp);
+    fputs(line, fp);
+    fputs("not json at all\n{\"ev\":\"teleport\"}\n{\"ev\":\"commit\",\"segment\":\"x.h5\"}\n", fp);
+    const unsigned char junk[] = {0x00, 0x9f, 0x13, '\n', 0xff, 0x01, 0x7f};
+    fwrite(junk, 1, sizeof junk, fp);
+    fclose(fp);
+    assert_int_equal(pl_journal_scan(&run, &p, &st), IPR_OK);
+    /* three bad lines, the NUL line and the binary tail */
+    assert_int_equal(st.n_corrupt, 5);
+    assert_non_null(strstr(st.first_corrupt, "journal/s2-r00001.jsonl:2"));
+    assert_int_equal(st.fails[0], 2);
+    pl_journal_state_free(&st);
+    pl_plan_free(&p);
+    pl_config_free(c);
+    free(c);
+}
+
 static void test_json_reader(void **state) {
     (void)state;
     const char *j = "{\"a\": {\"b\": [1, {\"c\": 2}]}, \"s\": \"x\\\"y\", \"n\": -3.5, \"i\": 42}";
@@ -306,6 +386,7 @@ int main(void) {
         cmocka_unit_test(test_number_format), cmocka_unit_test(test_config_canonical),
         cmocka_unit_test(test_config_errors), cmocka_unit_test(test_plan),
         cmocka_unit_test(test_journal_scan),  cmocka_unit_test(test_json_reader),
+        cmocka_unit_test(test_limits_and_readers), cmocka_unit_test(test_journal_damage),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
