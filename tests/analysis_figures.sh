@@ -10,12 +10,8 @@ lib=$1
 mkckpt=$2
 src=$3
 py=${4:-/usr/bin/python3}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MPLBACKEND=Agg MPLCONFIGDIR="$tmp/mpl"
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "not ok - $1"; }
+source "$src/tests/lib.sh"
+export OMP_NUM_THREADS=1 MPLBACKEND=Agg MPLCONFIGDIR="$tmp/mpl"
 
 # A sanitizer build's libipr.so needs ASan's runtime loaded first in an uninstrumented python3 (as tests/CMakeLists.txt
 # does for the other ctypes tests); only the gallery loads the library.

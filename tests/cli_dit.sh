@@ -10,12 +10,7 @@ ipr=$1
 mkckpt=$2
 src=$3
 py=${4:-/usr/bin/python3}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-export OPENBLAS_NUM_THREADS=1
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "not ok - $1"; }
+source "$src/tests/lib.sh"
 fx=$src/tests/fixtures
 digit=$fx/classifier_digit_tiny.h5
 # Tolerance of the CLI forward against the fixtures: the brief and fixtures/README.md (float32 engine vs the

@@ -98,26 +98,16 @@ typedef struct {
     ipr_dit_cuda *dgpu;
 } run_ctx;
 
-static int run_dit_cpu(void *p, int B) {
+/* one forward of whichever net the context holds (GPU nets with resident inputs, then waited for) */
+static int run_net(void *p, int B) {
     run_ctx *c = p;
-    return ipr_dit_forward(c->dnet, c->x, c->t, B, c->y);
-}
-
-static int run_dit_gpu(void *p, int B) {
-    run_ctx *c = p;
-    if (ipr_dit_cuda_forward_device(c->dgpu, c->dx, c->t, B, c->dy) != IPR_OK) return IPR_ERR;
-    return ipr_dit_cuda_synchronize(c->dgpu);
-}
-
-static int run_cpu(void *p, int B) {
-    run_ctx *c = p;
-    return ipr_unet_forward(c->net, c->x, c->t, B, c->y);
-}
-
-static int run_gpu(void *p, int B) {
-    run_ctx *c = p;
-    if (ipr_unet_cuda_forward_device(c->gpu, c->dx, c->dt, B, c->dy) != IPR_OK) return IPR_ERR;
-    return ipr_unet_cuda_synchronize(c->gpu);
+    if (c->dgpu)
+        return ipr_dit_cuda_forward_device(c->dgpu, c->dx, c->t, B, c->dy) == IPR_OK ? ipr_dit_cuda_synchronize(c->dgpu)
+                                                                                    : IPR_ERR;
+    if (c->gpu)
+        return ipr_unet_cuda_forward_device(c->gpu, c->dx, c->dt, B, c->dy) == IPR_OK ? ipr_unet_cuda_synchronize(c->gpu)
+                                                                                      : IPR_ERR;
+    return c->dnet ? ipr_dit_forward(c->dnet, c->x, c->t, B, c->y) : ipr_unet_forward(c->net, c->x, c->t, B, c->y);
 }
 
 /* median seconds per call: 2 warm-ups, then until min_time has passed (at least 3 calls) */
@@ -255,14 +245,13 @@ int ipr_cmd_bench(int argc, char **argv) {
         for (int k = 0; k < 4; ++k) {
             if (!in_list(backends, k_back[k])) continue;
             run_ctx ctx = {net, NULL, x, t, y, NULL, NULL, NULL, NULL, NULL};
-            run_fn fn = run_cpu;
+            run_fn fn = run_net;
             if (k > 0) {
                 IPR_TRY_PTR(gpu = ipr_unet_cuda_new(net, 0, (ipr_precision)(k - 1)));
                 ctx.gpu = gpu;
                 ipr_unet_cuda_buffers(gpu, &ctx.dx, &ctx.dt, &ctx.dy);
                 IPR_TRY(ipr_unet_cuda_upload(gpu, ctx.dx, x, (size_t)bmax * bc->d_in * px));
                 IPR_TRY(ipr_unet_cuda_upload(gpu, ctx.dt, t, (size_t)bmax * px));
-                fn = run_gpu;
             }
             for (int bi = 0; bi < nb; ++bi) {
                 int B = batches[bi];
@@ -317,13 +306,12 @@ int ipr_cmd_bench(int argc, char **argv) {
         for (int k = 0; k < 4; ++k) {
             if (!in_list(backends, k_back[k])) continue;
             run_ctx ctx = {NULL, NULL, x, t, y, NULL, NULL, NULL, dnet, NULL};
-            run_fn fn = run_dit_cpu;
+            run_fn fn = run_net;
             if (k > 0) {
                 IPR_TRY_PTR(dgpu = ipr_dit_cuda_new(dnet, 0, (ipr_precision)(k - 1)));
                 ctx.dgpu = dgpu;
                 ipr_dit_cuda_buffers(dgpu, &ctx.dx, &ctx.dy);
                 IPR_TRY(ipr_dit_cuda_upload(dgpu, ctx.dx, x, (size_t)bmax * bc->d_in * px));
-                fn = run_dit_gpu;
             }
             for (int bi = 0; bi < nb; ++bi) {
                 int B = batches[bi];

@@ -14,14 +14,9 @@
 #include <string.h>
 
 #include "cuda/ops_cuda.h"
+#include "cuda_host.h"
 #include "dit_internal.h"
 #include "ipr/common.h"
-
-#define CU(expr)                                                                                          \
-    do {                                                                                                  \
-        cudaError_t e_ = (expr);                                                                          \
-        if (e_ != cudaSuccess) IPR_FAIL("CUDA: %s failed: %s", #expr, cudaGetErrorString(e_));            \
-    } while (0)
 
 #define LT(expr)                                                                                          \
     do {                                                                                                  \
@@ -189,42 +184,31 @@ static int linear_f32(ipr_dit_cuda *g, float *D, const float *X, const ipr_dit_l
 
 /* ---------------- setup ---------------- */
 
-typedef struct {
-    unsigned char *base;
-    size_t off;
-} bump_t;
-
-static void *bump(bump_t *b, size_t bytes) {
-    b->off = (b->off + 255) & ~(size_t)255;
-    void *p = b->base ? b->base + b->off : NULL;
-    b->off += bytes;
-    return p;
-}
 
 static size_t layout(ipr_dit_cuda *g, unsigned char *base) {
     const ipr_dit *n = g->net;
     const size_t rows = (size_t)n->max_batch * n->N, es = g->adt == IPR_CU_BF16 ? 2 : 4, f4 = sizeof(float);
     const size_t img = (size_t)n->max_batch * n->H * n->W;
-    bump_t b = {base, 0};
-    g->x_in = bump(&b, img * n->C * f4);
-    g->y_out = bump(&b, img * (2 * n->C + 1) * f4);
-    g->xres = bump(&b, rows * n->d * f4);
-    g->o = bump(&b, rows * n->d * f4);
-    g->out = bump(&b, rows * n->n_out * f4);
-    g->h = bump(&b, rows * n->d * es);
-    g->qkv = bump(&b, rows * 3 * n->d * es);
-    g->att = bump(&b, rows * n->d * es);
-    g->mlp = bump(&b, rows * n->hid * es);
-    g->tok = bump(&b, rows * n->f * es);
-    g->tlev = bump(&b, (size_t)g->cap * f4);
-    g->tidx = bump(&b, rows * sizeof(int));
-    g->sinus = bump(&b, (size_t)g->cap * IPR_DIT_SINUSOID * f4);
-    g->c1 = bump(&b, (size_t)g->cap * n->d * f4);
-    g->sc = bump(&b, (size_t)g->cap * n->d * f4);
-    g->mod[0] = bump(&b, (size_t)g->cap * 6 * n->d * f4);
-    g->mod[1] = bump(&b, (size_t)g->cap * 6 * n->d * f4);
-    g->outmod = bump(&b, (size_t)g->cap * 2 * n->d * f4);
-    g->ws = bump(&b, LT_WORKSPACE);
+    ipr_bump b = {base, 0};
+    g->x_in = ipr_bump_take(&b, img * n->C * f4);
+    g->y_out = ipr_bump_take(&b, img * (2 * n->C + 1) * f4);
+    g->xres = ipr_bump_take(&b, rows * n->d * f4);
+    g->o = ipr_bump_take(&b, rows * n->d * f4);
+    g->out = ipr_bump_take(&b, rows * n->n_out * f4);
+    g->h = ipr_bump_take(&b, rows * n->d * es);
+    g->qkv = ipr_bump_take(&b, rows * 3 * n->d * es);
+    g->att = ipr_bump_take(&b, rows * n->d * es);
+    g->mlp = ipr_bump_take(&b, rows * n->hid * es);
+    g->tok = ipr_bump_take(&b, rows * n->f * es);
+    g->tlev = ipr_bump_take(&b, (size_t)g->cap * f4);
+    g->tidx = ipr_bump_take(&b, rows * sizeof(int));
+    g->sinus = ipr_bump_take(&b, (size_t)g->cap * IPR_DIT_SINUSOID * f4);
+    g->c1 = ipr_bump_take(&b, (size_t)g->cap * n->d * f4);
+    g->sc = ipr_bump_take(&b, (size_t)g->cap * n->d * f4);
+    g->mod[0] = ipr_bump_take(&b, (size_t)g->cap * 6 * n->d * f4);
+    g->mod[1] = ipr_bump_take(&b, (size_t)g->cap * 6 * n->d * f4);
+    g->outmod = ipr_bump_take(&b, (size_t)g->cap * 2 * n->d * f4);
+    g->ws = ipr_bump_take(&b, LT_WORKSPACE);
     return b.off + 256;
 }
 
@@ -332,19 +316,10 @@ void ipr_dit_cuda_buffers(ipr_dit_cuda *g, float **x, float **y) {
 }
 
 int ipr_dit_cuda_upload(ipr_dit_cuda *g, float *dst, const float *src, size_t n) {
-    CU(cudaSetDevice(g->device));
-    CU(cudaMemcpy(dst, src, n * sizeof(float), cudaMemcpyHostToDevice));
-    return IPR_OK;
-fail:
-    return IPR_ERR;
+    return ipr_cuda_upload_floats(g->device, dst, src, n);
 }
 
-int ipr_dit_cuda_synchronize(ipr_dit_cuda *g) {
-    CU(cudaStreamSynchronize(g->stream));
-    return IPR_OK;
-fail:
-    return IPR_ERR;
-}
+int ipr_dit_cuda_synchronize(ipr_dit_cuda *g) { return ipr_cuda_stream_sync(g->stream); }
 
 /* ---------------- levels (host) ---------------- */
 
@@ -501,30 +476,27 @@ fail:
     return IPR_ERR;
 }
 
-int ipr_dit_cuda_forward_device(ipr_dit_cuda *g, const float *x, const float *t, int B, float *y) {
+/* One forward with x copied in and y copied out by `kind` (device-to-device copies skipped when the caller passes
+ * the net's own buffers); a host destination is waited for. */
+static int forward_copy(ipr_dit_cuda *g, const float *x, const float *t, int B, float *y, enum cudaMemcpyKind in,
+                        enum cudaMemcpyKind out) {
     const ipr_dit *n = g->net;
     const size_t img = (size_t)B * n->H * n->W;
     const int nb = prepare(g, t, B);
     if (nb < 0) goto fail;
-    if (x != g->x_in) CU(cudaMemcpyAsync(g->x_in, x, img * n->C * sizeof(float), cudaMemcpyDeviceToDevice, g->stream));
+    if (x != g->x_in) CU(cudaMemcpyAsync(g->x_in, x, img * n->C * sizeof(float), in, g->stream));
     IPR_TRY(run_core(g, B, nb));
-    if (y != g->y_out)
-        CU(cudaMemcpyAsync(y, g->y_out, img * (2 * n->C + 1) * sizeof(float), cudaMemcpyDeviceToDevice, g->stream));
+    if (y != g->y_out) CU(cudaMemcpyAsync(y, g->y_out, img * (2 * n->C + 1) * sizeof(float), out, g->stream));
+    if (out == cudaMemcpyDeviceToHost) CU(cudaStreamSynchronize(g->stream));
     return IPR_OK;
 fail:
     return IPR_ERR;
 }
 
+int ipr_dit_cuda_forward_device(ipr_dit_cuda *g, const float *x, const float *t, int B, float *y) {
+    return forward_copy(g, x, t, B, y, cudaMemcpyDeviceToDevice, cudaMemcpyDeviceToDevice);
+}
+
 int ipr_dit_cuda_forward(ipr_dit_cuda *g, const float *x, const float *t, int B, float *y) {
-    const ipr_dit *n = g->net;
-    const size_t img = (size_t)B * n->H * n->W;
-    const int nb = prepare(g, t, B);
-    if (nb < 0) goto fail;
-    CU(cudaMemcpyAsync(g->x_in, x, img * n->C * sizeof(float), cudaMemcpyHostToDevice, g->stream));
-    IPR_TRY(run_core(g, B, nb));
-    CU(cudaMemcpyAsync(y, g->y_out, img * (2 * n->C + 1) * sizeof(float), cudaMemcpyDeviceToHost, g->stream));
-    CU(cudaStreamSynchronize(g->stream));
-    return IPR_OK;
-fail:
-    return IPR_ERR;
+    return forward_copy(g, x, t, B, y, cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cuda/ops_cuda.h"
+#include "cuda_host.h"
 #include "ipr/common.h"
 #include "unet_internal.h"
 
@@ -17,12 +18,6 @@
 #define IPR_CUDA_TEMB_CAP 65536
 /* im2col workspace: at least one sample of the largest convolution, else up to this many bytes */
 #define IPR_CUDA_COL_BUDGET ((size_t)1 << 30)
-
-#define CU(expr)                                                                                          \
-    do {                                                                                                  \
-        cudaError_t e_ = (expr);                                                                          \
-        if (e_ != cudaSuccess) IPR_FAIL("CUDA: %s failed: %s", #expr, cudaGetErrorString(e_));            \
-    } while (0)
 
 #define CUBLAS(expr)                                                                                      \
     do {                                                                                                  \
@@ -139,60 +134,49 @@ static void plan_sizes(const ipr_unet *net, sizes_t *s) {
     MAXZ(s->col, (size_t)c * 9 * HW);
 }
 
-typedef struct {
-    unsigned char *base;
-    size_t off;
-} bump_t;
-
-static void *bump(bump_t *b, size_t bytes) {
-    b->off = (b->off + 255) & ~(size_t)255;
-    void *p = b->base ? b->base + b->off : NULL;
-    b->off += bytes;
-    return p;
-}
 
 /* Hand out the activation arena; with base NULL it only measures. */
 static size_t layout(ipr_unet_cuda *g, unsigned char *base, const sizes_t *s) {
     ipr_unet *net = g->net;
     const size_t B = (size_t)net->max_batch, HW = (size_t)net->H * net->W;
     const size_t f = sizeof(float);
-    bump_t b = {base, 0};
+    ipr_bump b = {base, 0};
     for (int i = 0; i < net->n_skips; ++i) {
         int l = net->skip_level[i];
-        g->skips[i] = bump(&b, B * net->skip_c[i] * net->lh[l] * net->lw[l] * f);
+        g->skips[i] = ipr_bump_take(&b, B * net->skip_c[i] * net->lh[l] * net->lw[l] * f);
     }
-    g->hA = bump(&b, B * s->hbuf * f);
-    g->hB = bump(&b, B * s->hbuf * f);
-    g->cat = bump(&b, B * s->cat * f);
-    g->tmp = bump(&b, B * s->tmp * f);
-    g->u = bump(&b, B * s->u * f);
-    g->qkv = bump(&b, B * s->qkv * f);
-    g->attn = bump(&b, B * s->attn * f);
-    g->scores = bump(&b, B * s->scores * f);
-    g->x = bump(&b, B * net->cfg.d_in * HW * f);
-    g->t = bump(&b, B * HW * f);
-    g->y = bump(&b, B * net->cfg.d_out * HW * f);
+    g->hA = ipr_bump_take(&b, B * s->hbuf * f);
+    g->hB = ipr_bump_take(&b, B * s->hbuf * f);
+    g->cat = ipr_bump_take(&b, B * s->cat * f);
+    g->tmp = ipr_bump_take(&b, B * s->tmp * f);
+    g->u = ipr_bump_take(&b, B * s->u * f);
+    g->qkv = ipr_bump_take(&b, B * s->qkv * f);
+    g->attn = ipr_bump_take(&b, B * s->attn * f);
+    g->scores = ipr_bump_take(&b, B * s->scores * f);
+    g->x = ipr_bump_take(&b, B * net->cfg.d_in * HW * f);
+    g->t = ipr_bump_take(&b, B * HW * f);
+    g->y = ipr_bump_take(&b, B * net->cfg.d_out * HW * f);
     /* im2col workspace: one sample of the largest conv at least */
     size_t esz = g->prec == IPR_PREC_BF16 ? 2 : 4;
     size_t want = B * s->col;
     size_t budget = IPR_CUDA_COL_BUDGET / esz;
     g->col_elems = want < budget ? want : (s->col > budget ? s->col : budget);
-    g->col = bump(&b, g->col_elems * esz);
+    g->col = ipr_bump_take(&b, g->col_elems * esz);
     /* time embedding */
     int cap_max = 0;
     for (int l = 0; l < net->L; ++l) {
         size_t px = B * net->lh[l] * net->lw[l];
         g->tcap[l] = (int)(px < IPR_CUDA_TEMB_CAP ? px : IPR_CUDA_TEMB_CAP);
         if (g->tcap[l] > cap_max) cap_max = g->tcap[l];
-        g->tmap[l] = bump(&b, px * f);
-        g->tidx[l] = bump(&b, px * sizeof(int32_t));
-        g->tuniq[l] = bump(&b, px * f);
-        g->E[l] = bump(&b, (size_t)g->tcap[l] * net->cfg.t_emb_dim * f);
+        g->tmap[l] = ipr_bump_take(&b, px * f);
+        g->tidx[l] = ipr_bump_take(&b, px * sizeof(int32_t));
+        g->tuniq[l] = ipr_bump_take(&b, px * f);
+        g->E[l] = ipr_bump_take(&b, (size_t)g->tcap[l] * net->cfg.t_emb_dim * f);
     }
-    g->sinus = bump(&b, (size_t)cap_max * net->cfg.d_emb * f);
-    g->hid = bump(&b, (size_t)cap_max * net->cfg.t_emb_dim * f);
-    g->P = bump(&b, (size_t)cap_max * net->c_max * f);
-    g->uscratch = bump(&b, ipr_cu_unique_scratch((int)(B * HW)));
+    g->sinus = ipr_bump_take(&b, (size_t)cap_max * net->cfg.d_emb * f);
+    g->hid = ipr_bump_take(&b, (size_t)cap_max * net->cfg.t_emb_dim * f);
+    g->P = ipr_bump_take(&b, (size_t)cap_max * net->c_max * f);
+    g->uscratch = ipr_bump_take(&b, ipr_cu_unique_scratch((int)(B * HW)));
     return b.off + 256;
 }
 
@@ -478,11 +462,7 @@ void ipr_unet_cuda_buffers(ipr_unet_cuda *g, float **x, float **t, float **y) {
 }
 
 int ipr_unet_cuda_upload(ipr_unet_cuda *g, float *dst, const float *src, size_t n) {
-    CU(cudaMemcpy(dst, src, n * sizeof(float), cudaMemcpyHostToDevice));
-    (void)g;
-    return IPR_OK;
-fail:
-    return IPR_ERR;
+    return ipr_cuda_upload_floats(g->device, dst, src, n);
 }
 
 int ipr_unet_cuda_download(ipr_unet_cuda *g, float *dst, const float *src, size_t n) {
@@ -493,12 +473,7 @@ fail:
     return IPR_ERR;
 }
 
-int ipr_unet_cuda_synchronize(ipr_unet_cuda *g) {
-    CU(cudaStreamSynchronize(g->stream));
-    return IPR_OK;
-fail:
-    return IPR_ERR;
-}
+int ipr_unet_cuda_synchronize(ipr_unet_cuda *g) { return ipr_cuda_stream_sync(g->stream); }
 
 int ipr_cuda_gemm_peak_tflops(int device, int n, double *tflops) {
     void *a = NULL, *b = NULL, *c = NULL;

@@ -9,16 +9,8 @@ set -u
 ipr=$1
 mkckpt=$2
 src=$3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-export OPENBLAS_NUM_THREADS=1
-py=python3
-python3 -c "import h5py" 2>/dev/null || py=/usr/bin/python3
+source "$src/tests/lib.sh"
 compare="$py $src/tests/pipeline/compare_results.py"
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "not ok - $1"; }
 cd "$tmp" || exit 1
 
 # same_tables A B: the /units (but their ids, which hash the config), /chains and /results of two results.h5 agree
