@@ -26,6 +26,28 @@ def time_it(fn, min_time=1.0, max_iters=300):
     return times[len(times) // 2]
 
 
+def measure(run, rec, batch, min_time, warmup=False):
+    """Fill rec with the first call's seconds (compile included) and, unless warmup, the median seconds and
+    passes/s of run() at this batch; an out-of-memory or any other failure is recorded in rec["error"] (a failed
+    variant is reported, the rest still run). Returns rec."""
+    import torch
+
+    try:
+        t0 = time.perf_counter()
+        run()
+        torch.cuda.synchronize()
+        rec.update(first_call_s=round(time.perf_counter() - t0, 2))
+        if not warmup:
+            sec = time_it(run, min_time)
+            rec.update(seconds=sec, passes_per_s=batch / sec)
+    except torch.cuda.OutOfMemoryError:
+        rec.update(error="out of memory")
+        torch.cuda.empty_cache()
+    except Exception as e:  # noqa: BLE001
+        rec.update(error=f"{type(e).__name__}: {str(e)[:200]}")
+    return rec
+
+
 def save(path, results):
     """The results (a list of records) with the PyTorch version and GPU name, atomically."""
     import torch

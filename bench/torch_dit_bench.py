@@ -13,14 +13,13 @@ import argparse
 import json
 import os
 import sys
-import time
 
 import torch
 import torch._dynamo  # noqa: F401
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_util import save, time_it  # noqa: E402
+from bench_util import measure, save  # noqa: E402
 import srm_dit  # noqa: E402
 
 CONFIGS = {
@@ -78,19 +77,7 @@ def main(argv):
                     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=dtype == "bf16"):
                         fwd(x, t)
 
-                rec = dict(config=name, variant=variant, batch=b)
-                try:
-                    t0 = time.perf_counter()
-                    run()
-                    torch.cuda.synchronize()
-                    rec.update(first_call_s=round(time.perf_counter() - t0, 2))
-                    sec = time_it(run, args.min_time)
-                    rec.update(seconds=sec, passes_per_s=b / sec)
-                except torch.cuda.OutOfMemoryError:
-                    rec.update(error="out of memory")
-                    torch.cuda.empty_cache()
-                except Exception as e:  # noqa: BLE001 - a failed variant is reported, the rest still run
-                    rec.update(error=f"{type(e).__name__}: {str(e)[:200]}")
+                rec = measure(run, dict(config=name, variant=variant, batch=b), b, args.min_time)
                 print(json.dumps(rec), flush=True)
                 results.append(rec)
                 save(args.output, results)

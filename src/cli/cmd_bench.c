@@ -128,6 +128,41 @@ static int time_median(run_fn fn, void *ctx, int B, double min_time, double *med
     return IPR_OK;
 }
 
+/* One backend's rows: time every batch (the CPU only up to cpu_max), print a table row and a JSON record each.
+ * gflop: FLOPs a pass the TFLOP/s column counts; json_extra: more members of every record (", \"k\": v"). */
+typedef struct {
+    const int *batches;
+    int nb;
+    uint64_t cpu_max;
+    double min_time, peak;
+    FILE *js;
+    int first; /* no JSON record written yet */
+} bench_out;
+
+static int bench_rows(bench_out *o, run_fn fn, void *ctx, const char *config, const char *backend, int is_cpu,
+                      double gflop, const char *json_extra) {
+    for (int bi = 0; bi < o->nb; ++bi) {
+        const int B = o->batches[bi];
+        if (is_cpu && (uint64_t)B > o->cpu_max) continue;
+        double sec;
+        int reps;
+        IPR_TRY(time_median(fn, ctx, B, o->min_time, &sec, &reps));
+        const double tf = gflop * B / sec / 1e3;
+        printf("%-10s %5d %-10s %12.1f %10.3f %9.2f %9.2f %8.1f\n", config, B, backend, B / sec, 1e3 * sec, gflop, tf,
+               o->peak > 0 ? 100.0 * tf / o->peak : 0.0);
+        fflush(stdout);
+        if (o->js)
+            fprintf(o->js,
+                    "%s {\"config\": \"%s\", \"batch\": %d, \"backend\": \"%s\", \"passes_per_s\": %.3f, "
+                    "\"seconds\": %.6g, \"reps\": %d, \"gflop_per_pass\": %.4f%s}",
+                    o->first ? "" : ",\n", config, B, backend, B / sec, sec, reps, gflop, json_extra);
+        o->first = 0;
+    }
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
 static void usage(FILE *to) {
     fprintf(to,
             "usage: ipr bench [options]\n\n"
@@ -217,7 +252,7 @@ int ipr_cmd_bench(int argc, char **argv) {
     }
     if (output) IPR_IO((js = fopen(output, "w")) != NULL, output);
     if (js) fprintf(js, "{\"bf16_gemm_tflops\": %.1f, \"results\": [\n", peak);
-    int first = 1;
+    bench_out bo = {batches, nb, cpu_max, min_time, peak, js, 1};
     printf("%-10s %5s %-10s %12s %10s %9s %9s %8s\n", "config", "batch", "backend", "passes/s", "ms/pass", "GFLOP/pass",
            "TFLOP/s", "%bf16pk");
     static const char *const k_back[] = {"cpu", "cuda-fp32", "cuda-tf32", "cuda-bf16"};
@@ -253,24 +288,9 @@ int ipr_cmd_bench(int argc, char **argv) {
                 IPR_TRY(ipr_unet_cuda_upload(gpu, ctx.dx, x, (size_t)bmax * bc->d_in * px));
                 IPR_TRY(ipr_unet_cuda_upload(gpu, ctx.dt, t, (size_t)bmax * px));
             }
-            for (int bi = 0; bi < nb; ++bi) {
-                int B = batches[bi];
-                if (k == 0 && (uint64_t)B > cpu_max) continue;
-                double sec;
-                int reps;
-                IPR_TRY(time_median(fn, &ctx, B, min_time, &sec, &reps));
-                double tf = fl * B / sec / 1e12;
-                printf("%-10s %5d %-10s %12.1f %10.3f %9.1f %9.2f %8.1f\n", bc->name, B, k_back[k], B / sec,
-                       1e3 * sec, fl / 1e9, tf, peak > 0 ? 100.0 * tf / peak : 0.0);
-                fflush(stdout);
-                if (js)
-                    fprintf(js,
-                            "%s {\"config\": \"%s\", \"batch\": %d, \"backend\": \"%s\", \"passes_per_s\": %.3f, "
-                            "\"seconds\": %.6g, \"reps\": %d, \"gflop_per_pass\": %.3f, "
-                            "\"reference_embedding_gflop\": %.3f}",
-                            first ? "" : ",\n", bc->name, B, k_back[k], B / sec, sec, reps, fl / 1e9, emb / 1e9);
-                first = 0;
-            }
+            char extra[96];
+            snprintf(extra, sizeof extra, ", \"reference_embedding_gflop\": %.3f", emb / 1e9);
+            IPR_TRY(bench_rows(&bo, fn, &ctx, bc->name, k_back[k], k == 0, fl / 1e9, extra));
             ipr_unet_cuda_free(gpu);
             gpu = NULL;
         }
@@ -313,25 +333,9 @@ int ipr_cmd_bench(int argc, char **argv) {
                 ipr_dit_cuda_buffers(dgpu, &ctx.dx, &ctx.dy);
                 IPR_TRY(ipr_dit_cuda_upload(dgpu, ctx.dx, x, (size_t)bmax * bc->d_in * px));
             }
-            for (int bi = 0; bi < nb; ++bi) {
-                int B = batches[bi];
-                if (k == 0 && (uint64_t)B > cpu_max) continue;
-                double sec;
-                int reps;
-                IPR_TRY(time_median(fn, &ctx, B, min_time, &sec, &reps));
-                double tf = fl_done * B / sec / 1e12;
-                printf("%-10s %5d %-10s %12.1f %10.3f %9.2f %9.2f %8.1f\n", bc->name, B, k_back[k], B / sec, 1e3 * sec,
-                       fl_done / 1e9, tf, peak > 0 ? 100.0 * tf / peak : 0.0);
-                fflush(stdout);
-                if (js)
-                    fprintf(js,
-                            "%s {\"config\": \"%s\", \"batch\": %d, \"backend\": \"%s\", \"passes_per_s\": %.3f, "
-                            "\"seconds\": %.6g, \"reps\": %d, \"gflop_per_pass\": %.4f, "
-                            "\"reference_gflop_per_pass\": %.4f, \"tokens\": %d}",
-                            first ? "" : ",\n", bc->name, B, k_back[k], B / sec, sec, reps, fl_done / 1e9,
-                            fl_ref / 1e9, tokens);
-                first = 0;
-            }
+            char extra[96];
+            snprintf(extra, sizeof extra, ", \"reference_gflop_per_pass\": %.4f, \"tokens\": %d", fl_ref / 1e9, tokens);
+            IPR_TRY(bench_rows(&bo, fn, &ctx, bc->name, k_back[k], k == 0, fl_done / 1e9, extra));
             ipr_dit_cuda_free(dgpu);
             dgpu = NULL;
         }
