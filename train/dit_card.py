@@ -82,6 +82,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("h5")
     ap.add_argument("--notes", help="markdown appended at the end (history, final validation)")
+    ap.add_argument("--code", help="the commit the training ran (where the export says `unknown`: the GPU "
+                    "machine receives no .git; pass IPR_GIT_SHA to train_dit.py to record it there)")
     a = ap.parse_args(argv)
     base = os.path.splitext(a.h5)[0]
     name = os.path.basename(base)
@@ -122,7 +124,8 @@ def main(argv=None):
              f"- AdamW betas (0.95, 0.999), weight decay {c['weight_decay']}, lr {c['lr']} after a linear warm-up of "
              f"{c['warmup']} steps, gradient clipping {c['grad_clip']}, EMA {c['ema']} (with warm-up "
              "min(decay, (1+n)/(10+n))).",
-             f"- PyTorch {tr['torch']}, code {tr['git_sha']}; stop: {tr['stop']}.", ""]
+             f"- PyTorch {tr['torch']}, code "
+             f"{a.code if a.code and tr['git_sha'] == 'unknown' else tr['git_sha']}; stop: {tr['stop']}.", ""]
     if log:
         last = log[-10:]
         mean = {k: sum(float(r[k]) for r in last) / len(last) for k in ("loss", "mu", "vlb", "sigma")}

@@ -46,6 +46,10 @@ from train_util import save_atomic  # noqa: E402
 PRESETS = {
     "ms": dict(bench="sudoku", image=(252, 252), d_in=1, patch=28, d_hid=192, depth=8, heads=6, s=1, param="x",
                t_min=0.05, sharpness=1.0, add_zeros=False, lr=4e-4, batch=512, ring=1 << 21),
+    # depth over width (message passing between cells: one round a block), within the 20 MiB file limit at
+    # float16 (7.9 M parameters, 1.39x the FLOPs of ms a sample): the candidate if ms plateaus (models/sudoku_dit.md)
+    "ms_deep": dict(bench="sudoku", image=(252, 252), d_in=1, patch=28, d_hid=160, depth=16, heads=5, s=1,
+                    param="x", t_min=0.05, sharpness=1.0, add_zeros=False, lr=4e-4, batch=1024, ring=1 << 21),
     "ep": dict(bench="even_pixels", image=(32, 32), d_in=3, patch=4, d_hid=128, depth=6, heads=4, s=1, param="x",
                t_min=0.05, sharpness=0.75, add_zeros=True, lr=5e-4, batch=1024, ring=1 << 20),
     "cp": dict(bench="counting_polygons", image=(128, 128), d_in=3, patch=8, d_hid=128, depth=8, heads=4, s=1,

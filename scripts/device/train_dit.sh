@@ -8,6 +8,7 @@
 # starts from models/NAME.h5 when IPR_DIT_INIT=1 and that file exists (weights only, counters carried on), else
 # from scratch. Validation (train/dit_validate.py) runs every IPR_DIT_VAL_MINUTES (default 1) on IPR_DIT_VAL_COUNT
 # (default 256) held-out TRAIN-stream instances with the reference settings.
+# IPR_GIT_SHA=COMMIT (set it in the command: the GPU machine receives no .git) records the code in the exports.
 # Comes back: $OUT/NAME.tar (the exported EMA weights NAME.h5, log.csv, val.csv, summary.json, the job's output)
 # per job, at most 8 files of 16 MiB (device tool limits).
 set -uo pipefail
