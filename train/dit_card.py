@@ -66,6 +66,8 @@ def plot_val(rows, path, name, error_label):
         a.plot(x, [100 * float(r[f"valid_k{k}"]) for r in rows], marker="o", ms=3, label=f"k = {k}")
         b.plot(x, [float(r[f"error_k{k}"]) for r in rows], marker="o", ms=3, label=f"k = {k}")
     a.set_ylabel("valid (%)")
+    top = max(100 * float(r[f"valid_k{k}"]) for r in rows for k in ks)
+    a.set_ylim(0, max(5.0, 1.15 * top))  # a rate axis: never below 0, and 0% reads as 0% of something
     b.set_ylabel(error_label)
     for ax in (a, b):
         ax.set_xlabel("training samples (millions)")
