@@ -205,6 +205,10 @@ int ipr_cmd_run(int argc, char **argv) {
     if (parse(argc, argv, &o, &exit_now) != IPR_OK) return ipr_cli_usage_error("run");
     if (exit_now) return IPR_EXIT_OK;
     ipr_log_set_level(o.log_level);
+    /* before anything slow (MPI start-up, config and checkpoint reads, device binding): a drain signal that arrives
+     * early is recorded, and the coordinator then hands out no work and exits 3, instead of the signal's default
+     * action killing the rank (mpirun forwards SIGUSR1 as soon as the ranks exist) */
+    pl_signals_install();
 
     int rank = 0, size = 1;
     if (mpi_start(&argc, &argv, &rank, &size) != IPR_OK) return ipr_cli_fail("run");
@@ -294,7 +298,6 @@ int ipr_cmd_run(int argc, char **argv) {
     if (!ok) ipr_cli_fail("run");
     if (!agree(ok, -1)) goto crash;
 
-    pl_signals_install();
     pl_coord_opts co = {cfg, &plan, &run, o.shard, o.nshards, o.progress};
     pl_coord_result res;
     if (pl_coord_run(&co, x, &bind, &res) != IPR_OK) {
