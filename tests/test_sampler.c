@@ -969,6 +969,7 @@ static void test_settings(void **state) {
     expect_bad("steps_per_region", "three", "not an integer");
     expect_bad("overlap", "x", "not a number");
     expect_bad("colour", "red", "unknown sampler setting 'colour'");
+    expect_bad("gpu_sampler", "2", "gpu_sampler 2 is not 0 or 1");
     /* the runner refuses what validate refuses */
     ipr_sampler_config_init(&cfg);
     cfg.ipr_ratio = 0.0;
@@ -988,6 +989,11 @@ static void test_settings(void **state) {
     assert_null(ipr_runner_new(den, other3, &cfg));
     assert_non_null(strstr(ipr_error_message(), "channels"));
     ipr_task_free(other), ipr_task_free(other2), ipr_task_free(other3);
+    /* the chains on the GPU need a denoiser there */
+    ipr_sampler_config_init(&cfg);
+    assert_int_equal(ipr_sampler_config_set(&cfg, "gpu_sampler", "1"), IPR_OK);
+    assert_null(ipr_runner_new(den, task, &cfg));
+    assert_non_null(strstr(ipr_error_message(), "gpu_sampler needs a denoiser on a CUDA device"));
     ipr_task_free(task);
     ipr_denoiser_free(den);
 }

@@ -29,6 +29,9 @@ int ipr_dit_cuda_forward(ipr_dit_cuda *g, const float *x, const float *t, int B,
 /* x (B, C, H, W) and y (B, 2C + 1, H, W) in device memory, t (B, 1, H, W) on the host (its distinct levels are
  * found there). */
 int ipr_dit_cuda_forward_device(ipr_dit_cuda *g, const float *x, const float *t, int B, float *y);
+/* Same, with the noise levels given per region, levels (B, R) on the host (R = the net's regions): what a sampler
+ * that keeps its images on the GPU passes. Asynchronous on the net's stream (ipr_dit_cuda_synchronize). */
+int ipr_dit_cuda_forward_levels(ipr_dit_cuda *g, const float *x, const float *levels, int B, float *y);
 /* The net's own device input / output buffers (max_batch images), for callers that keep data resident, and a
  * synchronous host -> device copy into them. */
 void ipr_dit_cuda_buffers(ipr_dit_cuda *g, float **x, float **y);

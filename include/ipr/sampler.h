@@ -57,6 +57,15 @@ void ipr_denoiser_arena_bytes(const ipr_denoiser *d, size_t *weights, size_t *ac
 const char *ipr_denoiser_device_name(const ipr_denoiser *d);
 /* y (B, d_out, H, W) = net(x (B, d_in, H, W), t (B, 1, H, W)), host buffers, 1 <= B <= max_batch. */
 int ipr_denoiser_forward(ipr_denoiser *d, const float *x, const float *t, int B, float *y);
+/* The CUDA device index of a denoiser on the GPU, -1 on the CPU. */
+int ipr_denoiser_cuda_device(const ipr_denoiser *d);
+/* 1 if ipr_denoiser_forward_resident reads the per-pixel map t (the U-Net), 0 if the levels alone (the DiT). */
+int ipr_denoiser_wants_tmap(const ipr_denoiser *d);
+/* One forward with the data on the GPU (CUDA denoisers only): x (B, C, H, W) and y (B, d_out, H, W) device
+ * buffers, levels (B, R) the per-region noise levels on the host, t (B, 1, H, W) the same levels per pixel on the
+ * device (read where ipr_denoiser_wants_tmap). Returns once y is written. */
+int ipr_denoiser_forward_resident(ipr_denoiser *d, const float *x, const float *levels, const float *t, int B,
+                                  float *y);
 
 /* ---------------- the task: a benchmark's instances and its scorer ---------------- */
 
@@ -142,6 +151,9 @@ typedef struct {
                                    reference runs it: spec 9c); 0 */
     int host_threads;           /* threads for the per-chain host work between passes (noise, transitions);
                                    0 = the online CPUs, at most 16. Results do not depend on it. */
+    int gpu_sampler;            /* 1: keep the chains' images on the denoiser's GPU (noise, transitions and the
+                                   clue paste as kernels; CUDA denoisers only); 0: on the host. The same
+                                   numbers up to the rounding of CUDA's log / sin / cos. */
 } ipr_sampler_config;
 
 /* Defaults: the reference's MNIST Sudoku hard settings (spec 3.3) with K = 0. */
@@ -222,6 +234,7 @@ typedef struct {
     uint64_t images;         /* images over all forward calls (mean batch = images / forwards) */
     size_t arena_bytes;      /* the runner's one host arena (chains' images and states, batch buffers) */
     int host_threads;        /* threads of the per-chain host work */
+    size_t device_bytes;     /* the GPU sampler's device arena (0 on the host path) */
 } ipr_runner_stats;
 /* Valid until the next run or free. */
 void ipr_runner_get_stats(const ipr_runner *r, ipr_runner_stats *stats);

@@ -72,6 +72,9 @@ static void usage(FILE *to) {
             "  --batch B                  chains per forward pass (default 8)\n"
             "  --threads N                OpenBLAS threads on the CPU (default: OpenBLAS's own)\n"
             "  --host-threads N           threads for noise and transitions between passes (default: CPUs, <= 16)\n"
+            "  --gpu-sampler              with --device cuda: keep the chains on the GPU (noise, transitions and\n"
+            "                             clue paste as kernels; the same numbers up to the rounding of CUDA's\n"
+            "                             log/sin/cos)\n"
             "  --save-images              also write each chain's final image to /images\n"
             "  --force                    overwrite FILE.h5\n"
             "  --quiet                    no progress lines\n"
@@ -106,7 +109,7 @@ static int parse(int argc, char **argv, sample_opts *o) {
     enum {
         O_CKPT = 256, O_BENCH, O_COUNT, O_SEED, O_OUT, O_DSEED, O_START, O_SPLIT, O_DIFF, O_MNIST, O_CORR, O_SWAPS,
         O_SCORER, O_ORDER, O_SPR, O_OVL, O_MAXS, O_ALPHA, O_TEMP, O_SKIP, O_K, O_RATIO, O_ISPR, O_IOVL, O_SEL,
-        O_MIX, O_EARLY, O_DEV, O_GPU, O_PREC, O_BATCH, O_THREADS, O_HOST, O_SAVE, O_FORCE, O_QUIET, O_IFILE, O_IFMT
+        O_MIX, O_EARLY, O_DEV, O_GPU, O_PREC, O_BATCH, O_THREADS, O_HOST, O_GPUSAMP, O_SAVE, O_FORCE, O_QUIET, O_IFILE, O_IFMT
     };
     static const struct option longopts[] = {
         {"checkpoint", required_argument, 0, O_CKPT}, {"benchmark", required_argument, 0, O_BENCH},
@@ -126,6 +129,7 @@ static int parse(int argc, char **argv, sample_opts *o) {
         {"gpu", required_argument, 0, O_GPU}, {"precision", required_argument, 0, O_PREC},
         {"batch", required_argument, 0, O_BATCH}, {"threads", required_argument, 0, O_THREADS},
         {"host-threads", required_argument, 0, O_HOST},
+        {"gpu-sampler", no_argument, 0, O_GPUSAMP},
         {"instances-file", required_argument, 0, O_IFILE}, {"instances-format", required_argument, 0, O_IFMT},
         {"save-images", no_argument, 0, O_SAVE}, {"force", no_argument, 0, O_FORCE},
         {"quiet", no_argument, 0, O_QUIET}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
@@ -199,6 +203,7 @@ static int parse(int argc, char **argv, sample_opts *o) {
             o->den.cpu_threads = (int)v;
             break;
         case O_HOST: IPR_TRY(set_field(o, "--host-threads", "host_threads", optarg)); break;
+        case O_GPUSAMP: IPR_TRY(set_field(o, "--gpu-sampler", "gpu_sampler", "1")); break;
         case O_SAVE: o->sampler.keep_images = 1; break;
         case O_FORCE: o->force = 1; break;
         case O_QUIET: o->quiet = 1; break;

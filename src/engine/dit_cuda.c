@@ -325,9 +325,31 @@ int ipr_dit_cuda_synchronize(ipr_dit_cuda *g) { return ipr_cuda_stream_sync(g->s
 
 /* Every token's level index and the distinct levels of t (B, 1, H, W): a region's level is its top-left pixel;
  * its bottom-right pixel must agree (the CPU engine checks every pixel). Returns the level count or IPR_ERR. */
+/* Level v of region r of image b: its index in the distinct-level table (added when new) for each of the region's
+ * tokens. */
+static void add_level(ipr_dit_cuda *g, int b, int r, float v, int *nl) {
+    const ipr_dit *n = g->net;
+    const int s2 = n->s * n->s;
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    if (bits == 0x80000000u) bits = 0; /* -0 and +0 are one level */
+    const uint32_t key = bits + 1u;
+    uint32_t hsh = (key * 2654435761u) & (uint32_t)(g->hcap - 1);
+    while (g->hkeys[hsh] && g->hkeys[hsh] != key) hsh = (hsh + 1) & (uint32_t)(g->hcap - 1);
+    if (!g->hkeys[hsh]) {
+        g->hkeys[hsh] = key;
+        g->hvals[hsh] = *nl;
+        g->h_tlev[(*nl)++] = v == 0.0f ? 0.0f : v;
+    }
+    const int li = g->hvals[hsh];
+    int *ti = g->h_tidx + ((size_t)b * n->R + r) * s2;
+    for (int j = 0; j < s2; ++j) ti[j] = li;
+}
+
+/* The distinct levels of a host noise map t (B, 1, H, W), which must be constant on each region. */
 static int find_levels(ipr_dit_cuda *g, const float *t, int B) {
     const ipr_dit *n = g->net;
-    const int s2 = n->s * n->s, p = n->p;
+    const int p = n->p;
     memset(g->hkeys, 0, (size_t)g->hcap * sizeof(uint32_t));
     int nl = 0;
     for (int b = 0; b < B; ++b) {
@@ -340,22 +362,25 @@ static int find_levels(ipr_dit_cuda *g, const float *t, int B) {
                       "DiT forward: the noise map of image %d is not constant on region %d (%g at its top-left "
                       "pixel, %g at its bottom-right)",
                       b, r, (double)v, (double)v2);
-            uint32_t bits;
-            memcpy(&bits, &v, sizeof bits);
-            if (bits == 0x80000000u) bits = 0; /* -0 and +0 are one level */
-            const uint32_t key = bits + 1u;
-            uint32_t hsh = (key * 2654435761u) & (uint32_t)(g->hcap - 1);
-            while (g->hkeys[hsh] && g->hkeys[hsh] != key) hsh = (hsh + 1) & (uint32_t)(g->hcap - 1);
-            if (!g->hkeys[hsh]) {
-                g->hkeys[hsh] = key;
-                g->hvals[hsh] = nl;
-                g->h_tlev[nl++] = v == 0.0f ? 0.0f : v;
-            }
-            const int li = g->hvals[hsh];
-            int *ti = g->h_tidx + ((size_t)b * n->R + r) * s2;
-            for (int j = 0; j < s2; ++j) ti[j] = li;
+            add_level(g, b, r, v, &nl);
         }
     }
+    return nl;
+fail:
+    return IPR_ERR;
+}
+
+/* The distinct levels of per-region levels (B, R) on the host. */
+static int find_region_levels(ipr_dit_cuda *g, const float *levels, int B) {
+    const ipr_dit *n = g->net;
+    memset(g->hkeys, 0, (size_t)g->hcap * sizeof(uint32_t));
+    int nl = 0;
+    for (int b = 0; b < B; ++b)
+        for (int r = 0; r < n->R; ++r) {
+            const float v = levels[(size_t)b * n->R + r];
+            IPR_CHECK(isfinite(v), "DiT forward: level of image %d, region %d is %g", b, r, (double)v);
+            add_level(g, b, r, v, &nl);
+        }
     return nl;
 fail:
     return IPR_ERR;
@@ -461,12 +486,12 @@ fail:
     return IPR_ERR;
 }
 
-static int prepare(ipr_dit_cuda *g, const float *t, int B) {
+static int prepare(ipr_dit_cuda *g, const float *t, const float *levels, int B) {
     IPR_CHECK(B >= 1 && B <= g->net->max_batch, "CUDA DiT forward: batch %d outside 1..%d", B, g->net->max_batch);
     CU(cudaSetDevice(g->device));
     /* the pinned level buffers are read by the previous forward's copies: wait for it */
     CU(cudaStreamSynchronize(g->stream));
-    const int nl = find_levels(g, t, B);
+    const int nl = levels ? find_region_levels(g, levels, B) : find_levels(g, t, B);
     if (nl < 0) goto fail;
     g->last_levels = nl;
     const int nb = bucket(nl, g->cap);
@@ -478,11 +503,11 @@ fail:
 
 /* One forward with x copied in and y copied out by `kind` (device-to-device copies skipped when the caller passes
  * the net's own buffers); a host destination is waited for. */
-static int forward_copy(ipr_dit_cuda *g, const float *x, const float *t, int B, float *y, enum cudaMemcpyKind in,
-                        enum cudaMemcpyKind out) {
+static int forward_copy(ipr_dit_cuda *g, const float *x, const float *t, const float *levels, int B, float *y,
+                        enum cudaMemcpyKind in, enum cudaMemcpyKind out) {
     const ipr_dit *n = g->net;
     const size_t img = (size_t)B * n->H * n->W;
-    const int nb = prepare(g, t, B);
+    const int nb = prepare(g, t, levels, B);
     if (nb < 0) goto fail;
     if (x != g->x_in) CU(cudaMemcpyAsync(g->x_in, x, img * n->C * sizeof(float), in, g->stream));
     IPR_TRY(run_core(g, B, nb));
@@ -494,9 +519,13 @@ fail:
 }
 
 int ipr_dit_cuda_forward_device(ipr_dit_cuda *g, const float *x, const float *t, int B, float *y) {
-    return forward_copy(g, x, t, B, y, cudaMemcpyDeviceToDevice, cudaMemcpyDeviceToDevice);
+    return forward_copy(g, x, t, NULL, B, y, cudaMemcpyDeviceToDevice, cudaMemcpyDeviceToDevice);
+}
+
+int ipr_dit_cuda_forward_levels(ipr_dit_cuda *g, const float *x, const float *levels, int B, float *y) {
+    return forward_copy(g, x, NULL, levels, B, y, cudaMemcpyDeviceToDevice, cudaMemcpyDeviceToDevice);
 }
 
 int ipr_dit_cuda_forward(ipr_dit_cuda *g, const float *x, const float *t, int B, float *y) {
-    return forward_copy(g, x, t, B, y, cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost);
+    return forward_copy(g, x, t, NULL, B, y, cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost);
 }

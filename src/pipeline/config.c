@@ -61,6 +61,9 @@ static const pl_key k_schema[] = {
      "BLAS threads per rank on the CPU; 0 = the node's cores / ranks on the node"},
     {"device.host_threads", PL_T_INT, 0, 0, 0, "0", 0, 16, 0, 0, NULL, 0,
      "threads per rank for the sampler's host work between passes; 0 = the node's cores / ranks on the node"},
+    {"device.sampler", PL_T_ENUM, 0, 0, 0, "host", 0, 0, 0, 0, "host|gpu", 0,
+     "where a CUDA rank's chains live between passes: host (noise and transitions on the CPU) or gpu (kernels; "
+     "the same numbers up to the rounding of CUDA's log/sin/cos); a CPU rank always uses host"},
     {"device.allow_gpu_sharing", PL_T_BOOL, 0, 0, 0, "false", 0, 0, 0, 0, NULL, 0,
      "let two ranks of a node use the same GPU"},
     {"sampler.order", PL_T_ENUM, 0, 0, 1, "adaptive", 0, 0, 0, 0, "parallel|random|graph|adaptive", 0,
@@ -635,6 +638,7 @@ static int resolve(const store *st, pl_config *c) {
     c->batch = (int)get_i(st, "device.batch");
     c->cpu_threads = (int)get_i(st, "device.cpu_threads");
     c->host_threads = (int)get_i(st, "device.host_threads");
+    c->gpu_sampler = !strcmp(get_s(st, "device.sampler"), "gpu");
     c->allow_gpu_sharing = (int)get_i(st, "device.allow_gpu_sharing");
 
     ipr_sampler_config *s = &c->sampler;

@@ -73,6 +73,7 @@ typedef struct {
     int batch;
     int cpu_threads;                               /* 0: cores of the node / ranks on the node */
     int host_threads;                              /* sampler host threads; 0: likewise, at most 16 */
+    int gpu_sampler;                               /* device.sampler gpu: chains on the GPU on CUDA ranks */
     int allow_gpu_sharing;
     ipr_sampler_config sampler;                    /* ipr_ratio and selection are set per unit */
     int n_fractions;

@@ -118,6 +118,7 @@ int pl_exec_run(pl_exec *x, const int *units, const int *attempts, int n, pl_row
     ipr_sampler_config sc;
     pl_config_sampler(x->cfg, plan->grid.fractions[u0->fraction], plan->grid.selections[u0->selection], &sc);
     sc.host_threads = x->bind.host_threads; /* results do not depend on it (sampler.h) */
+    sc.gpu_sampler = x->cfg->gpu_sampler && ipr_denoiser_cuda_device(d) >= 0; /* a CPU rank samples on the host */
     IPR_TRY(ipr_sampler_config_validate(&sc));
     IPR_TRY_PTR(runner = ipr_runner_new(d, x->task, &sc));
     double t0 = pl_now();

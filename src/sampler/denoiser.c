@@ -15,6 +15,10 @@ typedef struct {
     ipr_backbone backbone;
     int (*open)(ipr_denoiser *d, const char *path);
     int (*forward)(ipr_denoiser *d, const float *x, const float *t, int B, float *y);
+    /* device buffers x, y; levels (B, R) on the host; t (B, 1, H, W) on the device, filled from the levels by the
+     * caller where wants_tmap; returns when y is written (CUDA only) */
+    int (*forward_resident)(ipr_denoiser *d, const float *x, const float *levels, const float *t, int B, float *y);
+    int wants_tmap;
     void (*arena_bytes)(const ipr_denoiser *d, size_t *weights, size_t *activations);
     const char *(*device_name)(const ipr_denoiser *d);
     void (*free)(ipr_denoiser *d);
@@ -41,6 +45,15 @@ fail:
 static int unet_forward(ipr_denoiser *d, const float *x, const float *t, int B, float *y) {
     if (d->gpu) return ipr_unet_cuda_forward(d->gpu, x, t, B, y);
     return ipr_unet_forward(d->net, x, t, B, y);
+}
+
+static int unet_forward_resident(ipr_denoiser *d, const float *x, const float *levels, const float *t, int B,
+                                 float *y) {
+    (void)levels;
+    IPR_TRY(ipr_unet_cuda_forward_device(d->gpu, x, t, B, y));
+    return ipr_unet_cuda_synchronize(d->gpu);
+fail:
+    return IPR_ERR;
 }
 
 static void unet_arena_bytes(const ipr_denoiser *d, size_t *w, size_t *a) {
@@ -74,6 +87,15 @@ static int dit_forward(ipr_denoiser *d, const float *x, const float *t, int B, f
     return ipr_dit_forward(d->net, x, t, B, y);
 }
 
+static int dit_forward_resident(ipr_denoiser *d, const float *x, const float *levels, const float *t, int B,
+                                float *y) {
+    (void)t;
+    IPR_TRY(ipr_dit_cuda_forward_levels(d->gpu, x, levels, B, y));
+    return ipr_dit_cuda_synchronize(d->gpu);
+fail:
+    return IPR_ERR;
+}
+
 static void dit_arena_bytes(const ipr_denoiser *d, size_t *w, size_t *a) {
     if (d->gpu)
         ipr_dit_cuda_arena_bytes(d->gpu, w, a);
@@ -89,8 +111,9 @@ static void dit_free(ipr_denoiser *d) {
 }
 
 static const denoiser_ops k_ops[IPR_BACKBONE_COUNT] = {
-    {IPR_BACKBONE_UNET, unet_open, unet_forward, unet_arena_bytes, unet_device_name, unet_free},
-    {IPR_BACKBONE_DIT, dit_open, dit_forward, dit_arena_bytes, dit_device_name, dit_free},
+    {IPR_BACKBONE_UNET, unet_open, unet_forward, unet_forward_resident, 1, unet_arena_bytes, unet_device_name,
+     unet_free},
+    {IPR_BACKBONE_DIT, dit_open, dit_forward, dit_forward_resident, 0, dit_arena_bytes, dit_device_name, dit_free},
 };
 
 /* ---------------- the interface ---------------- */
@@ -147,6 +170,19 @@ void ipr_denoiser_arena_bytes(const ipr_denoiser *d, size_t *weights, size_t *ac
 int ipr_denoiser_forward(ipr_denoiser *d, const float *x, const float *t, int B, float *y) {
     IPR_CHECK(d != NULL, "denoiser forward: NULL denoiser");
     return d->ops->forward(d, x, t, B, y);
+fail:
+    return IPR_ERR;
+}
+
+int ipr_denoiser_cuda_device(const ipr_denoiser *d) { return d && d->gpu ? d->cfg.gpu : -1; }
+
+int ipr_denoiser_wants_tmap(const ipr_denoiser *d) { return d->ops->wants_tmap; }
+
+int ipr_denoiser_forward_resident(ipr_denoiser *d, const float *x, const float *levels, const float *t, int B,
+                                  float *y) {
+    IPR_CHECK(d != NULL && d->gpu != NULL, "denoiser: a resident forward needs the CUDA device");
+    IPR_CHECK(B >= 1 && B <= d->cfg.max_batch, "denoiser: batch %d outside 1..%d", B, d->cfg.max_batch);
+    return d->ops->forward_resident(d, x, levels, t, B, y);
 fail:
     return IPR_ERR;
 }

@@ -11,6 +11,7 @@
 #include "ipr/common.h"
 #include "ipr/rng.h"
 #include "ipr/sampler.h"
+#include "device_sampler.h"
 #include "pool.h"
 #include "sampler_internal.h"
 
@@ -39,6 +40,7 @@ void ipr_sampler_config_init(ipr_sampler_config *cfg) {
     cfg->keep_images = 0;
     cfg->skip_idle = 0;
     cfg->host_threads = 0;
+    cfg->gpu_sampler = 0;
 }
 
 size_t ipr_sampler_config_size(void) { return sizeof(ipr_sampler_config); }
@@ -108,6 +110,7 @@ int ipr_sampler_config_validate(const ipr_sampler_config *cfg) {
     IPR_CHECK(cfg->skip_idle == 0 || cfg->skip_idle == 1, "skip_idle %d is not 0 or 1", cfg->skip_idle);
     IPR_CHECK(cfg->host_threads >= 0 && cfg->host_threads <= IPR_SAMPLER_MAX_HOST_THREADS, "host_threads %d outside 0..%d",
               cfg->host_threads, IPR_SAMPLER_MAX_HOST_THREADS);
+    IPR_CHECK(cfg->gpu_sampler == 0 || cfg->gpu_sampler == 1, "gpu_sampler %d is not 0 or 1", cfg->gpu_sampler);
     return IPR_OK;
 fail:
     return IPR_ERR;
@@ -146,6 +149,7 @@ int ipr_sampler_config_set(ipr_sampler_config *cfg, const char *key, const char 
         {"keep_images", offsetof(ipr_sampler_config, keep_images), 'i'},
         {"skip_idle", offsetof(ipr_sampler_config, skip_idle), 'i'},
         {"host_threads", offsetof(ipr_sampler_config, host_threads), 'i'},
+        {"gpu_sampler", offsetof(ipr_sampler_config, gpu_sampler), 'i'},
     };
     if (strcmp(key, "order") == 0) return ipr_order_from_name(value, &cfg->order);
     if (strcmp(key, "selection") == 0) return ipr_selection_from_name(value, &cfg->selection);
@@ -268,6 +272,9 @@ struct ipr_runner {
     float *bx, *bt, *by;    /* batch (MB, C, H, W), (MB, 1, H, W), (MB, d_out, H, W) */
     int *row_slot;          /* (MB) slot of each batch row */
     ipr_pool *pool;         /* per-chain host work between passes */
+    ipr_dsamp *ds;          /* the images on the GPU (cfg.gpu_sampler), else NULL */
+    float *lv_cur, *lv_next, *bsigma; /* (MB, R): per-row levels and pooled sigma of the GPU path */
+    ipr_dsamp_row *brows;   /* (MB) */
     const ipr_model_info *model;
     uint64_t seed;
     /* stats */
@@ -315,7 +322,9 @@ ipr_runner *ipr_runner_new(ipr_denoiser *d, ipr_task *t, const ipr_sampler_confi
     const size_t batch_bytes = align64((size_t)MB * r->chw * sizeof(float)) + align64((size_t)MB * r->hw * sizeof(float)) +
                                align64((size_t)MB * r->d_out * r->hw * sizeof(float)) + align64((size_t)MB * sizeof(int));
     const size_t stats_bytes = align64((size_t)(K + 1) * sizeof(double)) + 2 * align64((size_t)(K + 1) * sizeof(uint64_t));
-    const size_t total = align64((size_t)MB * sizeof(chain)) + (size_t)MB * slot_bytes + batch_bytes + stats_bytes;
+    const size_t gpu_bytes = 3 * align64((size_t)MB * R * sizeof(float)) + align64((size_t)MB * sizeof(ipr_dsamp_row));
+    const size_t total = align64((size_t)MB * sizeof(chain)) + (size_t)MB * slot_bytes + batch_bytes + stats_bytes +
+                         gpu_bytes;
     r->arena = ipr_calloc(1, total, "sampler arena");
     if (!r->arena) goto fail;
     char *p = r->arena;
@@ -350,7 +359,16 @@ ipr_runner *ipr_runner_new(ipr_denoiser *d, ipr_task *t, const ipr_sampler_confi
     CARVE(r->ph_seconds, (size_t)(K + 1) * sizeof(double));
     CARVE(r->ph_generations, (size_t)(K + 1) * sizeof(uint64_t));
     CARVE(r->ph_passes, (size_t)(K + 1) * sizeof(uint64_t));
+    CARVE(r->lv_cur, (size_t)MB * R * sizeof(float));
+    CARVE(r->lv_next, (size_t)MB * R * sizeof(float));
+    CARVE(r->bsigma, (size_t)MB * R * sizeof(float));
+    CARVE(r->brows, (size_t)MB * sizeof(ipr_dsamp_row));
 #undef CARVE
+    if (cfg->gpu_sampler) {
+        IPR_CHECK(ipr_denoiser_cuda_device(d) >= 0, "gpu_sampler needs a denoiser on a CUDA device (this one runs on "
+                                                   "%s)", ipr_denoiser_device_name(d));
+        IPR_TRY_PTR(r->ds = ipr_dsamp_new(d, MB, r->C, r->H, r->W, r->patch, r->d_out));
+    }
     int threads = cfg->host_threads;
     if (threads == 0) {
         const long online = sysconf(_SC_NPROCESSORS_ONLN);
@@ -369,6 +387,7 @@ fail:
 
 void ipr_runner_free(ipr_runner *r) {
     if (!r) return;
+    ipr_dsamp_free(r->ds);
     ipr_pool_free(r->pool);
     free(r->arena);
     free(r);
@@ -397,6 +416,7 @@ void ipr_runner_get_stats(const ipr_runner *r, ipr_runner_stats *st) {
     st->images = r->images;
     st->arena_bytes = r->arena_bytes;
     st->host_threads = ipr_pool_threads(r->pool);
+    st->device_bytes = ipr_dsamp_bytes(r->ds);
 }
 
 /* ---------------- draws (through the hooks in tests) ---------------- */
@@ -505,10 +525,10 @@ static void gen_fill_row(ipr_runner *r, chain *ch, float *x, float *t) {
         r->hooks.on_pass(r->hooks.ctx, ch->instance, ch->iteration, ch->pass, ch->z, ch->t_cur, r->R);
 }
 
-/* After a pass with raw output y (d_out, H, W): start the blocks due at this pass, then the transition. */
-static int gen_after_pass(ipr_runner *r, chain *ch, const float *y) {
+/* After a pass whose pooled sigma is in ch->sigma: start the blocks due at this pass and set the levels of the
+ * next (ch->t_next); *any_next = some region is still noisy. */
+static int gen_decide(ipr_runner *r, chain *ch, int *any_next) {
     const int s = ch->pass;
-    IPR_TRY(ipr_split_output(r->model->d_out, r->model->patch_size, y, 1, r->H, r->W, NULL, NULL, NULL, ch->sigma));
     /* blocks starting at s: usually one; several when float starts repeat (spec 2.6's degenerate case),
      * and then the several lowest-sigma regions start together (the reference stops choosing instead) */
     while (ch->next_k < ch->B && ch->starts[ch->next_k] == s) {
@@ -528,21 +548,38 @@ static int gen_after_pass(ipr_runner *r, chain *ch, const float *y) {
         if (r->have_hooks && r->hooks.on_choice)
             r->hooks.on_choice(r->hooks.ctx, ch->instance, ch->iteration, s, reg, ch->sigma, r->R);
     }
-    int any_next = 0;
+    *any_next = 0;
     for (int reg = 0; reg < r->R; ++reg) {
         ch->t_next[reg] = region_level(ch, reg, s + 1);
-        any_next |= ch->t_next[reg] > 0.0f;
+        *any_next |= ch->t_next[reg] > 0.0f;
     }
-    /* spec 9b: every pixel with t* > 0 draws, even at alpha 0 and in waiting regions (std e^-15) */
-    const uint32_t key = ((uint32_t)ch->iteration << IPR_STEP_BITS) | (uint32_t)s;
-    IPR_TRY(draw_noise(r, ch, IPR_RNG_STEP_NOISE, key, NULL, ch->t_next));
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+/* The step-noise key of the chain's current pass (spec 9b: every pixel with t* > 0 draws, even at alpha 0 and
+ * in waiting regions, std e^-15). */
+static uint32_t step_key(const chain *ch) { return ((uint32_t)ch->iteration << IPR_STEP_BITS) | (uint32_t)ch->pass; }
+
+/* After the transition: count the pass; the generation ends after its last pass (spec 9c: the reference runs
+ * every pass; skip_idle ends once all regions are clean and none waits). */
+static void gen_advance(ipr_runner *r, chain *ch, int any_next) {
+    ch->pass++;
+    ch->nfe++;
+    if (ch->pass >= ch->plan.max_steps || (r->cfg.skip_idle && !any_next && ch->next_k == ch->B)) ch->ended = 1;
+}
+
+/* After a pass with raw output y (d_out, H, W) on the host path: sigma, decisions, noise, transition, clues. */
+static int gen_after_pass(ipr_runner *r, chain *ch, const float *y) {
+    IPR_TRY(ipr_split_output(r->model->d_out, r->model->patch_size, y, 1, r->H, r->W, NULL, NULL, NULL, ch->sigma));
+    int any_next = 0;
+    IPR_TRY(gen_decide(r, ch, &any_next));
+    IPR_TRY(draw_noise(r, ch, IPR_RNG_STEP_NOISE, step_key(ch), NULL, ch->t_next));
     ipr_transition(ch->z, y, ch->noise, ch->t_cur, ch->t_next, r->C, r->H, r->W, r->patch, r->cfg.alpha,
                    r->cfg.temperature);
     paste_clues(r, ch);
-    ch->pass = s + 1;
-    ch->nfe++;
-    /* spec 9c: the reference runs every pass; skip_idle ends once all regions are clean and none waits */
-    if (ch->pass >= ch->plan.max_steps || (r->cfg.skip_idle && !any_next && ch->next_k == ch->B)) ch->ended = 1;
+    gen_advance(r, ch, any_next);
     return IPR_OK;
 fail:
     return IPR_ERR;
@@ -556,6 +593,7 @@ static int chain_record(ipr_runner *r, chain *ch, int k, int generated) {
     ipr_chain_result *o = ch->out;
     uint8_t valid = 0;
     float error = NAN;
+    if (r->ds) IPR_TRY(ipr_dsamp_download(r->ds, (int)(ch - r->slots), ch->z));
     IPR_TRY(ipr_task_score_decode(r->task, ch->z, &valid, &error, ch->decoded));
     o->valid[k] = valid;
     o->error[k] = error;
@@ -592,10 +630,14 @@ static int chain_begin_iteration(ipr_runner *r, chain *ch, int k) {
             gen[ch->chosen[i]] = 1;
         }
         /* fresh N(0, 1) for the subset (noise_type "random"), keyed by the iteration */
-        IPR_TRY(draw_noise(r, ch, IPR_RNG_IPR_NOISE, (uint32_t)k, gen, NULL));
-        for (int reg = 0; reg < r->R; ++reg)
-            if (gen[reg]) copy_region(r, ch->z, ch->noise, reg);
-        paste_clues(r, ch);
+        if (r->ds) {
+            IPR_TRY(ipr_dsamp_renoise(r->ds, (int)(ch - r->slots), gen, r->seed, ch->instance, (uint32_t)k));
+        } else {
+            IPR_TRY(draw_noise(r, ch, IPR_RNG_IPR_NOISE, (uint32_t)k, gen, NULL));
+            for (int reg = 0; reg < r->R; ++reg)
+                if (gen[reg]) copy_region(r, ch->z, ch->noise, reg);
+            paste_clues(r, ch);
+        }
     }
     return gen_begin(r, ch, k, gen);
 fail:
@@ -631,6 +673,7 @@ static int chain_start(ipr_runner *r, chain *ch, int res, uint64_t instance, ipr
     if (ipr_task_correction(r->task)) {
         /* spec 3.2 correction: no base generation; entry 0 scores the corrupted grid */
         memcpy(ch->z, ch->clean, r->chw * sizeof(float));
+        if (r->ds) IPR_TRY(ipr_dsamp_chain_start(r->ds, (int)(ch - r->slots), ch->clean, ch->given, r->seed, instance, 0));
         IPR_TRY(chain_record(r, ch, 0, 0));
         if (r->cfg.ipr_iterations == 0) {
             ch->ended = 1;
@@ -643,9 +686,13 @@ static int chain_start(ipr_runner *r, chain *ch, int res, uint64_t instance, ipr
     /* z = masked + mask * z_init (spec 2.5; fixtures/README.md) */
     uint8_t gen[IPR_MAX_REGIONS];
     for (int reg = 0; reg < r->R; ++reg) gen[reg] = !ch->given[reg];
-    IPR_TRY(draw_noise(r, ch, IPR_RNG_INIT_NOISE, 0, NULL, NULL));
-    memcpy(ch->z, ch->noise, r->chw * sizeof(float));
-    paste_clues(r, ch);
+    if (r->ds) {
+        IPR_TRY(ipr_dsamp_chain_start(r->ds, (int)(ch - r->slots), ch->clean, ch->given, r->seed, instance, 1));
+    } else {
+        IPR_TRY(draw_noise(r, ch, IPR_RNG_INIT_NOISE, 0, NULL, NULL));
+        memcpy(ch->z, ch->noise, r->chw * sizeof(float));
+        paste_clues(r, ch);
+    }
     return gen_begin(r, ch, 0, gen);
 fail:
     return IPR_ERR;
@@ -681,8 +728,10 @@ static int chain_settle(ipr_runner *r, chain *ch, int *finished) {
         if (ch->B >= 0) {
             /* a generation ended: hooks, stats, score */
             if (ch->B > 0) r->ph_generations[k]++;
-            if (r->have_hooks && r->hooks.on_generation)
+            if (r->have_hooks && r->hooks.on_generation) {
+                if (r->ds) IPR_TRY(ipr_dsamp_download(r->ds, (int)(ch - r->slots), ch->z));
                 r->hooks.on_generation(r->hooks.ctx, ch->instance, k, ch->pass, ch->z);
+            }
             IPR_TRY(chain_record(r, ch, k, ch->B));
         }
         const int stop = r->cfg.early_stop && k >= 1 && ch->out->changed[k] == 0;
@@ -722,6 +771,35 @@ fail:
     return IPR_ERR;
 }
 
+/* One pass of the B rows in row_slot on the GPU path: levels up, forward, pooled sigma down, the block starts
+ * and next levels decided here, then the transition of every row in one kernel. t1, t2 bracket the forward. */
+static int gpu_pass(ipr_runner *r, int B, double *t1, double *t2) {
+    const int R = r->R;
+    for (int b = 0; b < B; ++b) {
+        chain *ch = &r->slots[r->row_slot[b]];
+        for (int reg = 0; reg < R; ++reg) ch->t_cur[reg] = region_level(ch, reg, ch->pass);
+        memcpy(r->lv_cur + (size_t)b * R, ch->t_cur, (size_t)R * sizeof(float));
+    }
+    *t1 = now_s();
+    IPR_TRY(ipr_dsamp_forward(r->ds, r->row_slot, r->lv_cur, B, r->bsigma));
+    *t2 = now_s();
+    int any[IPR_DENOISER_MAX_BATCH];
+    for (int b = 0; b < B; ++b) {
+        chain *ch = &r->slots[r->row_slot[b]];
+        memcpy(ch->sigma, r->bsigma + (size_t)b * R, (size_t)R * sizeof(float));
+        IPR_TRY(gen_decide(r, ch, &any[b]));
+        memcpy(r->lv_next + (size_t)b * R, ch->t_next, (size_t)R * sizeof(float));
+        r->brows[b].instance = ch->instance;
+        r->brows[b].key = step_key(ch);
+        r->brows[b].slot = r->row_slot[b];
+    }
+    IPR_TRY(ipr_dsamp_step(r->ds, r->brows, r->lv_cur, r->lv_next, B, r->seed, r->cfg.alpha, r->cfg.temperature));
+    for (int b = 0; b < B; ++b) gen_advance(r, &r->slots[r->row_slot[b]], any[b]);
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
 int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int n, ipr_chain_result *results,
                    ipr_progress_fn progress, void *ctx) {
     IPR_CHECK(r && n >= 0 && (n == 0 || (instances && results)), "runner run: bad arguments");
@@ -733,6 +811,8 @@ int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int 
                   "result %d was not allocated for %d iterations (ipr_chain_result_alloc)", i, K);
         IPR_CHECK(!r->cfg.keep_images || results[i].image, "result %d has no image buffer but keep_images is set", i);
     }
+    IPR_CHECK(!r->ds || !r->have_hooks || (!r->hooks.noise && !r->hooks.on_pass),
+              "the noise and on_pass hooks need the host sampler (gpu_sampler 0)");
     r->seed = seed;
     memset(r->ph_seconds, 0, (size_t)(K + 1) * sizeof(double));
     memset(r->ph_generations, 0, (size_t)(K + 1) * sizeof(uint64_t));
@@ -764,10 +844,15 @@ int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int 
         for (int s = 0; s < MB; ++s)
             if (r->slots[s].in_use) r->row_slot[B++] = s;
         if (B == 0) continue;
-        IPR_TRY(pool_rows(r, job_fill, B));
-        const double t1 = now_s();
-        IPR_TRY(ipr_denoiser_forward(r->den, r->bx, r->bt, B, r->by));
-        const double t2 = now_s();
+        double t1, t2;
+        if (r->ds) {
+            IPR_TRY(gpu_pass(r, B, &t1, &t2));
+        } else {
+            IPR_TRY(pool_rows(r, job_fill, B));
+            t1 = now_s();
+            IPR_TRY(ipr_denoiser_forward(r->den, r->bx, r->bt, B, r->by));
+            t2 = now_s();
+        }
         r->forward_s += t2 - t1;
         r->forwards++;
         r->images += (uint64_t)B;
@@ -776,8 +861,9 @@ int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int 
             phase[b] = r->slots[r->row_slot[b]].iteration;
             r->ph_passes[phase[b]]++;
         }
-        /* per chain, in parallel: block starts, noise, transition (chains share nothing) */
-        IPR_TRY(pool_rows(r, job_step, B));
+        /* per chain, in parallel: block starts, noise, transition (chains share nothing); on the GPU path
+         * gpu_pass did it */
+        if (!r->ds) IPR_TRY(pool_rows(r, job_step, B));
         /* then in order: ended generations are scored and the next iteration set up (the scorers' scratch
          * is shared, and progress is reported in order) */
         for (int b = 0; b < B; ++b) {
