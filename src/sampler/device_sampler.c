@@ -13,13 +13,8 @@
 #ifdef IPR_HAVE_CUDA
 #include <cuda_runtime.h>
 
+#include "../engine/cuda_host.h" /* CU() */
 #include "sampler_internal.h"
-
-#define CU(expr)                                                                                          \
-    do {                                                                                                  \
-        cudaError_t e_ = (expr);                                                                          \
-        if (e_ != cudaSuccess) IPR_FAIL("CUDA: %s failed: %s", #expr, cudaGetErrorString(e_));            \
-    } while (0)
 
 struct ipr_dsamp {
     ipr_denoiser *den;
