@@ -25,7 +25,6 @@ static int g_rank = 0;
 static ipr_log_level g_log_level = IPR_LOG_INFO;
 
 void ipr_set_rank(int rank) { g_rank = rank; }
-int ipr_get_rank(void) { return g_rank; }
 void ipr_log_set_level(ipr_log_level level) { g_log_level = level; }
 
 static const char *base_name(const char *path) {

@@ -215,8 +215,17 @@ void ipr_chain_result_free(ipr_chain_result *r) {
 
 /* ================================ chains ================================ */
 
-#define REGION_WAITING (-1) /* t = 1 until its ramp starts */
-#define REGION_CLEAN (-2)   /* t = 0 for the whole generation (a clue, or not in the IPR subset) */
+/* Where a region is in the generation in progress. */
+typedef enum {
+    REGION_WAITING = 0, /* t = 1 until its ramp starts */
+    REGION_RAMPING = 1, /* on its block's level ramp since step `start` */
+    REGION_CLEAN = 2    /* t = 0 for the whole generation (a clue, or not in the IPR subset) */
+} region_state;
+
+typedef struct {
+    region_state state;
+    int32_t start; /* REGION_RAMPING: the step its ramp started */
+} region_ramp;
 
 typedef struct {
     int in_use;
@@ -232,7 +241,7 @@ typedef struct {
     float *sigma;           /* pooled sigma_theta of the last pass */
     float *sigma_start;     /* pooled sigma_theta when the region last started its ramp; NAN = never */
     float *t_cur, *t_next;  /* levels of the current pass and the next */
-    int32_t *start_of;      /* ramp start step, REGION_WAITING or REGION_CLEAN */
+    region_ramp *ramp;      /* each region's state and ramp start */
     int *starts;            /* (B) start step of the k-th block */
     uint16_t *order;        /* predetermined order (parallel, random, graph) */
     uint16_t *refinable;    /* non-clue regions, ascending */
@@ -310,7 +319,8 @@ ipr_runner *ipr_runner_new(ipr_denoiser *d, ipr_task *t, const ipr_sampler_confi
 
     /* style habit 5: every buffer planned here, one arena; nothing is allocated while chains run */
     const size_t slot_bytes = 3 * align64(r->chw * sizeof(float)) + 2 * align64(r->dec_bytes) + align64((size_t)R) +
-                              4 * align64((size_t)R * sizeof(float)) + 2 * align64((size_t)R * sizeof(int32_t)) +
+                              4 * align64((size_t)R * sizeof(float)) + align64((size_t)R * sizeof(region_ramp)) +
+                              align64((size_t)R * sizeof(int32_t)) +
                               3 * align64((size_t)R * sizeof(uint16_t));
     const size_t batch_bytes = align64((size_t)MB * r->chw * sizeof(float)) + align64((size_t)MB * r->hw * sizeof(float)) +
                                align64((size_t)MB * r->d_out * r->hw * sizeof(float)) + align64((size_t)MB * sizeof(int));
@@ -337,7 +347,7 @@ ipr_runner *ipr_runner_new(ipr_denoiser *d, ipr_task *t, const ipr_sampler_confi
         CARVE(ch->sigma_start, (size_t)R * sizeof(float));
         CARVE(ch->t_cur, (size_t)R * sizeof(float));
         CARVE(ch->t_next, (size_t)R * sizeof(float));
-        CARVE(ch->start_of, (size_t)R * sizeof(int32_t));
+        CARVE(ch->ramp, (size_t)R * sizeof(region_ramp));
         CARVE(ch->starts, (size_t)R * sizeof(int32_t));
         CARVE(ch->order, (size_t)R * sizeof(uint16_t));
         CARVE(ch->refinable, (size_t)R * sizeof(uint16_t));
@@ -443,10 +453,10 @@ static void paste_clues(const ipr_runner *r, chain *ch) {
 }
 
 static float region_level(const chain *ch, int reg, int s) {
-    const int32_t st = ch->start_of[reg];
-    if (st == REGION_CLEAN || s >= ch->plan.max_steps) return 0.0f;
-    if (st == REGION_WAITING) return 1.0f;
-    return ipr_block_level(&ch->plan, st, s);
+    const region_ramp *rp = &ch->ramp[reg];
+    if (rp->state == REGION_CLEAN || s >= ch->plan.max_steps) return 0.0f;
+    if (rp->state == REGION_WAITING) return 1.0f;
+    return ipr_block_level(&ch->plan, rp->start, s);
 }
 
 /* ---------------- generations ---------------- */
@@ -461,7 +471,8 @@ static int gen_begin(ipr_runner *r, chain *ch, int iteration, const uint8_t *gen
     ch->ended = 0;
     int B = 0;
     for (int reg = 0; reg < r->R; ++reg) {
-        ch->start_of[reg] = gen[reg] ? REGION_WAITING : REGION_CLEAN;
+        ch->ramp[reg].state = gen[reg] ? REGION_WAITING : REGION_CLEAN;
+        ch->ramp[reg].start = 0;
         B += gen[reg] ? 1 : 0;
     }
     ch->B = B;
@@ -516,13 +527,14 @@ static int gen_after_pass(ipr_runner *r, chain *ch, const float *y) {
         if (ch->adaptive) {
             /* spec 2.6 / 9d: argmin of the pooled sigma over the waiting regions, ties to the lowest index */
             for (int q = 0; q < r->R; ++q)
-                if (ch->start_of[q] == REGION_WAITING && (reg < 0 || ch->sigma[q] < ch->sigma[reg])) reg = q;
+                if (ch->ramp[q].state == REGION_WAITING && (reg < 0 || ch->sigma[q] < ch->sigma[reg])) reg = q;
         } else {
             reg = ch->order[ch->next_k];
         }
-        IPR_CHECK(reg >= 0 && ch->start_of[reg] == REGION_WAITING, "schedule: no waiting region for block %d",
+        IPR_CHECK(reg >= 0 && ch->ramp[reg].state == REGION_WAITING, "schedule: no waiting region for block %d",
                   ch->next_k);
-        ch->start_of[reg] = s;
+        ch->ramp[reg].state = REGION_RAMPING;
+        ch->ramp[reg].start = s;
         ch->sigma_start[reg] = ch->sigma[reg];
         ch->next_k++;
         if (r->have_hooks && r->hooks.on_choice)
