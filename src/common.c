@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ipr/clock.h"
+
 #define IPR_ERR_CAP 2048
 
 static _Thread_local char g_err_msg[IPR_ERR_CAP];
@@ -72,11 +74,7 @@ void ipr_log(ipr_log_level level, const char *fmt, ...) {
     static const char *names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
     if (level < g_log_level) return;
     char stamp[32];
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    ipr_clock_utc_stamp((int64_t)ipr_clock_wall_s(), stamp, sizeof stamp, 0);
     char msg[IPR_ERR_CAP];
     va_list ap;
     va_start(ap, fmt);

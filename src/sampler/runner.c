@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ipr/clock.h"
 #include "ipr/common.h"
 #include "ipr/rng.h"
 #include "ipr/sampler.h"
@@ -286,12 +287,6 @@ struct ipr_runner {
     uint64_t forwards, images;
 };
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 ipr_runner *ipr_runner_new(ipr_denoiser *d, ipr_task *t, const ipr_sampler_config *cfg) {
@@ -564,7 +559,7 @@ fail:
 
 /* Score the current image into entry k and count changed regions against the previous entry. */
 static int chain_record(ipr_runner *r, chain *ch, int k, int generated) {
-    const double t0 = now_s();
+    const double t0 = ipr_clock_monotonic_s();
     ipr_chain_result *o = ch->out;
     uint8_t valid = 0;
     float error = NAN;
@@ -576,7 +571,7 @@ static int chain_record(ipr_runner *r, chain *ch, int k, int generated) {
     uint8_t *tmp = ch->decoded_prev;
     ch->decoded_prev = ch->decoded;
     ch->decoded = tmp;
-    r->score_s += now_s() - t0;
+    r->score_s += ipr_clock_monotonic_s() - t0;
     return IPR_OK;
 fail:
     return IPR_ERR;
@@ -754,9 +749,9 @@ int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int 
     for (int s = 0; s < MB; ++s) r->slots[s].in_use = 0;
 
     int next = 0, done = 0;
-    double last_report = now_s();
+    double last_report = ipr_clock_monotonic_s();
     while (done < n) {
-        double t0 = now_s();
+        double t0 = ipr_clock_monotonic_s();
         /* fill free slots; a chain with nothing to run finishes at once */
         for (int s = 0; s < MB && next < n; ++s) {
             chain *ch = &r->slots[s];
@@ -777,9 +772,9 @@ int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int 
             if (r->slots[s].in_use) r->row_slot[B++] = s;
         if (B == 0) continue;
         IPR_TRY(pool_rows(r, job_fill, B));
-        const double t1 = now_s();
+        const double t1 = ipr_clock_monotonic_s();
         IPR_TRY(ipr_denoiser_forward(r->den, r->bx, r->bt, B, r->by));
-        const double t2 = now_s();
+        const double t2 = ipr_clock_monotonic_s();
         r->forward_s += t2 - t1;
         r->forwards++;
         r->images += (uint64_t)B;
@@ -801,7 +796,7 @@ int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int 
                 if (progress) progress(done, n, ctx);
             }
         }
-        const double t3 = now_s();
+        const double t3 = ipr_clock_monotonic_s();
         r->host_s += (t1 - t0) + (t3 - t2);
         /* chains of a batch run in lockstep and finish together: report at least every
          * IPR_RUNNER_REPORT_S while working, so that a caller's heartbeat and status stay fresh */
