@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ipr/clock.h"
+
 #define IPR_ERR_CAP 2048
 
 static _Thread_local char g_err_msg[IPR_ERR_CAP];
@@ -25,7 +27,6 @@ static int g_rank = 0;
 static ipr_log_level g_log_level = IPR_LOG_INFO;
 
 void ipr_set_rank(int rank) { g_rank = rank; }
-int ipr_get_rank(void) { return g_rank; }
 void ipr_log_set_level(ipr_log_level level) { g_log_level = level; }
 
 static const char *base_name(const char *path) {
@@ -73,11 +74,7 @@ void ipr_log(ipr_log_level level, const char *fmt, ...) {
     static const char *names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
     if (level < g_log_level) return;
     char stamp[32];
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    ipr_clock_utc_stamp((int64_t)ipr_clock_wall_s(), stamp, sizeof stamp, 0);
     char msg[IPR_ERR_CAP];
     va_list ap;
     va_start(ap, fmt);

@@ -95,8 +95,6 @@ typedef struct ipr_polygons_classifier ipr_polygons_classifier;
 ipr_polygons_classifier *ipr_polygons_classifier_load(const char *path, int max_batch);
 void ipr_polygons_classifier_free(ipr_polygons_classifier *net);
 const ipr_polygons_classifier_config *ipr_polygons_classifier_get_config(const ipr_polygons_classifier *net);
-int ipr_polygons_classifier_max_batch(const ipr_polygons_classifier *net);
-void ipr_polygons_classifier_arena_bytes(const ipr_polygons_classifier *net, size_t *weights, size_t *scratch);
 
 /* The logits of the four heads for images (N, 3, S, S) in [-1, 1] (S = image_size): num_polygons (N, 9),
  * num_vertices (N, 5), is_uniform (N, 2), numbers_label (N, 35); any output may be NULL. N >= 0.

@@ -31,7 +31,6 @@ void ipr_error_clear(void);
 
 /* The rank that appears in log lines and error origins (set by the MPI driver; 0 otherwise). */
 void ipr_set_rank(int rank);
-int ipr_get_rank(void);
 
 typedef enum { IPR_LOG_DEBUG = 0, IPR_LOG_INFO = 1, IPR_LOG_WARN = 2, IPR_LOG_ERROR = 3 } ipr_log_level;
 void ipr_log_set_level(ipr_log_level level);

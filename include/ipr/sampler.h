@@ -51,8 +51,6 @@ void ipr_denoiser_free(ipr_denoiser *d);
 /* The checkpoint's architecture (backbone, image size, channels, regions). */
 const ipr_model_info *ipr_denoiser_model_info(const ipr_denoiser *d);
 int ipr_denoiser_max_batch(const ipr_denoiser *d);
-/* Bytes of the network's weight and activation arenas on its device. */
-void ipr_denoiser_arena_bytes(const ipr_denoiser *d, size_t *weights, size_t *activations);
 /* "cpu" or the GPU's name. */
 const char *ipr_denoiser_device_name(const ipr_denoiser *d);
 /* y (B, d_out, H, W) = net(x (B, d_in, H, W), t (B, 1, H, W)), host buffers, 1 <= B <= max_batch. */

@@ -59,8 +59,6 @@ void ipr_unet_init_random(ipr_unet *net, uint64_t seed);
 void ipr_unet_free(ipr_unet *net);
 
 const ipr_unet_config *ipr_unet_get_config(const ipr_unet *net);
-int ipr_unet_max_batch(const ipr_unet *net);
-void ipr_unet_image_size(const ipr_unet *net, int *height, int *width);
 /* Bytes of the weight arena (shared MLP counted once) and of the activation arena. */
 void ipr_unet_arena_bytes(const ipr_unet *net, size_t *weights, size_t *activations);
 /* Distinct parameters (the shared MLP once) and state_dict entries (aliases included). */

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "ipr/clock.h"
 #include "ipr/common.h"
 #include "ipr/rng.h"
 #include "ipr/dit_cuda.h"
@@ -44,12 +45,6 @@ static const bench_dit_cfg k_dits[] = {
     {"dit_tiny", 1, 28, 7, 1, 32, 2, 2},
 };
 #define NUM_DITS (int)(sizeof k_dits / sizeof k_dits[0])
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -116,11 +111,11 @@ static int time_median(run_fn fn, void *ctx, int B, double min_time, double *med
     for (int i = 0; i < 2; ++i)
         if (fn(ctx, B) != IPR_OK) return IPR_ERR;
     int n = 0;
-    double start = now_s();
-    while (n < 1000 && (n < 3 || now_s() - start < min_time)) {
-        double t0 = now_s();
+    double start = ipr_clock_monotonic_s();
+    while (n < 1000 && (n < 3 || ipr_clock_monotonic_s() - start < min_time)) {
+        double t0 = ipr_clock_monotonic_s();
         if (fn(ctx, B) != IPR_OK) return IPR_ERR;
-        samples[n++] = now_s() - t0;
+        samples[n++] = ipr_clock_monotonic_s() - t0;
     }
     qsort(samples, (size_t)n, sizeof(double), cmp_double);
     *median = samples[n / 2];

@@ -192,7 +192,7 @@ int ipr_cmd_plan(int argc, char **argv) {
         const pl_unit *u = &plan.units[plan.handout[j]];
         thousands(u->nfe, a, sizeof a);
         printf("  %016llx model %s, %s, fraction %g, seed %llu, instances %llu..%llu: %s passes\n",
-               (unsigned long long)u->id, cfg->model_name[u->model], pl_selection_name(cfg->selections[u->selection]),
+               (unsigned long long)u->id, cfg->model_name[u->model], ipr_selection_name(cfg->selections[u->selection]),
                cfg->fractions[u->fraction], (unsigned long long)u->seed, (unsigned long long)u->first,
                (unsigned long long)(u->first + u->count - 1), a);
     }

@@ -13,6 +13,7 @@
 
 #include "cli.h"
 #include "ipr/bench.h"
+#include "ipr/clock.h"
 #include "ipr/common.h"
 #include "ipr/h5io.h"
 #include "ipr/hash.h"
@@ -248,12 +249,6 @@ fail:
     return IPR_ERR;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 typedef struct {
     double t0, last;
     int quiet;
@@ -261,7 +256,7 @@ typedef struct {
 
 static void on_progress(int done, int total, void *vctx) {
     progress_ctx *p = vctx;
-    const double t = now_s();
+    const double t = ipr_clock_monotonic_s();
     if (p->quiet || (done < total && t - p->last < 5.0)) return;
     p->last = t;
     ipr_log(IPR_LOG_INFO, "sample: %d/%d chains done, %.2f chains/s", done, total, done / (t - p->t0));
@@ -380,9 +375,9 @@ int ipr_cmd_sample(int argc, char **argv) {
                 ipr_order_name(o.sampler.order), o.sampler.steps_per_region, o.sampler.overlap, o.sampler.alpha, K,
                 o.sampler.ipr_ratio, o.sampler.ipr_steps_per_region, o.sampler.ipr_overlap,
                 ipr_selection_name(o.sampler.selection));
-    progress_ctx pc = {now_s(), now_s(), o.quiet};
+    progress_ctx pc = {ipr_clock_monotonic_s(), ipr_clock_monotonic_s(), o.quiet};
     IPR_TRY(ipr_runner_run(run, o.seed, inst, n, res, on_progress, &pc));
-    const double wall = now_s() - pc.t0;
+    const double wall = ipr_clock_monotonic_s() - pc.t0;
     ipr_runner_stats st;
     ipr_runner_get_stats(run, &st);
 

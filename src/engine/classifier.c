@@ -487,13 +487,6 @@ const ipr_polygons_classifier_config *ipr_polygons_classifier_get_config(const i
     return &net->cfg;
 }
 
-int ipr_polygons_classifier_max_batch(const ipr_polygons_classifier *net) { return net->base.max_batch; }
-
-void ipr_polygons_classifier_arena_bytes(const ipr_polygons_classifier *net, size_t *weights, size_t *scratch) {
-    if (weights) *weights = net->base.wt.floats * sizeof(float);
-    if (scratch) *scratch = net->base.sfloats * sizeof(float);
-}
-
 /* out[h] (n, classes_h) = head h of images x (n, 3, S, S), n <= max_batch; a NULL out[h] is skipped */
 static void poly_forward(ipr_polygons_classifier *net, const float *x, int n, float *const out[4]) {
     const ipr_polygons_classifier_config *cfg = &net->cfg;

@@ -424,11 +424,6 @@ fail:
 }
 
 const ipr_unet_config *ipr_unet_get_config(const ipr_unet *net) { return &net->cfg; }
-int ipr_unet_max_batch(const ipr_unet *net) { return net->max_batch; }
-void ipr_unet_image_size(const ipr_unet *net, int *height, int *width) {
-    if (height) *height = net->H;
-    if (width) *width = net->W;
-}
 void ipr_unet_arena_bytes(const ipr_unet *net, size_t *weights, size_t *activations) {
     if (weights) *weights = net->wbytes;
     if (activations) *activations = net->abytes;

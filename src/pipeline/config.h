@@ -112,7 +112,6 @@ void pl_config_free(pl_config *cfg);
  * and MNIST directory exist. Errors name the key. */
 int pl_config_check_files(const pl_config *cfg);
 
-const char *pl_selection_name(ipr_selection s);
 const char *pl_device_name(pl_device_kind d);
 /* The sampler settings of one grid point. */
 void pl_config_sampler(const pl_config *cfg, double fraction, ipr_selection sel, ipr_sampler_config *out);

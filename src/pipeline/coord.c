@@ -1,6 +1,6 @@
 /* coord.c: master/worker scheduling over MPI (pipeline-notes 7): a central queue in LPT order on rank 0,
- * batches handed out on request with one request kept in flight per worker, retries, drain on signals,
- * progress on the terminal or in logs, status.json, and the final merge. */
+ * batches handed out on request with one request kept in flight per worker, retries, drain on signals, and the
+ * final merge. What rank 0 reports meanwhile (status.json, progress lines, provenance) is status.c's. */
 #define _POSIX_C_SOURCE 200809L
 #include "pipeline/coord.h"
 
@@ -18,6 +18,7 @@
 #include "pipeline/json.h"
 #include "pipeline/merge.h"
 #include "pipeline/segment.h"
+#include "pipeline/status.h"
 
 enum { TAG_REQ = 1, TAG_DONE = 2, TAG_BEAT = 3, TAG_FINAL = 4, TAG_ASSIGN = 10, TAG_DRAIN = 11, TAG_BYE = 12 };
 enum { ST_OK = 0, ST_FAILED = 1, ST_RETURNED = 2 };
@@ -32,70 +33,9 @@ enum { U_PENDING = 0, U_ASSIGNED = 1, U_DONE = 2, U_FAILED = 3, U_OUT = 4 };
 
 static volatile sig_atomic_t g_signal;
 
-/* Rank 0: status.json as it would read if the run stopped now (state "interrupted"), rendered with every status
- * write and put in place by the signal handler itself with open/write/close/rename, which are async-signal-safe.
- * Under mpirun a Ctrl-C or SIGTERM reaches the ranks as SIGTERM followed by SIGKILL one second later (Open MPI's
- * odls_base_sigkill_timeout), often before the coordinator gets back to writing status.json: without this it
- * would keep saying "running". Two buffers: the handler reads the published one while the next is rendered. */
-static char *g_snap[2];
-static size_t g_snap_cap;
-static volatile sig_atomic_t g_snap_len[2];
-static volatile sig_atomic_t g_snap_cur = -1; /* -1: disarmed */
-static char g_snap_path[PL_PATH_MAX + 32], g_snap_tmp[PL_PATH_MAX + 48];
-
 static void on_signal(int sig) {
     g_signal = sig;
-    const int cur = g_snap_cur;
-    if (cur < 0) return;
-    const int saved = errno;
-    int fd = open(g_snap_tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd >= 0) {
-        const char *p = g_snap[cur];
-        size_t left = (size_t)g_snap_len[cur];
-        int ok = 1;
-        while (left > 0) {
-            ssize_t w = write(fd, p, left);
-            if (w <= 0) {
-                ok = 0;
-                break;
-            }
-            p += w;
-            left -= (size_t)w;
-        }
-        if (close(fd) != 0) ok = 0;
-        if (ok)
-            (void)rename(g_snap_tmp, g_snap_path);
-        else
-            (void)unlink(g_snap_tmp);
-    }
-    errno = saved;
-}
-
-static int snapshot_arm(const pl_run *run, int world_size) {
-    g_snap_cap = 4096 + 512 * (size_t)world_size; /* a status.json: a header and one line per rank */
-    for (int i = 0; i < 2; ++i) IPR_TRY_PTR(g_snap[i] = ipr_malloc(g_snap_cap, "status snapshot"));
-    pl_run_path(run, "status.json", g_snap_path, sizeof g_snap_path);
-    snprintf(g_snap_tmp, sizeof g_snap_tmp, "%s.tmp.signal", g_snap_path);
-    return IPR_OK;
-fail:
-    return IPR_ERR;
-}
-
-/* publish the next snapshot (armed by the first one) */
-static void snapshot_publish(const pl_buf *b) {
-    if (!g_snap[0] || b->len > g_snap_cap) return;
-    const int next = g_snap_cur == 0 ? 1 : 0;
-    memcpy(g_snap[next], b->data, b->len);
-    g_snap_len[next] = (sig_atomic_t)b->len;
-    g_snap_cur = next;
-}
-
-static void snapshot_disarm(void) {
-    g_snap_cur = -1;
-    for (int i = 0; i < 2; ++i) {
-        free(g_snap[i]);
-        g_snap[i] = NULL;
-    }
+    pl_status_snapshot_write(); /* async-signal-safe: status.json says "interrupted" at once */
 }
 
 void pl_signals_install(void) {
@@ -144,22 +84,6 @@ typedef struct {
     int snapshots;           /* rank 0 keeps the signal handler's status.json snapshot current */
     int chunk_max;
 } rank_state;
-
-static double now(void) { return pl_now(); }
-
-static void fmt_duration(double s, char *out, size_t cap) {
-    if (!isfinite(s) || s < 0) {
-        snprintf(out, cap, "?");
-        return;
-    }
-    long t = (long)(s + 0.5);
-    if (t >= 3600)
-        snprintf(out, cap, "%ldh%02ldm", t / 3600, (t / 60) % 60);
-    else if (t >= 60)
-        snprintf(out, cap, "%ldm%02lds", t / 60, t % 60);
-    else
-        snprintf(out, cap, "%lds", t);
-}
 
 /* ---------------- rank 0: queue ---------------- */
 
@@ -244,86 +168,48 @@ static void unit_finished(rank_state *s, int u, int status) {
 
 /* ---------------- progress and status.json ---------------- */
 
-/* status.json: `draining` is true while an interrupted run's batches finish and commit */
-static void render_status(rank_state *s, const char *state, int draining, pl_buf *b) {
-    const pl_run *run = s->o->run;
-    double t = now(), el = t - s->t_start;
-    double rate = el > 0 ? (double)(s->chains_done) / el : 0.0;
-    double nrate = el > 0 ? s->nfe_done / el : 0.0;
-    double eta = nrate > 0 ? s->nfe_left / nrate : -1.0;
-    char stamp[32];
-    pl_utc_stamp((int64_t)t, stamp, sizeof stamp, 0);
-    pl_buf_printf(b, "{\n  \"format\": \"ipr-status\",\n  \"run_id\": \"%s\",\n  \"session\": \"%s\",\n  \"state\": \"%s\",\n",
-                  run->run_id, run->session, state);
-    pl_buf_printf(b, "  \"draining\": %s,\n", draining ? "true" : "false");
-    pl_buf_printf(b, "  \"updated\": \"%s\",\n  \"updated_epoch\": %.3f,\n  \"started_epoch\": %.3f,\n", stamp, t,
-                  s->t_start);
-    pl_buf_printf(b, "  \"progress_interval\": %.3f,\n  \"world_size\": %d,\n  \"shard\": ", s->o->cfg->progress_interval,
-                  s->size);
-    if (s->o->nshards > 0)
-        pl_buf_printf(b, "\"%d/%d\",\n", s->o->shard, s->o->nshards);
-    else
-        pl_buf_add(b, "null,\n");
-    pl_buf_printf(b,
-                  "  \"units_total\": %d,\n  \"units_in_scope\": %d,\n  \"units_done\": %d,\n  \"units_done_before\": %d,\n"
-                  "  \"units_failed\": %d,\n  \"units_pending\": %d,\n",
-                  s->o->plan->n_units, s->in_scope, s->done_before + s->done_now, s->done_before, s->failed,
-                  s->in_scope - s->done_before - s->done_now - s->failed);
-    pl_buf_printf(b, "  \"chains_done\": %llu,\n  \"chains_per_s\": %.4f,\n  \"eta_s\": ", (unsigned long long)s->chains_done,
-                  rate);
-    if (eta >= 0)
-        pl_buf_printf(b, "%.1f,\n", eta);
-    else
-        pl_buf_add(b, "null,\n");
-    pl_buf_add(b, "  \"ranks\": [");
-    for (int r = 0; r < s->size; ++r) {
-        double seen = r == 0 ? t : s->last_seen[r];
-        int busy = r == 0 ? s->own_busy > 0 : s->outstanding[r] > 0;
-        int hang = busy && t - seen > 3.0 * s->o->cfg->progress_interval && r != 0;
-        pl_buf_printf(b,
-                      "%s\n    {\"rank\": %d, \"host\": \"%s\", \"device\": \"%s\", \"last_heartbeat_epoch\": %.3f, "
-                      "\"units_done\": %d, \"busy\": %s, \"finished\": %s, \"suspect_hang\": %s}",
-                      r ? "," : "", r, s->hosts[r], s->devices[r], seen, s->units_by_rank[r], busy ? "true" : "false",
-                      (r && s->final[r]) ? "true" : "false", hang ? "true" : "false");
-    }
-    pl_buf_add(b, "\n  ]\n}\n");
+/* The counts as status.c reports them. */
+static pl_progress progress_of(const rank_state *s) {
+    pl_progress p = {
+        .run = s->o->run,
+        .t_start = s->t_start,
+        .progress_interval = s->o->cfg->progress_interval,
+        .world_size = s->size,
+        .units_total = s->o->plan->n_units,
+        .shard = s->o->shard,
+        .nshards = s->o->nshards,
+        .in_scope = s->in_scope,
+        .done_before = s->done_before,
+        .done_now = s->done_now,
+        .failed = s->failed,
+        .draining = s->draining,
+        .own_busy = s->own_busy,
+        .chains_done = s->chains_done,
+        .nfe_done = s->nfe_done,
+        .nfe_left = s->nfe_left,
+        .last_seen = s->last_seen,
+        .outstanding = s->outstanding,
+        .final = s->final,
+        .units_by_rank = s->units_by_rank,
+        .chains_partial = s->chains_partial,
+        .hosts = s->hosts,
+        .devices = s->devices,
+    };
+    return p;
 }
 
-static int write_status(rank_state *s, const char *state, int draining) {
-    pl_buf b;
-    pl_buf_init(&b);
-    render_status(s, state, draining, &b);
-    int rc = IPR_ERR;
-    if (pl_buf_ok(&b) == IPR_OK) {
-        char path[PL_PATH_MAX + 32];
-        pl_run_path(s->o->run, "status.json", path, sizeof path);
-        rc = pl_write_file_atomic(path, b.data, b.len);
-    }
-    if (s->snapshots) { /* and what it would say if a signal stopped the run now */
-        pl_buf_clear(&b);
-        render_status(s, "interrupted", 0, &b);
-        if (pl_buf_ok(&b) == IPR_OK) snapshot_publish(&b);
-    }
-    pl_buf_free(&b);
-    return rc;
+static int write_status(const rank_state *s, const char *state, int draining) {
+    const pl_progress p = progress_of(s);
+    return pl_status_write(&p, state, draining, s->snapshots);
 }
 
-static void progress_line(rank_state *s, char *out, size_t cap) {
-    double el = now() - s->t_start;
-    int done = s->done_before + s->done_now;
-    double pct = s->in_scope > 0 ? 100.0 * done / s->in_scope : 100.0;
-    uint64_t partial = s->chains_done;
-    for (int r = 0; r < s->size; ++r) partial += (uint64_t)s->chains_partial[r];
-    double rate = el > 0 ? (double)partial / el : 0.0;
-    double nrate = el > 0 ? s->nfe_done / el : 0.0;
-    char eta[32];
-    fmt_duration(nrate > 0 ? s->nfe_left / nrate : -1.0, eta, sizeof eta);
-    snprintf(out, cap, "[%3.0f%%] %d/%d units | %.2f chains/s | ETA %s | failed %d | ranks %d%s", pct, done, s->in_scope,
-             rate, eta, s->failed, s->size, s->draining ? " | draining" : "");
+static void progress_line(const rank_state *s, char *out, size_t cap) {
+    const pl_progress p = progress_of(s);
+    pl_progress_line(&p, out, cap);
 }
 
 static void tick(rank_state *s, int force) {
-    double t = now();
+    double t = pl_now();
     if (s->o->progress != PL_PROGRESS_NONE) {
         char line[256];
         if (s->tty && (force || t - s->last_line >= 0.5)) {
@@ -400,7 +286,7 @@ static int service(rank_state *s) {
         IPR_CHECK(count >= 1 && count <= (int)(sizeof buf / sizeof buf[0]), "bad message of %d values", count);
         int w = stt.MPI_SOURCE;
         IPR_MPI(MPI_Recv(buf, count, MPI_INT64_T, w, stt.MPI_TAG, s->comm, MPI_STATUS_IGNORE));
-        s->last_seen[w] = now();
+        s->last_seen[w] = pl_now();
         switch (stt.MPI_TAG) {
         case TAG_REQ:
             s->waiting[w]++;
@@ -464,7 +350,7 @@ static void on_chain(int done, int total, void *ctx) {
         tick(s, 0);
         return;
     }
-    double t = now();
+    double t = pl_now();
     if (t - s->last_beat >= 0.5 * s->o->cfg->progress_interval || t - s->last_beat >= 5.0) {
         int64_t v = done;
         if (MPI_Send(&v, 1, MPI_INT64_T, 0, TAG_BEAT, s->comm) != MPI_SUCCESS) pl_logf(IPR_LOG_WARN, "heartbeat failed");
@@ -756,7 +642,7 @@ int pl_coord_run(const pl_coord_opts *o, pl_exec *x, const pl_binding *b, pl_coo
     IPR_MPI(MPI_Comm_size(s.comm, &s.size));
     s.chunk_max = pl_plan_chunk_units(o->cfg);
     if (s.chunk_max > MAX_CHUNK) s.chunk_max = MAX_CHUNK;
-    s.t_start = s.last_tick = s.last_beat = now();
+    s.t_start = s.last_tick = s.last_beat = pl_now();
     s.last_line = s.t_start;
     s.last_status = 0;
     /* one updating line only on a user's terminal: under a launcher rank 0's stdout is Open MPI's pseudo-terminal,
@@ -785,29 +671,7 @@ int pl_coord_run(const pl_coord_opts *o, pl_exec *x, const pl_binding *b, pl_coo
     if (s.rank == 0) {
         for (int r = 0; r < s.size; ++r) s.last_seen[r] = s.t_start;
         if (ok && init_rank0(&s) != IPR_OK) ok = 0;
-        if (ok) {
-            pl_buf pb;
-            pl_buf_init(&pb);
-            pl_buf_printf(&pb, "{\n  \"session\": \"%s\",\n  \"world_size\": %d,\n  \"started_epoch\": %.0f,\n  \"ranks\": [",
-                          o->run->session, s.size, s.t_start);
-            for (int r = 0; r < s.size; ++r) pl_buf_printf(&pb, "%s\n    %s", r ? "," : "", bind_all + (size_t)r * 1024);
-            const char *envs[] = {"SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_NNODES",
-                                  "SLURM_NTASKS", "SLURM_RESTART_COUNT", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS"};
-            pl_buf_add(&pb, "\n  ],\n  \"env\": {");
-            for (size_t i = 0; i < sizeof envs / sizeof envs[0]; ++i) {
-                const char *v = getenv(envs[i]);
-                pl_buf_printf(&pb, "%s\n    \"%s\": ", i ? "," : "", envs[i]);
-                if (v)
-                    pl_buf_json_str(&pb, v);
-                else
-                    pl_buf_add(&pb, "null");
-            }
-            pl_buf_add(&pb, "\n  }\n}\n");
-            char path[PL_PATH_MAX + 160];
-            snprintf(path, sizeof path, "%s/provenance/session-%s.json", o->run->dir, o->run->session);
-            if (pl_buf_ok(&pb) != IPR_OK || pl_write_file_atomic(path, pb.data, pb.len) != IPR_OK) ok = 0;
-            pl_buf_free(&pb);
-        }
+        if (ok && pl_session_provenance_write(o->run, s.size, s.t_start, bind_all, 1024) != IPR_OK) ok = 0;
     }
     if (!ok) ipr_error_print("ipr run");
     IPR_MPI(MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, s.comm));
@@ -816,7 +680,7 @@ int pl_coord_run(const pl_coord_opts *o, pl_exec *x, const pl_binding *b, pl_coo
     if (s.rank == 0) {
         pl_logf(IPR_LOG_INFO, "session %s: %d ranks, %d of %d units in scope, %d done before, %d to run", o->run->session,
                 s.size, s.in_scope, o->plan->n_units, s.done_before, s.pending);
-        s.snapshots = snapshot_arm(o->run, s.size) == IPR_OK;
+        s.snapshots = pl_status_snapshot_arm(o->run, s.size) == IPR_OK;
         write_status(&s, "running", 0);
         ipr_error_clear();
         tick(&s, 1);
@@ -830,7 +694,7 @@ int pl_coord_run(const pl_coord_opts *o, pl_exec *x, const pl_binding *b, pl_coo
         res->exit_code = res->missing > 0 && (s.interrupted || s.draining) ? 3 : (s.failed > 0 || res->missing > 0) ? 2 : 0;
         const char *state = res->exit_code == 3 ? "interrupted" : res->exit_code == 2 ? "failed" : "merging";
         s.snapshots = 0;
-        snapshot_disarm(); /* from here on status.json tells the end, not a snapshot */
+        pl_status_snapshot_disarm(); /* from here on status.json tells the end, not a snapshot */
         write_status(&s, state, 0);
         ipr_error_clear();
         if (res->missing == 0) {
@@ -860,7 +724,7 @@ int pl_coord_run(const pl_coord_opts *o, pl_exec *x, const pl_binding *b, pl_coo
     IPR_MPI(MPI_Comm_free(&s.comm)); /* sets s.comm to MPI_COMM_NULL */
     rc = IPR_OK;
 fail:
-    if (s.snapshots) snapshot_disarm();
+    if (s.snapshots) pl_status_snapshot_disarm();
     if (have_journal) pl_journal_close(&s.journal);
     free_rank0(&s);
     free(s.outstanding);

@@ -191,7 +191,7 @@ static int write_summaries(const pl_run *run, const pl_plan *plan, const pl_rows
                 const agg *row = &a[(((size_t)m * g->n_selections + (size_t)s) * g->n_fractions + (size_t)f) * (size_t)(K + 1)];
                 char fr[32];
                 pl_format_double(g->fractions[f], fr, sizeof fr);
-                const char *sel = pl_selection_name(g->selections[s]);
+                const char *sel = ipr_selection_name(g->selections[s]);
                 for (int k = 0; k <= K; ++k) {
                     double lo, hi, n = row[k].n;
                     wilson(row[k].valid, n, &lo, &hi);
@@ -327,7 +327,7 @@ static int write_results(const pl_run *run, const pl_plan *plan, const pl_rows *
             names[m] = g->model_name[m];
             shas[m] = g->model_sha256[m];
         }
-        for (int s = 0; s < g->n_selections; ++s) sels[s] = pl_selection_name(g->selections[s]);
+        for (int s = 0; s < g->n_selections; ++s) sels[s] = ipr_selection_name(g->selections[s]);
         IPR_TRY(pl_h5_write_strings(mg, "model_names", names, g->n_models));
         IPR_TRY(pl_h5_write_strings(mg, "model_sha256", shas, g->n_models));
         IPR_TRY(pl_h5_write_strings(mg, "selection_names", sels, g->n_selections));

@@ -239,7 +239,7 @@ int pl_plan_save(const pl_plan *p, const char *path) {
             names[m] = gr->model_name[m];
             shas[m] = gr->model_sha256[m];
         }
-        for (int s = 0; s < gr->n_selections; ++s) sels[s] = pl_selection_name(gr->selections[s]);
+        for (int s = 0; s < gr->n_selections; ++s) sels[s] = ipr_selection_name(gr->selections[s]);
         IPR_TRY(pl_h5_write_strings(g, "model_names", names, gr->n_models));
         IPR_TRY(pl_h5_write_strings(g, "model_sha256", shas, gr->n_models));
         IPR_TRY(pl_h5_write_strings(g, "selection_names", sels, gr->n_selections));
@@ -326,10 +326,7 @@ int pl_plan_load(const char *path, pl_plan *p) {
     {
         char sels[PL_MAX_SELECTIONS][16];
         IPR_TRY(read_strings(f, "/meta/selection_names", &sels[0][0], 16, PL_MAX_SELECTIONS, &g->n_selections));
-        for (int s = 0; s < g->n_selections; ++s)
-            g->selections[s] = !strcmp(sels[s], "uncertainty") ? IPR_SELECT_UNCERTAINTY
-                               : !strcmp(sels[s], "mix")       ? IPR_SELECT_MIX
-                                                               : IPR_SELECT_UNIFORM;
+        for (int s = 0; s < g->n_selections; ++s) IPR_TRY(ipr_selection_from_name(sels[s], &g->selections[s]));
     }
     IPR_TRY(ipr_h5_read_alloc(f, "/meta/fractions", H5T_NATIVE_DOUBLE, 1, &rank, dims, &data));
     IPR_CHECK(dims[0] <= PL_MAX_FRACTIONS, "too many fractions");

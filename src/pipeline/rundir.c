@@ -6,7 +6,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,19 +16,6 @@
 #include "ipr/mnist.h"
 #include "ipr/model.h"
 #include "pipeline/json.h"
-
-double pl_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-void pl_utc_stamp(int64_t epoch, char *out, size_t cap, int compact) {
-    time_t t = (time_t)epoch;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, cap, compact ? "%Y%m%dT%H%M%SZ" : "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 int pl_uuid4(char out[40]) {
     unsigned char b[16];
@@ -402,43 +388,12 @@ fail:
     return IPR_ERR;
 }
 
-/* ---------------- per-rank log ---------------- */
-
-static FILE *g_log;
-static int g_log_rank;
-static char g_log_host[64];
+/* ---------------- per-rank log (log.c) ---------------- */
 
 int pl_log_open(const pl_run *run, int rank) {
     char path[PL_PATH_MAX + 160];
     snprintf(path, sizeof path, "%s/logs/%s-r%05d.log", run->dir, run->session, rank);
-    g_log_rank = rank;
-    if (gethostname(g_log_host, sizeof g_log_host) != 0) snprintf(g_log_host, sizeof g_log_host, "unknown");
-    g_log_host[sizeof g_log_host - 1] = '\0';
-    g_log = fopen(path, "a");
-    if (!g_log) {
-        ipr_errno_set(__FILE__, __LINE__, path);
-        return IPR_ERR;
-    }
-    setvbuf(g_log, NULL, _IOLBF, 0);
-    return IPR_OK;
-}
-
-void pl_log_close(void) {
-    if (g_log) fclose(g_log);
-    g_log = NULL;
-}
-
-void pl_logf(ipr_log_level level, const char *fmt, ...) {
-    static const char *names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
-    char msg[2048], stamp[32];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    double now = pl_now();
-    pl_utc_stamp((int64_t)now, stamp, sizeof stamp, 0);
-    if (g_log) fprintf(g_log, "%s %-5s r%d %s %s\n", stamp, names[level], g_log_rank, g_log_host, msg);
-    if (level >= IPR_LOG_WARN || !g_log) fprintf(stderr, "%s %-5s r%d %s %s\n", stamp, names[level], g_log_rank, g_log_host, msg);
+    return pl_log_open_file(path, rank);
 }
 
 /* ---------------- journals ---------------- */

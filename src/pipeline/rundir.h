@@ -9,6 +9,7 @@
 
 #include "ipr/common.h"
 #include "pipeline/config.h"
+#include "pipeline/log.h"
 #include "pipeline/plan.h"
 
 #define PL_RUN_FORMAT "ipr-run"
@@ -37,10 +38,8 @@ int pl_run_load(const char *dir, pl_run *out, char **run_json);
 /* "DIR/rel" */
 void pl_run_path(const pl_run *run, const char *rel, char *out, size_t cap);
 
-/* ---- per-rank log: logs/<session>-rNNNNN.log; lines "UTC LEVEL rR host message" ---- */
+/* ---- per-rank log (log.h): logs/<session>-rNNNNN.log; lines "UTC LEVEL rR host message" ---- */
 int pl_log_open(const pl_run *run, int rank);
-void pl_log_close(void);
-void pl_logf(ipr_log_level level, const char *fmt, ...) IPR_PRINTF(2, 3);
 
 /* ---- journals ---- */
 typedef struct {
@@ -81,8 +80,5 @@ int pl_quarantine(const pl_run *run, const pl_journal_state *st, int *moved);
 
 /* A fresh UUIDv4 from /dev/urandom. */
 int pl_uuid4(char out[40]);
-/* "2024-05-01T12:00:00Z" */
-void pl_utc_stamp(int64_t epoch, char *out, size_t cap, int compact);
-double pl_now(void);
 
 #endif

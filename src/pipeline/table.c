@@ -322,24 +322,3 @@ int pl_h5_write_string(hid_t loc, const char *name, const char *value) {
     return pl_h5_write_strings(loc, name, &value, -1);
 }
 
-int pl_h5_read_string(hid_t loc, const char *name, char **value) {
-    hid_t ds = H5I_INVALID_HID, t = H5I_INVALID_HID;
-    char *v = NULL;
-    *value = NULL;
-    IPR_CHECK(ipr_h5_exists(loc, name), "%s missing", name);
-    IPR_H5(ds = H5Dopen2(loc, name, H5P_DEFAULT));
-    IPR_H5(t = H5Tcopy(H5T_C_S1));
-    IPR_H5(H5Tset_size(t, H5T_VARIABLE));
-    IPR_H5(H5Tset_cset(t, H5T_CSET_UTF8));
-    IPR_H5(H5Dread(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v));
-    *value = strdup(v ? v : "");
-    H5free_memory(v);
-    IPR_CHECK(*value != NULL, "out of memory reading %s", name);
-    IPR_H5(H5Tclose(t));
-    IPR_H5(H5Dclose(ds));
-    return IPR_OK;
-fail:
-    if (t >= 0) H5Tclose(t);
-    if (ds >= 0) H5Dclose(ds);
-    return IPR_ERR;
-}

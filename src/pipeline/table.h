@@ -72,7 +72,5 @@ int pl_table_read(pl_table *t, hid_t file);
 /* A variable-length UTF-8 string dataset: scalar (n < 0) or 1-D list of n strings. */
 int pl_h5_write_strings(hid_t loc, const char *name, const char *const *values, int n);
 int pl_h5_write_string(hid_t loc, const char *name, const char *value);
-/* Read a scalar vlen string dataset into a malloc'ed string. */
-int pl_h5_read_string(hid_t loc, const char *name, char **value);
 
 #endif

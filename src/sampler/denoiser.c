@@ -19,7 +19,6 @@ typedef struct {
      * caller where wants_tmap; returns when y is written (CUDA only) */
     int (*forward_resident)(ipr_denoiser *d, const float *x, const float *levels, const float *t, int B, float *y);
     int wants_tmap;
-    void (*arena_bytes)(const ipr_denoiser *d, size_t *weights, size_t *activations);
     const char *(*device_name)(const ipr_denoiser *d);
     void (*free)(ipr_denoiser *d);
 } denoiser_ops;
@@ -56,13 +55,6 @@ fail:
     return IPR_ERR;
 }
 
-static void unet_arena_bytes(const ipr_denoiser *d, size_t *w, size_t *a) {
-    if (d->gpu)
-        ipr_unet_cuda_arena_bytes(d->gpu, w, a);
-    else
-        ipr_unet_arena_bytes(d->net, w, a);
-}
-
 static const char *unet_device_name(const ipr_denoiser *d) {
     return d->gpu ? ipr_unet_cuda_device_name(d->gpu) : "cpu";
 }
@@ -96,13 +88,6 @@ fail:
     return IPR_ERR;
 }
 
-static void dit_arena_bytes(const ipr_denoiser *d, size_t *w, size_t *a) {
-    if (d->gpu)
-        ipr_dit_cuda_arena_bytes(d->gpu, w, a);
-    else
-        ipr_dit_arena_bytes(d->net, w, a);
-}
-
 static const char *dit_device_name(const ipr_denoiser *d) { return d->gpu ? ipr_dit_cuda_device_name(d->gpu) : "cpu"; }
 
 static void dit_free(ipr_denoiser *d) {
@@ -111,9 +96,8 @@ static void dit_free(ipr_denoiser *d) {
 }
 
 static const denoiser_ops k_ops[IPR_BACKBONE_COUNT] = {
-    {IPR_BACKBONE_UNET, unet_open, unet_forward, unet_forward_resident, 1, unet_arena_bytes, unet_device_name,
-     unet_free},
-    {IPR_BACKBONE_DIT, dit_open, dit_forward, dit_forward_resident, 0, dit_arena_bytes, dit_device_name, dit_free},
+    {IPR_BACKBONE_UNET, unet_open, unet_forward, unet_forward_resident, 1, unet_device_name, unet_free},
+    {IPR_BACKBONE_DIT, dit_open, dit_forward, dit_forward_resident, 0, dit_device_name, dit_free},
 };
 
 /* ---------------- the interface ---------------- */
@@ -162,10 +146,6 @@ void ipr_denoiser_free(ipr_denoiser *d) {
 const ipr_model_info *ipr_denoiser_model_info(const ipr_denoiser *d) { return &d->info; }
 int ipr_denoiser_max_batch(const ipr_denoiser *d) { return d->cfg.max_batch; }
 const char *ipr_denoiser_device_name(const ipr_denoiser *d) { return d->ops->device_name(d); }
-
-void ipr_denoiser_arena_bytes(const ipr_denoiser *d, size_t *weights, size_t *activations) {
-    d->ops->arena_bytes(d, weights, activations);
-}
 
 int ipr_denoiser_forward(ipr_denoiser *d, const float *x, const float *t, int B, float *y) {
     IPR_CHECK(d != NULL, "denoiser forward: NULL denoiser");

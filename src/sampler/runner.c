@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ipr/clock.h"
 #include "ipr/common.h"
 #include "ipr/rng.h"
 #include "ipr/sampler.h"
@@ -219,8 +220,17 @@ void ipr_chain_result_free(ipr_chain_result *r) {
 
 /* ================================ chains ================================ */
 
-#define REGION_WAITING (-1) /* t = 1 until its ramp starts */
-#define REGION_CLEAN (-2)   /* t = 0 for the whole generation (a clue, or not in the IPR subset) */
+/* Where a region is in the generation in progress. */
+typedef enum {
+    REGION_WAITING = 0, /* t = 1 until its ramp starts */
+    REGION_RAMPING = 1, /* on its block's level ramp since step `start` */
+    REGION_CLEAN = 2    /* t = 0 for the whole generation (a clue, or not in the IPR subset) */
+} region_state;
+
+typedef struct {
+    region_state state;
+    int32_t start; /* REGION_RAMPING: the step its ramp started */
+} region_ramp;
 
 typedef struct {
     int in_use;
@@ -236,7 +246,7 @@ typedef struct {
     float *sigma;           /* pooled sigma_theta of the last pass */
     float *sigma_start;     /* pooled sigma_theta when the region last started its ramp; NAN = never */
     float *t_cur, *t_next;  /* levels of the current pass and the next */
-    int32_t *start_of;      /* ramp start step, REGION_WAITING or REGION_CLEAN */
+    region_ramp *ramp;      /* each region's state and ramp start */
     int *starts;            /* (B) start step of the k-th block */
     uint16_t *order;        /* predetermined order (parallel, random, graph) */
     uint16_t *refinable;    /* non-clue regions, ascending */
@@ -284,12 +294,6 @@ struct ipr_runner {
     uint64_t forwards, images;
 };
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 ipr_runner *ipr_runner_new(ipr_denoiser *d, ipr_task *t, const ipr_sampler_config *cfg) {
@@ -317,7 +321,8 @@ ipr_runner *ipr_runner_new(ipr_denoiser *d, ipr_task *t, const ipr_sampler_confi
 
     /* style habit 5: every buffer planned here, one arena; nothing is allocated while chains run */
     const size_t slot_bytes = 3 * align64(r->chw * sizeof(float)) + 2 * align64(r->dec_bytes) + align64((size_t)R) +
-                              4 * align64((size_t)R * sizeof(float)) + 2 * align64((size_t)R * sizeof(int32_t)) +
+                              4 * align64((size_t)R * sizeof(float)) + align64((size_t)R * sizeof(region_ramp)) +
+                              align64((size_t)R * sizeof(int32_t)) +
                               3 * align64((size_t)R * sizeof(uint16_t));
     const size_t batch_bytes = align64((size_t)MB * r->chw * sizeof(float)) + align64((size_t)MB * r->hw * sizeof(float)) +
                                align64((size_t)MB * r->d_out * r->hw * sizeof(float)) + align64((size_t)MB * sizeof(int));
@@ -346,7 +351,7 @@ ipr_runner *ipr_runner_new(ipr_denoiser *d, ipr_task *t, const ipr_sampler_confi
         CARVE(ch->sigma_start, (size_t)R * sizeof(float));
         CARVE(ch->t_cur, (size_t)R * sizeof(float));
         CARVE(ch->t_next, (size_t)R * sizeof(float));
-        CARVE(ch->start_of, (size_t)R * sizeof(int32_t));
+        CARVE(ch->ramp, (size_t)R * sizeof(region_ramp));
         CARVE(ch->starts, (size_t)R * sizeof(int32_t));
         CARVE(ch->order, (size_t)R * sizeof(uint16_t));
         CARVE(ch->refinable, (size_t)R * sizeof(uint16_t));
@@ -463,10 +468,10 @@ static void paste_clues(const ipr_runner *r, chain *ch) {
 }
 
 static float region_level(const chain *ch, int reg, int s) {
-    const int32_t st = ch->start_of[reg];
-    if (st == REGION_CLEAN || s >= ch->plan.max_steps) return 0.0f;
-    if (st == REGION_WAITING) return 1.0f;
-    return ipr_block_level(&ch->plan, st, s);
+    const region_ramp *rp = &ch->ramp[reg];
+    if (rp->state == REGION_CLEAN || s >= ch->plan.max_steps) return 0.0f;
+    if (rp->state == REGION_WAITING) return 1.0f;
+    return ipr_block_level(&ch->plan, rp->start, s);
 }
 
 /* ---------------- generations ---------------- */
@@ -481,7 +486,8 @@ static int gen_begin(ipr_runner *r, chain *ch, int iteration, const uint8_t *gen
     ch->ended = 0;
     int B = 0;
     for (int reg = 0; reg < r->R; ++reg) {
-        ch->start_of[reg] = gen[reg] ? REGION_WAITING : REGION_CLEAN;
+        ch->ramp[reg].state = gen[reg] ? REGION_WAITING : REGION_CLEAN;
+        ch->ramp[reg].start = 0;
         B += gen[reg] ? 1 : 0;
     }
     ch->B = B;
@@ -536,13 +542,14 @@ static int gen_decide(ipr_runner *r, chain *ch, int *any_next) {
         if (ch->adaptive) {
             /* spec 2.6 / 9d: argmin of the pooled sigma over the waiting regions, ties to the lowest index */
             for (int q = 0; q < r->R; ++q)
-                if (ch->start_of[q] == REGION_WAITING && (reg < 0 || ch->sigma[q] < ch->sigma[reg])) reg = q;
+                if (ch->ramp[q].state == REGION_WAITING && (reg < 0 || ch->sigma[q] < ch->sigma[reg])) reg = q;
         } else {
             reg = ch->order[ch->next_k];
         }
-        IPR_CHECK(reg >= 0 && ch->start_of[reg] == REGION_WAITING, "schedule: no waiting region for block %d",
+        IPR_CHECK(reg >= 0 && ch->ramp[reg].state == REGION_WAITING, "schedule: no waiting region for block %d",
                   ch->next_k);
-        ch->start_of[reg] = s;
+        ch->ramp[reg].state = REGION_RAMPING;
+        ch->ramp[reg].start = s;
         ch->sigma_start[reg] = ch->sigma[reg];
         ch->next_k++;
         if (r->have_hooks && r->hooks.on_choice)
@@ -589,7 +596,7 @@ fail:
 
 /* Score the current image into entry k and count changed regions against the previous entry. */
 static int chain_record(ipr_runner *r, chain *ch, int k, int generated) {
-    const double t0 = now_s();
+    const double t0 = ipr_clock_monotonic_s();
     ipr_chain_result *o = ch->out;
     uint8_t valid = 0;
     float error = NAN;
@@ -602,7 +609,7 @@ static int chain_record(ipr_runner *r, chain *ch, int k, int generated) {
     uint8_t *tmp = ch->decoded_prev;
     ch->decoded_prev = ch->decoded;
     ch->decoded = tmp;
-    r->score_s += now_s() - t0;
+    r->score_s += ipr_clock_monotonic_s() - t0;
     return IPR_OK;
 fail:
     return IPR_ERR;
@@ -780,9 +787,9 @@ static int gpu_pass(ipr_runner *r, int B, double *t1, double *t2) {
         for (int reg = 0; reg < R; ++reg) ch->t_cur[reg] = region_level(ch, reg, ch->pass);
         memcpy(r->lv_cur + (size_t)b * R, ch->t_cur, (size_t)R * sizeof(float));
     }
-    *t1 = now_s();
+    *t1 = ipr_clock_monotonic_s();
     IPR_TRY(ipr_dsamp_forward(r->ds, r->row_slot, r->lv_cur, B, r->bsigma));
-    *t2 = now_s();
+    *t2 = ipr_clock_monotonic_s();
     int any[IPR_DENOISER_MAX_BATCH];
     for (int b = 0; b < B; ++b) {
         chain *ch = &r->slots[r->row_slot[b]];
@@ -822,9 +829,9 @@ int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int 
     for (int s = 0; s < MB; ++s) r->slots[s].in_use = 0;
 
     int next = 0, done = 0;
-    double last_report = now_s();
+    double last_report = ipr_clock_monotonic_s();
     while (done < n) {
-        double t0 = now_s();
+        double t0 = ipr_clock_monotonic_s();
         /* fill free slots; a chain with nothing to run finishes at once */
         for (int s = 0; s < MB && next < n; ++s) {
             chain *ch = &r->slots[s];
@@ -849,9 +856,9 @@ int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int 
             IPR_TRY(gpu_pass(r, B, &t1, &t2));
         } else {
             IPR_TRY(pool_rows(r, job_fill, B));
-            t1 = now_s();
+            t1 = ipr_clock_monotonic_s();
             IPR_TRY(ipr_denoiser_forward(r->den, r->bx, r->bt, B, r->by));
-            t2 = now_s();
+            t2 = ipr_clock_monotonic_s();
         }
         r->forward_s += t2 - t1;
         r->forwards++;
@@ -875,7 +882,7 @@ int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int 
                 if (progress) progress(done, n, ctx);
             }
         }
-        const double t3 = now_s();
+        const double t3 = ipr_clock_monotonic_s();
         r->host_s += (t1 - t0) + (t3 - t2);
         /* chains of a batch run in lockstep and finish together: report at least every
          * IPR_RUNNER_REPORT_S while working, so that a caller's heartbeat and status stay fresh */

@@ -1,6 +1,6 @@
 /* attention.cu: the softmax of the legacy QKV attention (spec 1.3), in float32, one warp per row.
  * The two batched GEMMs around it run through cuBLAS in the U-Net driver. */
-#include <float.h>
+#include <math.h>
 
 #include "cuda_check.cuh"
 #include "ops_cuda.h"
@@ -10,7 +10,7 @@ static __global__ void softmax_rows_kernel(float *x, int rows, int n, float scal
     int lane = threadIdx.x & 31;
     if (warp >= rows) return;
     float *r = x + (size_t)warp * n;
-    float m = -FLT_MAX;
+    float m = -INFINITY;
     for (int i = lane; i < n; i += 32) m = fmaxf(m, r[i] * scale);
     for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
     float s = 0.0f;
