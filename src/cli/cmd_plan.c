@@ -157,8 +157,15 @@ int ipr_cmd_plan(int argc, char **argv) {
     }
     thousands(plan.nfe_total, a, sizeof a);
     printf("network passes (images through the net): %s\n", a);
+    int dit = 0;
+    for (int m = 0; m < cfg->n_models; ++m) dit |= plan.backbone[m] == IPR_BACKBONE_DIT;
     double rate = cfg->has_passes_per_s ? cfg->passes_per_s : pl_reference_rate(cfg);
-    if (rate > 0) {
+    if (!cfg->has_passes_per_s && dit && rate > 0) {
+        /* the reference rates are the full-size U-Net's, 100x slower than a region-token DiT's network; a DiT
+         * run's end-to-end rate depends on the sampler's host work as much as on the network */
+        printf("estimated time: unknown for a region-token DiT (the reference rates are the U-Net's): set "
+               "estimate.passes_per_s (`ipr bench --configs dit_ms` measures the network alone)\n");
+    } else if (rate > 0) {
         duration(plan.nfe_total / (rate * o.ranks), b, sizeof b);
         printf("estimated time on %d rank(s) at %.0f passes/s each (%s): %s\n", o.ranks, rate,
                cfg->has_passes_per_s ? "estimate.passes_per_s"

@@ -78,6 +78,7 @@ int pl_plan_build(const pl_config *cfg, pl_plan *out) {
         }
         g->H = g->W = side;
         out->regions[m] = R;
+        out->backbone[m] = uc.backbone;
         out->refinable[m] = unknown;
         /* the runner's own block arithmetic (spec 3.1, 9a): idle passes included unless skip_idle */
         ipr_sampler_config sc;

@@ -49,6 +49,7 @@ typedef struct {
     double iter_nfe[PL_MAX_MODELS][PL_MAX_FRACTIONS]; /* per chain: one refinement iteration */
     int regions[PL_MAX_MODELS];                       /* regions per image */
     double refinable[PL_MAX_MODELS];                  /* expected regions to generate / refine */
+    ipr_backbone backbone[PL_MAX_MODELS];             /* U-Net or DiT (the reference rates are the U-Net's) */
 } pl_plan;
 
 /* Expand cfg (its checkpoints are read for their patch size). */
