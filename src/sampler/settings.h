@@ -50,7 +50,8 @@ extern "C" {
 #define IPR_SETTING_LO_(lo_v, hi_v, lo_x, hi_x, def_v) (lo_v)
 #define IPR_SETTING_HI_(lo_v, hi_v, lo_x, hi_x, def_v) (hi_v)
 #define IPR_SETTING_DEF_(lo_v, hi_v, lo_x, hi_x, def_v) def_v
-#define IPR_SETTING_RANGE_(lo_v, hi_v, lo_x, hi_x, def_v) .lo = (lo_v), .hi = (hi_v), .lo_open = (lo_x), .hi_open = (hi_x)
+#define IPR_SETTING_RANGE_(lo_v, hi_v, lo_x, hi_x, def_v) \
+    .lo = (lo_v), .hi = (hi_v), .lo_open = (lo_x), .hi_open = (hi_x)
 
 /* ---------------- the table ---------------- */
 
