@@ -19,7 +19,8 @@ extern "C" {
 /* ---------------- limits ---------------- */
 
 /* The sampler's and the denoiser's limits: ipr_sampler_config_validate and ipr_denoiser_open check them, and the
- * `ipr run` config schema takes its ranges from them (src/pipeline/config.c), so the two cannot disagree. */
+ * `ipr run` config schema takes its ranges from them (through the sampler's settings table, src/sampler/settings.h,
+ * and src/pipeline/config_schema.c), so the two cannot disagree. */
 #define IPR_SAMPLER_STEP_BITS 20 /* step noise keys: (iteration << 20) | pass */
 /* max_steps, steps per region, and the network passes of one generation */
 #define IPR_SAMPLER_MAX_PASSES ((1 << IPR_SAMPLER_STEP_BITS) - 1)
@@ -154,7 +155,8 @@ typedef struct {
                                    numbers up to the rounding of CUDA's log / sin / cos. */
 } ipr_sampler_config;
 
-/* Defaults: the reference's MNIST Sudoku hard settings (spec 3.3) with K = 0. */
+/* Defaults: the reference's MNIST Sudoku hard settings (spec 3.3) with K = 0. Every field's type, range, default and
+ * `ipr sample` option is a row of one table (src/sampler/settings.c), which init, set and validate read. */
 void ipr_sampler_config_init(ipr_sampler_config *cfg);
 /* Range checks (ratio in (0, 1], overlaps in [0, 1), steps >= 1, ...): IPR_ERR naming the bad field. */
 int ipr_sampler_config_validate(const ipr_sampler_config *cfg);

@@ -20,6 +20,35 @@
 #include "ipr/instances.h"
 #include "ipr/mnist.h"
 #include "ipr/sampler.h"
+#include "sampler/settings.h"
+
+/* The sampler settings of one --help section, from their table (src/sampler/settings.c): the option and its
+ * argument in 27 columns, the help, then the range and the default where the row asks for them. */
+static void usage_settings(FILE *to, ipr_setting_group group) {
+    ipr_sampler_config def;
+    ipr_sampler_config_init(&def);
+    for (int i = 0; i < IPR_SAMPLER_SETTINGS; ++i) {
+        const ipr_sampler_setting *s = &ipr_sampler_settings[i];
+        if (s->group != group) continue;
+        char opt[64], value[64];
+        snprintf(opt, sizeof opt, "--%s%s%s", s->option, s->metavar ? " " : "", s->metavar ? s->metavar : "");
+        fprintf(to, "  %-27s", opt);
+        for (const char *p = s->help; *p; ++p) {
+            fputc(*p, to);
+            if (*p == '\n') fprintf(to, "%29s", "");
+        }
+        const char *sep = *s->help ? " " : "";
+        if (s->help_range) {
+            fprintf(to, "%sin %s%g, %g%s", sep, s->lo_open ? "(" : "[", s->lo, s->hi, s->hi_open ? ")" : "]");
+            sep = " ";
+        }
+        if (s->help_default) {
+            ipr_sampler_setting_format(&def, s, value, sizeof value);
+            fprintf(to, "%s(default %s%s)", sep, value, s->default_note ? s->default_note : "");
+        }
+        fputc('\n', to);
+    }
+}
 
 static void usage(FILE *to) {
     fprintf(to,
@@ -49,34 +78,19 @@ static void usage(FILE *to) {
             "  --correction-swaps N       swaps in correction mode (default 5)\n"
             "  --scorer FILE.h5           digit classifier (sudoku) or polygons classifier; without it sudoku and\n"
             "                             counting_polygons are not scored (valid 0, error NaN)\n");
-    fprintf(to, /* two literals: C99 compilers need only take strings of 4095 characters */
-            "base generation (spec 2.6, 3.1):\n"
-            "  --order NAME               adaptive | random | graph | parallel (alias fixed) (default adaptive)\n"
-            "  --steps-per-region P       (default 3)\n"
-            "  --overlap O                in [0, 1) (default 0)\n"
-            "  --max-steps M              total passes for the base generation; 0 = from P and O (default 0)\n"
-            "  --alpha A                  stochasticity in [0, 1] (default 0.5)\n"
-            "  --temperature T            (default 1)\n"
-            "  --skip-idle                end a generation at its first all-clean pass (the reference runs it)\n"
-            "IPR (spec 3.2):\n"
-            "  --ipr-iterations K         (default 0)\n"
-            "  --ipr-ratio R              fraction of refinable regions re-noised, in (0, 1] (default 0.25)\n"
-            "  --ipr-steps-per-region P   (default 10)\n"
-            "  --ipr-overlap O            in [0, 1) (default 0.8)\n"
-            "  --selection NAME           uniform | uncertainty | mix (default uniform, the reference)\n"
-            "  --selection-mix F          with mix: fraction chosen by uncertainty (default 0.5)\n"
-            "  --early-stop               stop a chain when an iteration changes no region's decoded content\n"
-            "device and output:\n"
-            "  --device cpu|cuda          (default cpu)\n"
-            "  --gpu N                    CUDA device index (default 0)\n"
-            "  --precision fp32|tf32|bf16 GEMM precision on cuda (default fp32)\n"
-            "  --batch B                  chains per forward pass (default 8)\n"
-            "  --threads N                OpenBLAS threads on the CPU (default: OpenBLAS's own)\n"
-            "  --host-threads N           threads for noise and transitions between passes (default: CPUs, <= 16)\n"
-            "  --gpu-sampler              with --device cuda: keep the chains on the GPU (noise, transitions and\n"
-            "                             clue paste as kernels; the same numbers up to the rounding of CUDA's\n"
-            "                             log/sin/cos)\n"
-            "  --save-images              also write each chain's final image to /images\n"
+    fprintf(to, "base generation (spec 2.6, 3.1):\n");
+    usage_settings(to, IPR_SETTING_BASE);
+    fprintf(to, "IPR (spec 3.2):\n");
+    usage_settings(to, IPR_SETTING_IPR);
+    fprintf(to, "device and output:\n"
+                "  --device cpu|cuda          (default cpu)\n"
+                "  --gpu N                    CUDA device index (default 0)\n"
+                "  --precision fp32|tf32|bf16 GEMM precision on cuda (default fp32)\n"
+                "  --batch B                  chains per forward pass (default 8)\n"
+                "  --threads N                OpenBLAS threads on the CPU (default: OpenBLAS's own)\n");
+    usage_settings(to, IPR_SETTING_DEVICE);
+    usage_settings(to, IPR_SETTING_OUTPUT);
+    fprintf(to,
             "  --force                    overwrite FILE.h5\n"
             "  --quiet                    no progress lines\n"
             "  -h, --help                 this text\n\n"
@@ -107,33 +121,32 @@ static int set_field(sample_opts *o, const char *opt, const char *key, const cha
 }
 
 static int parse(int argc, char **argv, sample_opts *o) {
+    /* the sampler's settings are options O_SETTING + their row in ipr_sampler_settings */
     enum {
         O_CKPT = 256, O_BENCH, O_COUNT, O_SEED, O_OUT, O_DSEED, O_START, O_SPLIT, O_DIFF, O_MNIST, O_CORR, O_SWAPS,
-        O_SCORER, O_ORDER, O_SPR, O_OVL, O_MAXS, O_ALPHA, O_TEMP, O_SKIP, O_K, O_RATIO, O_ISPR, O_IOVL, O_SEL,
-        O_MIX, O_EARLY, O_DEV, O_GPU, O_PREC, O_BATCH, O_THREADS, O_HOST, O_GPUSAMP, O_SAVE, O_FORCE, O_QUIET, O_IFILE, O_IFMT
+        O_SCORER, O_DEV, O_GPU, O_PREC, O_BATCH, O_THREADS, O_FORCE, O_QUIET, O_IFILE, O_IFMT, O_SETTING = 512
     };
-    static const struct option longopts[] = {
+    static const struct option k_opts[] = {
         {"checkpoint", required_argument, 0, O_CKPT}, {"benchmark", required_argument, 0, O_BENCH},
         {"count", required_argument, 0, O_COUNT}, {"seed", required_argument, 0, O_SEED},
         {"output", required_argument, 0, O_OUT}, {"data-seed", required_argument, 0, O_DSEED},
         {"start", required_argument, 0, O_START}, {"split", required_argument, 0, O_SPLIT},
         {"difficulty", required_argument, 0, O_DIFF}, {"mnist-dir", required_argument, 0, O_MNIST},
         {"correction", no_argument, 0, O_CORR}, {"correction-swaps", required_argument, 0, O_SWAPS},
-        {"scorer", required_argument, 0, O_SCORER}, {"order", required_argument, 0, O_ORDER},
-        {"steps-per-region", required_argument, 0, O_SPR}, {"overlap", required_argument, 0, O_OVL},
-        {"max-steps", required_argument, 0, O_MAXS}, {"alpha", required_argument, 0, O_ALPHA},
-        {"temperature", required_argument, 0, O_TEMP}, {"skip-idle", no_argument, 0, O_SKIP},
-        {"ipr-iterations", required_argument, 0, O_K}, {"ipr-ratio", required_argument, 0, O_RATIO},
-        {"ipr-steps-per-region", required_argument, 0, O_ISPR}, {"ipr-overlap", required_argument, 0, O_IOVL},
-        {"selection", required_argument, 0, O_SEL}, {"selection-mix", required_argument, 0, O_MIX},
-        {"early-stop", no_argument, 0, O_EARLY}, {"device", required_argument, 0, O_DEV},
+        {"scorer", required_argument, 0, O_SCORER}, {"device", required_argument, 0, O_DEV},
         {"gpu", required_argument, 0, O_GPU}, {"precision", required_argument, 0, O_PREC},
         {"batch", required_argument, 0, O_BATCH}, {"threads", required_argument, 0, O_THREADS},
-        {"host-threads", required_argument, 0, O_HOST},
-        {"gpu-sampler", no_argument, 0, O_GPUSAMP},
         {"instances-file", required_argument, 0, O_IFILE}, {"instances-format", required_argument, 0, O_IFMT},
-        {"save-images", no_argument, 0, O_SAVE}, {"force", no_argument, 0, O_FORCE},
-        {"quiet", no_argument, 0, O_QUIET}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"force", no_argument, 0, O_FORCE}, {"quiet", no_argument, 0, O_QUIET}, {"help", no_argument, 0, 'h'}};
+    enum { N_OPTS = sizeof k_opts / sizeof k_opts[0] };
+    struct option longopts[N_OPTS + IPR_SAMPLER_SETTINGS + 1];
+    for (int i = 0; i < N_OPTS; ++i) longopts[i] = k_opts[i];
+    for (int i = 0; i < IPR_SAMPLER_SETTINGS; ++i) {
+        const ipr_sampler_setting *st = &ipr_sampler_settings[i];
+        longopts[N_OPTS + i] =
+            (struct option){st->option, st->metavar ? required_argument : no_argument, 0, O_SETTING + i};
+    }
+    longopts[N_OPTS + IPR_SAMPLER_SETTINGS] = (struct option){0, 0, 0, 0};
     memset(o, 0, sizeof *o);
     ipr_task_config_init(&o->task);
     ipr_sampler_config_init(&o->sampler);
@@ -173,20 +186,6 @@ static int parse(int argc, char **argv, sample_opts *o) {
             o->task.correction_swaps = (int)v;
             break;
         case O_SCORER: o->scorer = optarg; break;
-        case O_ORDER: IPR_TRY(set_field(o, "--order", "order", optarg)); break;
-        case O_SPR: IPR_TRY(set_field(o, "--steps-per-region", "steps_per_region", optarg)); break;
-        case O_OVL: IPR_TRY(set_field(o, "--overlap", "overlap", optarg)); break;
-        case O_MAXS: IPR_TRY(set_field(o, "--max-steps", "max_steps", optarg)); break;
-        case O_ALPHA: IPR_TRY(set_field(o, "--alpha", "alpha", optarg)); break;
-        case O_TEMP: IPR_TRY(set_field(o, "--temperature", "temperature", optarg)); break;
-        case O_SKIP: o->sampler.skip_idle = 1; break;
-        case O_K: IPR_TRY(set_field(o, "--ipr-iterations", "ipr_iterations", optarg)); break;
-        case O_RATIO: IPR_TRY(set_field(o, "--ipr-ratio", "ipr_ratio", optarg)); break;
-        case O_ISPR: IPR_TRY(set_field(o, "--ipr-steps-per-region", "ipr_steps_per_region", optarg)); break;
-        case O_IOVL: IPR_TRY(set_field(o, "--ipr-overlap", "ipr_overlap", optarg)); break;
-        case O_SEL: IPR_TRY(set_field(o, "--selection", "selection", optarg)); break;
-        case O_MIX: IPR_TRY(set_field(o, "--selection-mix", "selection_mix", optarg)); break;
-        case O_EARLY: o->sampler.early_stop = 1; break;
         case O_DEV:
             if (strcmp(optarg, "cpu") == 0) o->den.device = IPR_DEVICE_CPU;
             else if (strcmp(optarg, "cuda") == 0) o->den.device = IPR_DEVICE_CUDA;
@@ -203,14 +202,19 @@ static int parse(int argc, char **argv, sample_opts *o) {
             IPR_TRY(ipr_parse_u64(optarg, 1024, "--threads", &v));
             o->den.cpu_threads = (int)v;
             break;
-        case O_HOST: IPR_TRY(set_field(o, "--host-threads", "host_threads", optarg)); break;
-        case O_GPUSAMP: IPR_TRY(set_field(o, "--gpu-sampler", "gpu_sampler", "1")); break;
-        case O_SAVE: o->sampler.keep_images = 1; break;
         case O_FORCE: o->force = 1; break;
         case O_QUIET: o->quiet = 1; break;
         case 'h': usage(stdout); exit(IPR_EXIT_OK);
         case ':': IPR_FAIL("option %s needs a value", argv[optind - 1]);
-        default: IPR_FAIL("unknown option %s (see `ipr sample --help`)", argv[optind - 1]);
+        default:
+            if (c >= O_SETTING && c < O_SETTING + IPR_SAMPLER_SETTINGS) {
+                const ipr_sampler_setting *st = &ipr_sampler_settings[c - O_SETTING];
+                char opt[64];
+                snprintf(opt, sizeof opt, "--%s", st->option);
+                IPR_TRY(set_field(o, opt, st->field, st->metavar ? optarg : "1")); /* a flag sets 1 */
+                break;
+            }
+            IPR_FAIL("unknown option %s (see `ipr sample --help`)", argv[optind - 1]);
         }
     }
     IPR_CHECK(optind == argc, "unexpected argument '%s'", optind < argc ? argv[optind] : "");

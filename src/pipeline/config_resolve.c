@@ -111,10 +111,9 @@ int cfg_resolve(const store *st, pl_config *c) {
     s->temperature = get_f(st, "sampler.temperature");
     s->skip_idle = (int)get_i(st, "sampler.skip_idle");
     s->ipr_iterations = (int)get_i(st, "ipr.iterations");
-    s->ipr_ratio = 0.25;
+    /* ipr_ratio and selection are grid axes: each point sets its own (pl_config_sampler); here the defaults */
     s->ipr_steps_per_region = (int)get_i(st, "ipr.steps_per_region");
     s->ipr_overlap = get_f(st, "ipr.overlap");
-    s->selection = IPR_SELECT_UNIFORM;
     s->selection_mix = get_f(st, "ipr.selection_mix");
     s->early_stop = (int)get_i(st, "ipr.early_stop");
     c->keep_images = (int)get_i(st, "output.keep_images");

@@ -7,11 +7,14 @@
 #include "ipr/sampler.h"
 #include "pipeline/config_internal.h"
 #include "pipeline/json.h"
+#include "sampler/settings.h"
 
-/* The schema. Defaults are the reference's MNIST Sudoku hard settings (spec 3.3) where the key has one. The
- * sampler's and denoiser's ranges come from include/ipr/sampler.h (IPR_SAMPLER_MAX_*), never a copy, and resolve()
- * runs ipr_sampler_config_validate on every grid point: a config the sampler would refuse fails here. Fields left
- * out are 0 / NULL: not a list, not nullable, not hashed, required (no default), no range. */
+/* The schema. Defaults are the reference's MNIST Sudoku hard settings (spec 3.3) where the key has one. A sampler
+ * setting's range and default come from its row in the sampler's settings table (IPR_SETTING_* of
+ * src/sampler/settings.h), never a copy, except where a comment says why the key differs; the denoiser's limits
+ * come from include/ipr/sampler.h. resolve() runs ipr_sampler_config_validate on every grid point: a config the
+ * sampler would refuse fails here. Fields left out are 0 / NULL: not a list, not nullable, not hashed, required (no
+ * default), no range. */
 const pl_key cfg_keys[PL_CONFIG_KEYS] = {
     {.key = "name", .type = PL_T_STR, .def = "ipr-run",
      .help = "label of the run (run directory names, summaries)"},
@@ -54,50 +57,52 @@ const pl_key cfg_keys[PL_CONFIG_KEYS] = {
      .help = "chains in flight per rank (images per forward)"},
     {.key = "device.cpu_threads", .type = PL_T_INT, .def = "0", .hi = 1024,
      .help = "BLAS threads per rank on the CPU; 0 = the node's cores / ranks on the node"},
-    {.key = "device.host_threads", .type = PL_T_INT, .def = "0", .hi = 16,
+    {.key = "device.host_threads", .type = PL_T_INT, .lo = IPR_SETTING_LO(host_threads),
+     .def = IPR_SETTING_DEF(host_threads), .hi = 16, /* per rank: the sampler would take up to 256 */
      .help = "threads per rank for the sampler's host work between passes; 0 = the node's cores / ranks on the node"},
     {.key = "device.sampler", .type = PL_T_ENUM, .def = "host", .choices = "host|gpu",
      .help = "where a CUDA rank's chains live between passes: host (noise and transitions on the CPU) or gpu (kernels; "
              "the same numbers up to the rounding of CUDA's log/sin/cos); a CPU rank always uses host"},
     {.key = "device.allow_gpu_sharing", .type = PL_T_BOOL, .def = "false",
      .help = "let two ranks of a node use the same GPU"},
-    {.key = "sampler.order", .type = PL_T_ENUM, .semantic = 1, .def = "adaptive",
+    {.key = "sampler.order", .type = PL_T_ENUM, .semantic = 1, .def = IPR_SETTING_DEF(order),
      .choices = "parallel|random|graph|adaptive",
      .help = "base generation order (spec 2.6)"},
-    {.key = "sampler.steps_per_region", .type = PL_T_INT, .semantic = 1, .def = "3", .lo = 1,
-     .hi = IPR_SAMPLER_MAX_PASSES,
+    {.key = "sampler.steps_per_region", .type = PL_T_INT, .semantic = 1, IPR_SETTING_NUMBERS(steps_per_region),
      .help = "p: steps per region (spec 3.1)"},
-    {.key = "sampler.overlap", .type = PL_T_FLOAT, .semantic = 1, .def = "0.0", .hi = 1, .hi_open = 1,
+    {.key = "sampler.overlap", .type = PL_T_FLOAT, .semantic = 1, IPR_SETTING_NUMBERS(overlap),
      .help = "o: overlap of consecutive regions"},
-    {.key = "sampler.max_steps", .type = PL_T_INT, .semantic = 1, .def = "0", .hi = IPR_SAMPLER_MAX_PASSES,
+    {.key = "sampler.max_steps", .type = PL_T_INT, .semantic = 1, IPR_SETTING_NUMBERS(max_steps),
      .help = "total steps of the parallel/random/graph orders; 0 = derived from p and o"},
-    {.key = "sampler.skip_idle", .type = PL_T_BOOL, .semantic = 1, .def = "false",
+    {.key = "sampler.skip_idle", .type = PL_T_BOOL, .semantic = 1, .def = IPR_SETTING_DEF(skip_idle),
      .help = "end a generation at the first pass where every region is clean (the reference runs idle passes, spec "
              "9c)"},
-    {.key = "sampler.alpha", .type = PL_T_FLOAT, .semantic = 1, .def = "0.5", .hi = 1,
+    {.key = "sampler.alpha", .type = PL_T_FLOAT, .semantic = 1, IPR_SETTING_NUMBERS(alpha),
      .help = "stochasticity (spec 2.5)"},
-    {.key = "sampler.temperature", .type = PL_T_FLOAT, .semantic = 1, .def = "1.0", .hi = 100,
+    {.key = "sampler.temperature", .type = PL_T_FLOAT, .semantic = 1, .lo = IPR_SETTING_LO(temperature),
+     .def = IPR_SETTING_DEF(temperature), .hi = 100, /* a bound the sampler has not: any finite value runs */
      .help = "noise temperature"},
-    {.key = "ipr.iterations", .type = PL_T_INT, .semantic = 1, .def = "30", .hi = IPR_SAMPLER_MAX_ITERATIONS,
+    {.key = "ipr.iterations", .type = PL_T_INT, .semantic = 1, IPR_SETTING_RANGE(ipr_iterations),
+     .def = "30", /* runs refine; `ipr sample` defaults to K = 0 */
      .help = "K: one chain of K iterations records every k <= K"},
-    {.key = "ipr.fractions", .type = PL_T_FLOAT, .list = 1, .semantic = 1, .def = "[0.25]", .hi = 1, .lo_open = 1,
-     .max_items = PL_MAX_FRACTIONS,
+    {.key = "ipr.fractions", .type = PL_T_FLOAT, .list = 1, .semantic = 1, IPR_SETTING_RANGE(ipr_ratio),
+     .def = "[" IPR_SETTING_DEF(ipr_ratio) "]", .max_items = PL_MAX_FRACTIONS,
      .help = "resampling fractions in (0, 1] (a grid axis)"},
-    {.key = "ipr.steps_per_region", .type = PL_T_INT, .semantic = 1, .def = "10", .lo = 1, .hi = IPR_SAMPLER_MAX_PASSES,
+    {.key = "ipr.steps_per_region", .type = PL_T_INT, .semantic = 1, IPR_SETTING_NUMBERS(ipr_steps_per_region),
      .help = "steps per region in refinement"},
-    {.key = "ipr.overlap", .type = PL_T_FLOAT, .semantic = 1, .def = "0.8", .hi = 1, .hi_open = 1,
+    {.key = "ipr.overlap", .type = PL_T_FLOAT, .semantic = 1, IPR_SETTING_NUMBERS(ipr_overlap),
      .help = "overlap in refinement"},
-    {.key = "ipr.selection", .type = PL_T_ENUM, .list = 1, .semantic = 1, .def = "[uniform]",
+    {.key = "ipr.selection", .type = PL_T_ENUM, .list = 1, .semantic = 1, .def = "[" IPR_SETTING_DEF(selection) "]",
      .choices = "uniform|uncertainty|mix", .max_items = PL_MAX_SELECTIONS,
      .help = "how regions are chosen for re-noising (a grid axis)"},
-    {.key = "ipr.selection_mix", .type = PL_T_FLOAT, .semantic = 1, .def = "0.5", .hi = 1,
+    {.key = "ipr.selection_mix", .type = PL_T_FLOAT, .semantic = 1, IPR_SETTING_NUMBERS(selection_mix),
      .help = "with `mix`: share chosen by uncertainty"},
-    {.key = "ipr.early_stop", .type = PL_T_BOOL, .semantic = 1, .def = "false",
+    {.key = "ipr.early_stop", .type = PL_T_BOOL, .semantic = 1, .def = IPR_SETTING_DEF(early_stop),
      .help = "end a chain once an iteration changes nothing (departs from the reference)"},
     {.key = "seeds", .type = PL_T_U64, .list = 1, .semantic = 1, .def = "[0]", .hi = 9223372036854775807.0,
      .max_items = PL_MAX_SEEDS,
      .help = "sampling seeds, one replicate each (integers or \"0x...\" strings)"},
-    {.key = "output.keep_images", .type = PL_T_BOOL, .semantic = 1, .def = "false",
+    {.key = "output.keep_images", .type = PL_T_BOOL, .semantic = 1, .def = IPR_SETTING_DEF(keep_images),
      .help = "store each chain's final image"},
     {.key = "run.retries", .type = PL_T_INT, .def = "1", .hi = 100,
      .help = "retries of a failed unit"},

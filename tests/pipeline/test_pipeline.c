@@ -19,6 +19,7 @@
 #include "pipeline/json.h"
 #include "pipeline/plan.h"
 #include "pipeline/rundir.h"
+#include "sampler/settings.h"
 
 static char g_dir[256];
 static char g_ckpt[300];
@@ -316,6 +317,28 @@ static void test_limits_and_readers(void **state) {
     assert_non_null(strstr(ipr_error_message(), "is a directory"));
 }
 
+/* issue 19: every sampler setting's run key is in the schema, and a scalar key of the setting's kind has its lower
+ * bound (and, for enums and booleans, its default): the schema takes them from the settings table */
+static void test_sampler_settings_keys(void **state) {
+    (void)state;
+    int n = 0;
+    const pl_key *k = pl_config_schema(&n);
+    for (int i = 0; i < IPR_SAMPLER_SETTINGS; ++i) {
+        const ipr_sampler_setting *s = &ipr_sampler_settings[i];
+        const pl_key *row = NULL;
+        for (int j = 0; j < n; ++j)
+            if (!strcmp(k[j].key, s->yaml_key)) row = &k[j];
+        if (!row) fail_msg("sampler setting %s: run key '%s' is not in the schema", s->field, s->yaml_key);
+        if (row->list) continue; /* grid axes */
+        if ((s->type == IPR_SETTING_INT && row->type == PL_T_INT) ||
+            (s->type == IPR_SETTING_DOUBLE && row->type == PL_T_FLOAT))
+            assert_true(row->lo == s->lo && row->lo_open == s->lo_open);
+        if ((s->type == IPR_SETTING_ENUM && row->type == PL_T_ENUM) ||
+            (s->type == IPR_SETTING_BOOL && row->type == PL_T_BOOL))
+            assert_string_equal(row->def, s->def);
+    }
+}
+
 /* A crash leaves at most a torn last line that starts a record; anything else in a journal is damage, counted. */
 static void test_journal_damage(void **state) {
     (void)state;
@@ -386,7 +409,8 @@ int main(void) {
         cmocka_unit_test(test_number_format), cmocka_unit_test(test_config_canonical),
         cmocka_unit_test(test_config_errors), cmocka_unit_test(test_plan),
         cmocka_unit_test(test_journal_scan),  cmocka_unit_test(test_json_reader),
-        cmocka_unit_test(test_limits_and_readers), cmocka_unit_test(test_journal_damage),
+        cmocka_unit_test(test_limits_and_readers), cmocka_unit_test(test_sampler_settings_keys),
+        cmocka_unit_test(test_journal_damage),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
