@@ -202,6 +202,16 @@ FILE *ipr_fopen_read(const char *path, const char *mode) {
     return fp;
 }
 
+int ipr_fclose(FILE **fp, const char *what) {
+    FILE *f = *fp;
+    *fp = NULL;
+    if (f && fclose(f) != 0) {
+        ipr_errno_set(__FILE__, __LINE__, what);
+        return IPR_ERR;
+    }
+    return IPR_OK;
+}
+
 int ipr_fsync_path(const char *path) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) {
@@ -210,7 +220,11 @@ int ipr_fsync_path(const char *path) {
     }
     int rc = fsync(fd);
     int e = errno;
-    close(fd);
+    /* a failed close after a good fsync is still an I/O error the storage reported: not ignored */
+    if (close(fd) != 0 && rc == 0) {
+        rc = -1;
+        e = errno;
+    }
     if (rc != 0) {
         errno = e;
         ipr_errno_set(__FILE__, __LINE__, path);
@@ -226,14 +240,20 @@ int ipr_commit_tmp(const char *tmp, const char *path) {
         return IPR_ERR;
     }
     ipr_tmp_forget(tmp);
-    /* fsync the directory so the rename itself survives a power loss */
+    /* fsync the directory so the rename itself survives a power loss; a file system that cannot sync directories
+     * (EINVAL) is no error, an I/O error is */
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     const char *d = dirname(dir);
     int fd = open(d, O_RDONLY);
     if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
+        int rc = fsync(fd), e = errno;
+        if (close(fd) != 0 && rc == 0) rc = -1, e = errno;
+        if (rc != 0 && e != EINVAL && e != ENOTSUP) {
+            errno = e;
+            ipr_errno_set(__FILE__, __LINE__, d);
+            return IPR_ERR;
+        }
     }
     return IPR_OK;
 }

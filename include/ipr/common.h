@@ -37,6 +37,9 @@ typedef enum { IPR_LOG_DEBUG = 0, IPR_LOG_INFO = 1, IPR_LOG_WARN = 2, IPR_LOG_ER
 void ipr_log_set_level(ipr_log_level level);
 /* One line on stderr: UTC timestamp, level, rank, message. */
 void ipr_log(ipr_log_level level, const char *fmt, ...) IPR_PRINTF(2, 3);
+/* fclose(*fp) with *fp set to NULL first (fclose releases the stream even when it fails: a second fclose is a double
+ * free); a failure records errno against `what`. */
+int ipr_fclose(FILE **fp, const char *what);
 /* Print the recorded error as "ipr: error: MSG (at file:line, rank R)" on stderr. */
 void ipr_error_print(const char *prefix);
 

@@ -168,8 +168,7 @@ static int write_entry(struct archive *a, const char *top, const member *m, int6
                 IPR_AR_N(a, archive_write_data(a, buf, got));
                 left -= got;
             }
-            IPR_IO(fclose(fp) == 0, m->src);
-            fp = NULL;
+            IPR_TRY(ipr_fclose(&fp, m->src));
         }
     }
     archive_entry_free(e);
@@ -375,7 +374,7 @@ static int check_gzip(const char *path, char *buf, int *problems) {
     FILE *fp = fopen(path, "rb");
     IPR_IO(fp != NULL, path);
     size_t got = fread(magic, 1, 2, fp);
-    IPR_IO(fclose(fp) == 0, path);
+    IPR_TRY(ipr_fclose(&fp, path));
     if (got != 2 || magic[0] != 0x1f || magic[1] != 0x8b) return IPR_OK;
     gzFile gz = gzopen(path, "rb");
     IPR_CHECK(gz != NULL, "%s: cannot open as gzip", path);
@@ -476,8 +475,7 @@ int pl_bundle_verify(const char *path, int *problems) {
             if (h5fp) IPR_IO(fwrite(buf, 1, (size_t)got, h5fp) == (size_t)got, h5tmp);
         }
         if (h5fp) {
-            IPR_IO(fclose(h5fp) == 0, h5tmp);
-            h5fp = NULL;
+            IPR_TRY(ipr_fclose(&h5fp, h5tmp));
         }
         if (is_sums) {
             sums = keep.data ? keep.data : strdup("");

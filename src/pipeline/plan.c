@@ -249,8 +249,7 @@ int pl_plan_save(const pl_plan *p, const char *path) {
     }
     IPR_H5(H5Gclose(g));
     g = H5I_INVALID_HID;
-    IPR_H5(H5Fclose(f));
-    f = H5I_INVALID_HID;
+    IPR_TRY(ipr_h5_fclose(&f));
     IPR_TRY(ipr_commit_tmp(tmp, path));
     pl_table_free(&t);
     return IPR_OK;
@@ -344,8 +343,7 @@ int pl_plan_load(const char *path, pl_plan *p) {
     free(data);
     data = NULL;
     IPR_TRY(pl_table_read(&t, f));
-    IPR_H5(H5Fclose(f));
-    f = H5I_INVALID_HID;
+    IPR_TRY(ipr_h5_fclose(&f));
     p->n_units = (int)t.n;
     IPR_TRY_PTR(p->units = ipr_calloc(t.n, sizeof(pl_unit), "work units"));
     IPR_TRY_PTR(p->handout = ipr_calloc(t.n, sizeof(int), "hand-out order"));

@@ -36,8 +36,7 @@ int pl_uuid4(char out[40]) {
     FILE *fp = NULL;
     IPR_IO((fp = fopen("/dev/urandom", "rb")) != NULL, "/dev/urandom");
     IPR_IO(fread(b, 1, 16, fp) == 16, "/dev/urandom");
-    IPR_IO(fclose(fp) == 0, "/dev/urandom");
-    fp = NULL;
+    IPR_TRY(ipr_fclose(&fp, "/dev/urandom"));
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3],
