@@ -28,6 +28,11 @@ void ipr_error_context(const char *fmt, ...) IPR_PRINTF(1, 2);
 const char *ipr_error_message(void);
 const char *ipr_error_origin(void);
 void ipr_error_clear(void);
+/* 1 when the recorded error came from the storage under a file (ENOSPC, EDQUOT, EIO, EFBIG, EROFS: disk full, quota,
+ * I/O error), as ipr_errno_set, ipr_h5_error_set and the libarchive checker see errno: the CLI's exit code 5. */
+int ipr_error_is_storage(void);
+/* Mark the recorded error as a storage error when errno value e is one (for checkers of other libraries). */
+void ipr_error_note_errno(int e);
 
 /* The rank that appears in log lines and error origins (set by the MPI driver; 0 otherwise). */
 void ipr_set_rank(int rank);

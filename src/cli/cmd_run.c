@@ -38,7 +38,8 @@ static void usage(FILE *to) {
             "      --help-config    the config keys (Markdown table)\n"
             "  -h, --help           this text\n\n"
             "exit codes: 0 all units ok, 1 usage/config error (nothing run), 2 finished with failed units,\n"
-            "            3 interrupted (SIGTERM/SIGUSR1/SIGINT drain; run again to resume), 4 verification failed\n");
+            "            3 interrupted (SIGTERM/SIGUSR1/SIGINT drain; run again to resume), 4 verification failed,\n"
+            "            5 a write to the run directory failed (disk full, I/O error; run again to resume)\n");
 }
 
 typedef struct {
@@ -312,10 +313,11 @@ int ipr_cmd_run(int argc, char **argv) {
                 free(md);
             }
         }
-        static const char *what[] = {"all units ok", "", "finished with failed units", "interrupted: run the same command to resume"};
+        static const char *what[] = {"all units ok", "", "finished with failed units", "interrupted: run the same command to resume",
+                                     "", "writing to the run directory failed (disk full? I/O error?): fix it and run the same command to resume"};
         printf("ipr run: %s: %d units done (%d this session), %d failed, %d missing: exit %d (%s)\n", run.dir,
                res.done_before + res.done_now, res.done_now, res.failed, res.missing, code,
-               code >= 0 && code <= 3 ? what[code] : "?");
+               code >= 0 && code <= 5 ? what[code] : "?");
         if (res.merged) printf("ipr run: results: %s/results.h5\n", run.dir);
         fflush(stdout);
     }

@@ -7,6 +7,8 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <nettle/sha2.h>
 #include <stdio.h>
@@ -188,6 +190,8 @@ int pl_bundle_write(const char *run_dir, const char *out_path, const pl_bundle_o
     pl_buf manifest, sums;
     struct archive *a = NULL;
     char tmp[PL_PATH_MAX + 32] = "", path[PL_PATH_MAX + 64], *run_json = NULL;
+    char side[PL_PATH_MAX + 16] = ""; /* FILE.sha256 once written: removed again if FILE is not committed */
+    int committed = 0, fd = -1;
     pl_buf_init(&manifest);
     pl_buf_init(&sums);
     *problems = 0;
@@ -298,7 +302,11 @@ int pl_bundle_write(const char *run_dir, const char *out_path, const pl_bundle_o
         IPR_AR(a, archive_write_add_filter_zstd(a));
     }
     IPR_AR(a, archive_write_set_format_pax_restricted(a));
-    IPR_AR(a, archive_write_open_filename(a, tmp));
+    /* our descriptor, not archive_write_open_filename's: libarchive ignores what close(2) says, we check it (and the
+     * fsync before it). Same bytes: a regular file's last block is not padded either way. */
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    IPR_IO(fd >= 0, tmp);
+    IPR_AR(a, archive_write_open_fd(a, fd));
     {
         static member top_dir; /* zeroed: name "" = the top directory */
         top_dir.is_dir = 1;
@@ -308,17 +316,27 @@ int pl_bundle_write(const char *run_dir, const char *out_path, const pl_bundle_o
     IPR_AR(a, archive_write_close(a));
     IPR_AR(a, archive_write_free(a));
     a = NULL;
-    IPR_TRY(ipr_commit_tmp(tmp, out_path));
-    tmp[0] = '\0';
+    IPR_IO(fsync(fd) == 0, tmp);
     {
-        char sha[65], side[PL_PATH_MAX + 16], line[PL_PATH_MAX + 100];
-        IPR_TRY(ipr_sha256_file(out_path, sha));
+        const int f = fd;
+        fd = -1;
+        IPR_IO(close(f) == 0, tmp);
+    }
+    {
+        /* FILE.sha256 first, then FILE: a failure anywhere leaves neither (a FILE without its sidecar would make
+         * the rerun refuse to overwrite it) */
+        char sha[65], line[PL_PATH_MAX + 100], name[PL_PATH_MAX + 16];
+        IPR_TRY(ipr_sha256_file(tmp, sha));
         const char *base = strrchr(out_path, '/');
         base = base ? base + 1 : out_path;
-        snprintf(side, sizeof side, "%s.sha256", out_path);
         snprintf(line, sizeof line, "%s  %s\n", sha, base);
-        IPR_TRY(pl_write_file_atomic(side, line, strlen(line)));
+        snprintf(name, sizeof name, "%s.sha256", out_path);
+        IPR_TRY(pl_write_file_atomic(name, line, strlen(line)));
+        memcpy(side, name, sizeof side);
     }
+    committed = 1;
+    IPR_TRY(ipr_commit_tmp(tmp, out_path));
+    tmp[0] = '\0';
     free(l.m);
     free(run_json);
     pl_buf_free(&manifest);
@@ -327,7 +345,11 @@ int pl_bundle_write(const char *run_dir, const char *out_path, const pl_bundle_o
 fail:
     ipr_error_context("bundling %s", run_dir);
     if (a) archive_write_free(a);
+    if (fd >= 0) close(fd);
+    /* renamed, but the directory's fsync failed (the temporary file is gone): not a bundle to vouch for */
+    if (committed && tmp[0] && access(tmp, F_OK) != 0) remove(out_path);
     if (tmp[0]) remove(tmp);
+    if (side[0]) remove(side);
     free(l.m);
     free(run_json);
     pl_buf_free(&manifest);
