@@ -56,15 +56,28 @@ rank_pid() {
   done
 }
 
+# orphans DIR: ipr processes of the killed job still working on DIR (a rank spawned as mpirun died), by command line
+orphans() {
+  local f pid
+  for f in /proc/[0-9]*/cmdline; do
+    pid=${f#/proc/}
+    pid=${pid%/cmdline}
+    { tr '\0' ' ' < "$f"; } 2>/dev/null | grep -q -- "^$ipr run soak.yaml -o $1 " && echo "$pid"
+  done
+}
+
 t0=$(now_ms)
 "${launch[@]}" "$ipr" run soak.yaml -o ref --progress none > ref.out 2>&1 || { echo "not ok - clean run ($(tail -2 ref.out))"; exit 1; }
 clean_ms=$(( $(now_ms) - t0 ))
-echo "# clean run: ${clean_ms} ms on $ranks rank(s); kill moments uniform in [0, ${clean_ms}) ms, seed $seed"
+echo "# clean run: ${clean_ms} ms on $ranks rank(s); kill moments: a fraction of that, uniform in [0, 1), seed $seed"
 
 RANDOM=$seed
 killed=0 resumed_ok=0 stages=""
 for i in $(seq 1 "$runs"); do
-  delay=$(( (RANDOM * 32768 + RANDOM) % clean_ms ))
+  # the fraction of a clean run's time, not milliseconds: the same seed gives the same moments of a run's life on a
+  # faster or slower machine
+  ppm=$(( (RANDOM * 32768 + RANDOM) % 1000000 ))
+  delay=$(( clean_ms * ppm / 1000000 ))
   rank=$(( RANDOM % ranks ))
   dir="s$i"
   start=$(now_ms)
@@ -87,6 +100,14 @@ for i in $(seq 1 "$runs"); do
   fi
   wait "$lp"
   rc=$?
+  # a job whose mpirun died may leave a rank behind (the node lost, in effect): it goes the same way before the resume
+  stray=""
+  for _ in $(seq 1 100); do
+    stray=$(orphans "$dir")
+    [ -z "$stray" ] && break
+    sleep 0.1
+  done
+  [ -n "$stray" ] && kill -9 $stray 2>/dev/null && sleep 0.2
   [ -e "$dir/DONE" ] && stage="merged" || stage="$commits commit(s)"
   "${launch[@]}" "$ipr" run soak.yaml -o "$dir" --progress none > "resume$i.out" 2>&1
   rc2=$?
@@ -94,9 +115,9 @@ for i in $(seq 1 "$runs"); do
   if [ $rc2 -eq 0 ] && $compare ref/results.h5 "$dir/results.h5" > "cmp$i.out" && "$ipr" verify "$dir" > "verify$i.out" 2>&1 &&
      [ -z "$left" ]; then
     resumed_ok=$((resumed_ok + 1))
-    ok "run $i: kill -9 of $what (pid ${target:--}) at ${at} ms ($state, exit $rc, $stage); resumed: $(grep -o '([0-9]* this session)' "resume$i.out"), $(cat "cmp$i.out")"
+    ok "run $i: kill -9 of $what (pid ${target:--}) at ${at} ms = $(printf '%d.%02d' $((ppm / 10000)) $((ppm / 100 % 100)))% ($state, exit $rc, $stage); resumed: $(grep -o '([0-9]* this session)' "resume$i.out"), $(cat "cmp$i.out")"
   else
-    bad "run $i: kill -9 of $what at ${at} ms ($state, exit $rc, $stage): resume rc=$rc2 ($(tail -2 "resume$i.out") $(cat "cmp$i.out" 2>/dev/null) $(tail -1 "verify$i.out" 2>/dev/null) $left)"
+    bad "run $i: kill -9 of $what at ${at} ms (fraction $ppm ppm, $state, exit $rc, $stage): resume rc=$rc2 ($(tail -2 "resume$i.out") $(cat "cmp$i.out" 2>/dev/null) $(tail -1 "verify$i.out" 2>/dev/null) $left)"
   fi
 done
 creating=$(ls -d s*.creating.* 2>/dev/null | wc -l)
