@@ -23,6 +23,7 @@
 
 static _Thread_local char g_err_msg[IPR_ERR_CAP];
 static _Thread_local char g_err_origin[256];
+static _Thread_local int g_err_storage; /* the recorded error is a storage error (ipr_error_is_storage) */
 static int g_rank = 0;
 static ipr_log_level g_log_level = IPR_LOG_INFO;
 
@@ -40,6 +41,13 @@ void ipr_error_set(const char *file, int line, const char *fmt, ...) {
     vsnprintf(g_err_msg, sizeof g_err_msg, fmt, ap);
     va_end(ap);
     snprintf(g_err_origin, sizeof g_err_origin, "%s:%d, rank %d", base_name(file), line, g_rank);
+    g_err_storage = 0;
+}
+
+int ipr_error_is_storage(void) { return g_err_storage; }
+
+void ipr_error_note_errno(int e) {
+    if (e == ENOSPC || e == EDQUOT || e == EIO || e == EFBIG || e == EROFS) g_err_storage = 1;
 }
 
 void ipr_error_context(const char *fmt, ...) {
@@ -61,6 +69,7 @@ const char *ipr_error_origin(void) { return g_err_origin; }
 void ipr_error_clear(void) {
     g_err_msg[0] = '\0';
     g_err_origin[0] = '\0';
+    g_err_storage = 0;
 }
 
 void ipr_error_print(const char *prefix) {
@@ -92,6 +101,7 @@ static herr_t h5_walk_cb(unsigned n, const H5E_error2_t *e, void *data) {
 }
 
 void ipr_h5_error_set(const char *file, int line, const char *expr) {
+    const int e = errno; /* what the failed call's last system call said (HDF5 leaves it alone) */
     char detail[512] = "";
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, h5_walk_cb, detail);
     H5Eclear2(H5E_DEFAULT);
@@ -99,11 +109,13 @@ void ipr_h5_error_set(const char *file, int line, const char *expr) {
         ipr_error_set(file, line, "HDF5 call failed: %s (%s)", expr, detail);
     else
         ipr_error_set(file, line, "HDF5 call failed: %s", expr);
+    ipr_error_note_errno(e);
 }
 
 void ipr_errno_set(const char *file, int line, const char *what) {
     int e = errno;
     ipr_error_set(file, line, "%s: %s", what, e ? strerror(e) : "failed");
+    ipr_error_note_errno(e);
 }
 
 void *ipr_malloc(size_t bytes, const char *what) {
@@ -199,6 +211,16 @@ FILE *ipr_fopen_read(const char *path, const char *mode) {
     return fp;
 }
 
+int ipr_fclose(FILE **fp, const char *what) {
+    FILE *f = *fp;
+    *fp = NULL;
+    if (f && fclose(f) != 0) {
+        ipr_errno_set(__FILE__, __LINE__, what);
+        return IPR_ERR;
+    }
+    return IPR_OK;
+}
+
 int ipr_fsync_path(const char *path) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) {
@@ -207,7 +229,11 @@ int ipr_fsync_path(const char *path) {
     }
     int rc = fsync(fd);
     int e = errno;
-    close(fd);
+    /* a failed close after a good fsync is still an I/O error the storage reported: not ignored */
+    if (close(fd) != 0 && rc == 0) {
+        rc = -1;
+        e = errno;
+    }
     if (rc != 0) {
         errno = e;
         ipr_errno_set(__FILE__, __LINE__, path);
@@ -223,14 +249,20 @@ int ipr_commit_tmp(const char *tmp, const char *path) {
         return IPR_ERR;
     }
     ipr_tmp_forget(tmp);
-    /* fsync the directory so the rename itself survives a power loss */
+    /* fsync the directory so the rename itself survives a power loss; a file system that cannot sync directories
+     * (EINVAL) is no error, an I/O error is */
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     const char *d = dirname(dir);
     int fd = open(d, O_RDONLY);
     if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
+        int rc = fsync(fd), e = errno;
+        if (close(fd) != 0 && rc == 0) rc = -1, e = errno;
+        if (rc != 0 && e != EINVAL && e != ENOTSUP) {
+            errno = e;
+            ipr_errno_set(__FILE__, __LINE__, d);
+            return IPR_ERR;
+        }
     }
     return IPR_OK;
 }

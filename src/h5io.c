@@ -52,6 +52,16 @@ hid_t ipr_h5_open_read(const char *path) {
     return f;
 }
 
+int ipr_h5_fclose(hid_t *f) {
+    const hid_t id = *f;
+    *f = H5I_INVALID_HID;
+    if (H5Fclose(id) < 0) {
+        ipr_h5_error_set(__FILE__, __LINE__, "H5Fclose");
+        return IPR_ERR;
+    }
+    return IPR_OK;
+}
+
 hid_t ipr_h5_group(hid_t file, const char *path) {
     hid_t lcpl = H5I_INVALID_HID, gcpl = H5I_INVALID_HID, g = H5I_INVALID_HID;
     htri_t ex = H5Lexists(file, path, H5P_DEFAULT);

@@ -28,6 +28,11 @@ void ipr_error_context(const char *fmt, ...) IPR_PRINTF(1, 2);
 const char *ipr_error_message(void);
 const char *ipr_error_origin(void);
 void ipr_error_clear(void);
+/* 1 when the recorded error came from the storage under a file (ENOSPC, EDQUOT, EIO, EFBIG, EROFS: disk full, quota,
+ * I/O error), as ipr_errno_set, ipr_h5_error_set and the libarchive checker see errno: the CLI's exit code 5. */
+int ipr_error_is_storage(void);
+/* Mark the recorded error as a storage error when errno value e is one (for checkers of other libraries). */
+void ipr_error_note_errno(int e);
 
 /* The rank that appears in log lines and error origins (set by the MPI driver; 0 otherwise). */
 void ipr_set_rank(int rank);
@@ -36,6 +41,9 @@ typedef enum { IPR_LOG_DEBUG = 0, IPR_LOG_INFO = 1, IPR_LOG_WARN = 2, IPR_LOG_ER
 void ipr_log_set_level(ipr_log_level level);
 /* One line on stderr: UTC timestamp, level, rank, message. */
 void ipr_log(ipr_log_level level, const char *fmt, ...) IPR_PRINTF(2, 3);
+/* fclose(*fp) with *fp set to NULL first (fclose releases the stream even when it fails: a second fclose is a double
+ * free); a failure records errno against `what`. */
+int ipr_fclose(FILE **fp, const char *what);
 /* Print the recorded error as "ipr: error: MSG (at file:line, rank R)" on stderr. */
 void ipr_error_print(const char *prefix);
 

@@ -20,6 +20,9 @@ void ipr_h5_quiet(void);
 hid_t ipr_h5_create(const char *path);
 /* Open read-only; a missing or non-HDF5 file is a clear error. */
 hid_t ipr_h5_open_read(const char *path);
+/* H5Fclose(*f) with *f set to H5I_INVALID_HID first: after a failed close (a write or close(2) under it failed, e.g.
+ * disk full) libhdf5 has released the file already, and a second H5Fclose of that id crashes inside libhdf5. */
+int ipr_h5_fclose(hid_t *f);
 /* Create intermediate groups as needed ("/a/b"); returns the group id. */
 hid_t ipr_h5_group(hid_t file, const char *path);
 

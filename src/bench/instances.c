@@ -147,8 +147,7 @@ static int read_all(const char *path, char **data, size_t *len) {
             break;
         }
     }
-    IPR_IO(fclose(fp) == 0, path);
-    fp = NULL;
+    IPR_TRY(ipr_fclose(&fp, path));
     buf[n] = '\0';
     *data = buf;
     *len = n;

@@ -8,6 +8,8 @@
 #define IPR_EXIT_FAILED 2  /* finished, but some work failed */
 #define IPR_EXIT_INTERRUPTED 3
 #define IPR_EXIT_VERIFY 4
+#define IPR_EXIT_STORAGE 5 /* a write, fsync, rename or close of an output failed (disk full, I/O error): what was
+                            * committed before stays, nothing half-written counts; run the command again */
 
 int ipr_cmd_datagen(int argc, char **argv);
 int ipr_cmd_forward(int argc, char **argv);

@@ -341,8 +341,7 @@ int ipr_cmd_bench(int argc, char **argv) {
     }
     if (js) {
         fprintf(js, "\n]}\n");
-        IPR_IO(fclose(js) == 0, output);
-        js = NULL;
+        IPR_TRY(ipr_fclose(&js, output));
     }
     return IPR_EXIT_OK;
 fail:

@@ -22,7 +22,7 @@ static void usage_bundle(FILE *to) {
             "the configs, journals, logs, model cards, provenance, summaries, manifest.json and MANIFEST.sha256\n"
             "(`sha256sum -c` in the extracted directory). Also writes FILE.sha256. Bundling the same run twice\n"
             "gives the same bytes. An existing FILE is refused unless --force.\n"
-            "exit codes: 0 ok, 1 error, 4 the run failed verification\n");
+            "exit codes: 0 ok, 1 error, 4 the run failed verification, 5 writing failed (disk full, I/O error)\n");
 }
 
 static void usage_verify(FILE *to) {
@@ -75,8 +75,9 @@ int ipr_cmd_bundle(int argc, char **argv) {
     if (!have_comp) o.compression = pl_bundle_compression_for(out);
     int problems = 0;
     if (pl_bundle_write(argv[optind], out, &o, &problems) != IPR_OK) {
+        const int storage = ipr_error_is_storage();
         ipr_cli_fail("bundle");
-        return problems > 0 ? IPR_EXIT_VERIFY : IPR_EXIT_USAGE;
+        return problems > 0 ? IPR_EXIT_VERIFY : storage ? IPR_EXIT_STORAGE : IPR_EXIT_USAGE;
     }
     printf("ipr bundle: %s (and %s.sha256)\n", out, out);
     return IPR_EXIT_OK;

@@ -417,8 +417,7 @@ int ipr_cmd_datagen(int argc, char **argv) {
         }
     }
     block_free(&b);
-    IPR_H5(H5Fclose(f));
-    f = H5I_INVALID_HID;
+    IPR_TRY(ipr_h5_fclose(&f));
     IPR_TRY(ipr_commit_tmp(tmp, o.output));
     if (!o.quiet)
         printf("wrote %llu %s instances (%s) to %s\n", (unsigned long long)o.count, ipr_bench_name(o.bench),

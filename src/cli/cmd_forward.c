@@ -182,8 +182,7 @@ int ipr_cmd_forward(int argc, char **argv) {
     IPR_TRY(ipr_h5_write(g, "y", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, 4, dy, y));
     H5Gclose(g);
     g = H5I_INVALID_HID;
-    IPR_H5(H5Fclose(fout));
-    fout = H5I_INVALID_HID;
+    IPR_TRY(ipr_h5_fclose(&fout));
     IPR_TRY(ipr_commit_tmp(tmp, out));
     printf("wrote /output/y [%d, %d, %d, %d] to %s\n", B, cfg.d_out, H, W, out);
     free(x), free(t), free(y);

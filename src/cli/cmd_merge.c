@@ -16,7 +16,8 @@ static void usage(FILE *to) {
                 "Write RUN_DIR/results.h5 and RUN_DIR/summary/ from the committed segments (any session, world size\n"
                 "or shard). A run with units not yet done is refused (exit 3) unless --partial, which writes\n"
                 "results.h5 with complete = 0 and those units' status = 3 (missing).\n"
-                "exit codes: 0 complete, 2 complete with failed units, 3 units missing, 1 error\n");
+                "exit codes: 0 complete, 2 complete with failed units, 3 units missing, 1 error,\n"
+                "            5 writing failed (disk full, I/O error): run it again once fixed\n");
 }
 
 int ipr_cmd_merge(int argc, char **argv) {
@@ -37,7 +38,11 @@ int ipr_cmd_merge(int argc, char **argv) {
         return ipr_cli_usage_error("merge");
     }
     pl_merge_report rep;
-    if (pl_merge(argv[optind], &mo, &rep) != IPR_OK) return ipr_cli_fail("merge");
+    if (pl_merge(argv[optind], &mo, &rep) != IPR_OK) {
+        const int storage = ipr_error_is_storage();
+        ipr_cli_fail("merge");
+        return storage ? IPR_EXIT_STORAGE : IPR_EXIT_USAGE;
+    }
     if (rep.written && !quiet) {
         char *md = NULL;
         if (pl_read_file(rep.summary_md_path, &md, NULL) == IPR_OK) {

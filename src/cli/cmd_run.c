@@ -16,6 +16,7 @@
 #include "pipeline/check.h"
 #include "pipeline/coord.h"
 #include "pipeline/json.h"
+#include "pipeline/runlock.h"
 
 #ifndef IPR_GIT_DIRTY
 #define IPR_GIT_DIRTY 0
@@ -38,7 +39,8 @@ static void usage(FILE *to) {
             "      --help-config    the config keys (Markdown table)\n"
             "  -h, --help           this text\n\n"
             "exit codes: 0 all units ok, 1 usage/config error (nothing run), 2 finished with failed units,\n"
-            "            3 interrupted (SIGTERM/SIGUSR1/SIGINT drain; run again to resume), 4 verification failed\n");
+            "            3 interrupted (SIGTERM/SIGUSR1/SIGINT drain; run again to resume), 4 verification failed,\n"
+            "            5 a write to the run directory failed (disk full, I/O error; run again to resume)\n");
 }
 
 typedef struct {
@@ -218,6 +220,7 @@ int ipr_cmd_run(int argc, char **argv) {
     pl_plan plan;
     pl_run run;
     pl_exec *x = NULL;
+    pl_run_lock lock = {-1};
     char *yaml = NULL;
     size_t yaml_len = 0;
     int ok = 1, have_plan = 0, code = IPR_EXIT_USAGE;
@@ -241,9 +244,20 @@ int ipr_cmd_run(int argc, char **argv) {
                 snprintf(dir, sizeof dir, "%s", o.output);
             else
                 snprintf(dir, sizeof dir, "runs/%s-%.8s", cfg->name, cfg->sha256);
-            char tag[64] = "";
+            char tag[64] = "", probe_path[PL_PATH_MAX + 16];
             if (o.nshards > 0) snprintf(tag, sizeof tag, "shard%dof%d", o.shard, o.nshards);
-            if (pl_run_open(dir, cfg, yaml, yaml_len, o.sets, o.n_sets, o.force_new, tag[0] ? tag : NULL, &run) != IPR_OK) {
+            /* one run per directory (runlock.h), rank 0 only: an existing run directory is locked before anything in
+             * it is read or moved aside (--force-new), a new one as soon as it exists (or when --force-new made
+             * another); a lost creation race finds the winner's lock */
+            snprintf(probe_path, sizeof probe_path, "%s/run.json", dir);
+            FILE *existing = fopen(probe_path, "rb");
+            if (existing) fclose(existing);
+            if (existing && pl_run_lock_take(dir, &lock) != IPR_OK) {
+                ok = 0;
+            } else if (pl_run_open(dir, cfg, yaml, yaml_len, o.sets, o.n_sets, o.force_new, tag[0] ? tag : NULL, &run) !=
+                       IPR_OK) {
+                ok = 0;
+            } else if ((lock.fd < 0 || !run.resumed) && pl_run_lock_take(run.dir, &lock) != IPR_OK) {
                 ok = 0;
             } else {
                 char path[PL_PATH_MAX + 32];
@@ -315,10 +329,11 @@ int ipr_cmd_run(int argc, char **argv) {
                 free(md);
             }
         }
-        static const char *what[] = {"all units ok", "", "finished with failed units", "interrupted: run the same command to resume"};
+        static const char *what[] = {"all units ok", "", "finished with failed units", "interrupted: run the same command to resume",
+                                     "", "writing to the run directory failed (disk full? I/O error?): fix it and run the same command to resume"};
         printf("ipr run: %s: %d units done (%d this session), %d failed, %d missing: exit %d (%s)\n", run.dir,
                res.done_before + res.done_now, res.done_now, res.failed, res.missing, code,
-               code >= 0 && code <= 3 ? what[code] : "?");
+               code >= 0 && code <= 5 ? what[code] : "?");
         if (res.merged) printf("ipr run: results: %s/results.h5\n", run.dir);
         fflush(stdout);
     }
@@ -329,6 +344,7 @@ int ipr_cmd_run(int argc, char **argv) {
 crash:
     code = IPR_EXIT_USAGE;
 out:
+    pl_run_lock_release(&lock);
     pl_exec_free(x);
     if (have_plan) pl_plan_free(&plan);
     pl_config_free(cfg);

@@ -476,8 +476,7 @@ int ipr_cmd_sample(int argc, char **argv) {
         IPR_H5(H5Gclose(g));
         g = H5I_INVALID_HID;
     }
-    IPR_H5(H5Fclose(f));
-    f = H5I_INVALID_HID;
+    IPR_TRY(ipr_h5_fclose(&f));
     IPR_TRY(ipr_commit_tmp(tmp, o.output));
     if (!o.quiet) printf("wrote %d chains x %d iterations to %s\n", n, K, o.output);
     for (int i = 0; i < n; ++i) ipr_chain_result_free(&res[i]);

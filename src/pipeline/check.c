@@ -6,6 +6,7 @@
 #include <archive.h>
 #include <mpi.h>
 #include <stdio.h>
+#include <string.h>
 
 void pl_mpi_error_set(const char *file, int line, const char *expr, int code) {
     char text[MPI_MAX_ERROR_STRING] = "";
@@ -18,5 +19,11 @@ void pl_mpi_error_set(const char *file, int line, const char *expr, int code) {
 
 void pl_archive_error_set(const char *file, int line, const char *expr, struct archive *a) {
     const char *why = a ? archive_error_string(a) : NULL;
-    ipr_error_set(file, line, "libarchive call failed: %s (%s)", expr, why ? why : "no detail");
+    const int e = a ? archive_errno(a) : 0;
+    /* libarchive's own text can be a bare "Write error": add what the system said */
+    if (e > 0 && (!why || !strstr(why, strerror(e))))
+        ipr_error_set(file, line, "libarchive call failed: %s (%s: %s)", expr, why ? why : "no detail", strerror(e));
+    else
+        ipr_error_set(file, line, "libarchive call failed: %s (%s)", expr, why ? why : "no detail");
+    ipr_error_note_errno(e);
 }

@@ -21,7 +21,8 @@
 #include "pipeline/status.h"
 
 enum { TAG_REQ = 1, TAG_DONE = 2, TAG_BEAT = 3, TAG_FINAL = 4, TAG_ASSIGN = 10, TAG_DRAIN = 11, TAG_BYE = 12 };
-enum { ST_OK = 0, ST_FAILED = 1, ST_RETURNED = 2 };
+/* ST_IOERR: the batch ran but its segment or journal record could not be written (the run directory's storage) */
+enum { ST_OK = 0, ST_FAILED = 1, ST_RETURNED = 2, ST_IOERR = 3 };
 enum { U_PENDING = 0, U_ASSIGNED = 1, U_DONE = 2, U_FAILED = 3, U_OUT = 4 };
 
 #define MAX_CHUNK 4096
@@ -81,6 +82,7 @@ typedef struct {
     int own_busy;            /* units in rank 0's own running batch */
     double t_start, last_tick, last_status, last_line;
     int tty;
+    int io_failed;           /* a commit (segment, journal) failed: this rank stops; rank 0 drains, exit 5 */
     int snapshots;           /* rank 0 keeps the signal handler's status.json snapshot current */
     int chunk_max;
 } rank_state;
@@ -139,7 +141,8 @@ static void unit_finished(rank_state *s, int u, int status) {
         s->nfe_left -= un->nfe;
         return;
     }
-    if (status == ST_RETURNED) { /* a drained worker gives back a batch it did not start */
+    if (status == ST_RETURNED || status == ST_IOERR) { /* given back: not started, or run but not committed */
+        if (status == ST_IOERR) s->io_failed = 1;
         s->ustate[u] = U_PENDING;
         s->attempt[u]--;
         s->session_tries[u]--;
@@ -265,11 +268,15 @@ static int may_get_work(const rank_state *s) {
 static int service(rank_state *s) {
     int64_t buf[3 + 2 * MAX_CHUNK];
     int units[MAX_CHUNK], attempts[MAX_CHUNK];
-    if (pl_signal_received() && !s->draining) {
+    if ((pl_signal_received() || s->io_failed) && !s->draining) {
         s->draining = 1;
-        s->interrupted = 1;
-        pl_logf(IPR_LOG_WARN, "signal %d: draining (running batches finish and commit; run again to resume)",
-                pl_signal_received());
+        s->interrupted = pl_signal_received() != 0;
+        if (s->interrupted)
+            pl_logf(IPR_LOG_WARN, "signal %d: draining (running batches finish and commit; run again to resume)",
+                    pl_signal_received());
+        else
+            pl_logf(IPR_LOG_ERROR, "a batch could not be committed to the run directory: draining (running batches "
+                                   "finish and commit; free space or fix the storage, then run again to resume)");
         for (int r = 1; r < s->size; ++r)
             if (!s->final[r]) {
                 int64_t z = 0;
@@ -307,6 +314,7 @@ static int service(rank_state *s) {
             break;
         case TAG_FINAL: {
             int64_t z = 0;
+            if (buf[0] != 0) s->io_failed = 1; /* the worker could not close its journal */
             s->final[w] = 1;
             s->waiting[w] = 0;
             IPR_MPI(MPI_Send(&z, 1, MPI_INT64_T, w, TAG_BYE, s->comm));
@@ -377,8 +385,8 @@ static void run_batch(rank_state *s, const int *units, const int *attempts, int 
     *chains = 0;
     *wall = 0;
     char rel[PL_PATH_MAX], sha[65];
-    int ok = pl_exec_run(s->x, units, attempts, n, &rows, &info, on_chain, s) == IPR_OK &&
-             pl_segment_write(s->o->run, &rows, &info, s->seq, rel, sizeof rel, sha) == IPR_OK;
+    const int ran = pl_exec_run(s->x, units, attempts, n, &rows, &info, on_chain, s) == IPR_OK;
+    int ok = ran && pl_segment_write(s->o->run, &rows, &info, s->seq, rel, sizeof rel, sha) == IPR_OK;
     if (ok) {
         uint64_t ids[MAX_CHUNK];
         for (int i = 0; i < n; ++i) ids[i] = plan->units[units[i]].id;
@@ -391,6 +399,15 @@ static void run_batch(rank_state *s, const int *units, const int *attempts, int 
         *wall = info.wall_s;
         pl_logf(IPR_LOG_INFO, "committed %s: %d unit(s), %llu chains in %.2f s", rel, n, (unsigned long long)rows.chains.n,
                 info.wall_s);
+    } else if (ran) {
+        /* the storage under the run directory failed (disk full, I/O error), not the units: no fail record (their
+         * attempts stay as they were, and the disk may be full), they go back to the queue, and the run drains and
+         * ends with exit 5. A resume runs them again; a segment renamed without its record goes to quarantine/. */
+        pl_logf(IPR_LOG_ERROR, "cannot commit a batch of %d unit(s): %s (at %s)", n, ipr_error_message(),
+                ipr_error_origin());
+        ipr_error_clear();
+        for (int i = 0; i < n; ++i) status[i] = ST_IOERR;
+        s->io_failed = 1;
     } else {
         char reason[1024];
         snprintf(reason, sizeof reason, "%s (at %s)", ipr_error_message(), ipr_error_origin());
@@ -507,6 +524,7 @@ static int worker_loop(rank_state *s) {
         double wall = 0;
         run_batch(s, cur, cur_att, n, status, &chains, &wall);
         IPR_TRY(send_done(s, cur, status, n, chains, wall));
+        if (s->io_failed) drained = 1; /* no more commits from here: give back what comes */
         /* take in batches that arrived meanwhile, so that a DRAIN behind them is seen before the next one */
         for (;;) {
             int flag = 0;
@@ -515,7 +533,13 @@ static int worker_loop(rank_state *s) {
             IPR_TRY(take_assign(s, &q, tmp_u, tmp_a, &asked, &stopped, &drained));
         }
     }
-    /* leave: FINAL, then wait for BYE (a DRAIN sent meanwhile is received on the way) */
+    /* leave: close the journal (a failed close is a storage error, told in FINAL), FINAL, then wait for BYE (a DRAIN
+     * sent meanwhile is received on the way) */
+    if (pl_journal_close(&s->journal) != IPR_OK) {
+        pl_logf(IPR_LOG_ERROR, "journal: %s", ipr_error_message());
+        ipr_error_clear();
+        z = 1;
+    }
     IPR_MPI(MPI_Send(&z, 1, MPI_INT64_T, 0, TAG_FINAL, s->comm));
     for (;;) {
         int64_t v;
@@ -686,23 +710,29 @@ int pl_coord_run(const pl_coord_opts *o, pl_exec *x, const pl_binding *b, pl_coo
         tick(&s, 1);
         IPR_TRY(coordinator_loop(&s));
         if (s.tty) fputc('\n', stdout);
+        if (have_journal && pl_journal_close(&s.journal) != IPR_OK) {
+            pl_logf(IPR_LOG_ERROR, "journal: %s", ipr_error_message());
+            ipr_error_clear();
+            s.io_failed = 1;
+        }
         res->units_in_scope = s.in_scope;
         res->done_before = s.done_before;
         res->done_now = s.done_now;
         res->failed = s.failed;
         res->missing = s.in_scope - s.done_before - s.done_now - s.failed;
         res->exit_code = res->missing > 0 && (s.interrupted || s.draining) ? 3 : (s.failed > 0 || res->missing > 0) ? 2 : 0;
-        const char *state = res->exit_code == 3 ? "interrupted" : res->exit_code == 2 ? "failed" : "merging";
+        if (s.io_failed) res->exit_code = 5; /* README "Exit codes": the storage failed; resume once fixed */
+        const char *state = res->exit_code == 3 ? "interrupted" : res->exit_code == 0 ? "merging" : "failed";
         s.snapshots = 0;
         pl_status_snapshot_disarm(); /* from here on status.json tells the end, not a snapshot */
         write_status(&s, state, 0);
         ipr_error_clear();
-        if (res->missing == 0) {
+        if (res->missing == 0 && !s.io_failed) {
             pl_merge_opts mo = {0};
             pl_merge_report rep;
             if (pl_merge(o->run->dir, &mo, &rep) != IPR_OK) {
+                res->exit_code = ipr_error_is_storage() ? 5 : 2;
                 ipr_error_print("ipr run: merge");
-                res->exit_code = 2;
             } else if (rep.written) {
                 res->merged = 1;
                 snprintf(res->summary_md, sizeof res->summary_md, "%s", rep.summary_md_path);

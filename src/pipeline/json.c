@@ -260,7 +260,7 @@ int pl_read_file(const char *path, char **data, size_t *len) {
         }
     }
     buf[n] = '\0';
-    IPR_IO(fclose(fp) == 0, path);
+    IPR_TRY(ipr_fclose(&fp, path));
     *data = buf;
     if (len) *len = n;
     return IPR_OK;
@@ -277,8 +277,7 @@ int pl_write_file_atomic(const char *path, const char *data, size_t len) {
     IPR_IO((fp = fopen(tmp, "wb")) != NULL, tmp);
     IPR_IO(fwrite(data, 1, len, fp) == len, tmp);
     IPR_IO(fflush(fp) == 0, tmp);
-    IPR_IO(fclose(fp) == 0, tmp);
-    fp = NULL;
+    IPR_TRY(ipr_fclose(&fp, tmp));
     IPR_TRY(ipr_commit_tmp(tmp, path));
     return IPR_OK;
 fail:

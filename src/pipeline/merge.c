@@ -356,8 +356,7 @@ static int write_results(const pl_run *run, const pl_plan *plan, const pl_rows *
         IPR_H5(H5Dclose(ds));
         ds = H5I_INVALID_HID;
     }
-    IPR_H5(H5Fclose(f));
-    f = H5I_INVALID_HID;
+    IPR_TRY(ipr_h5_fclose(&f));
     IPR_TRY(ipr_commit_tmp(tmp, path));
     free(cfg_json);
     free(op_json);
@@ -387,7 +386,7 @@ static int read_seg_attrs(const char *path, seg_cache *c) {
     IPR_TRY(ipr_h5_read_attr_str(f, "session", c->session, sizeof c->session));
     IPR_TRY(ipr_h5_read_attr_str(f, "hostname", c->host, sizeof c->host));
     IPR_TRY(ipr_h5_read_attr_str(f, "device_name", c->device, sizeof c->device));
-    IPR_H5(H5Fclose(f));
+    IPR_TRY(ipr_h5_fclose(&f));
     return IPR_OK;
 fail:
     if (f >= 0) H5Fclose(f);

@@ -250,8 +250,7 @@ int pl_plan_save(const pl_plan *p, const char *path) {
     }
     IPR_H5(H5Gclose(g));
     g = H5I_INVALID_HID;
-    IPR_H5(H5Fclose(f));
-    f = H5I_INVALID_HID;
+    IPR_TRY(ipr_h5_fclose(&f));
     IPR_TRY(ipr_commit_tmp(tmp, path));
     pl_table_free(&t);
     return IPR_OK;
@@ -313,12 +312,18 @@ int pl_plan_load(const char *path, pl_plan *p) {
     IPR_TRY(ipr_bench_from_name(text, &g->bench));
     IPR_TRY(ipr_h5_read_attr_str(f, "config_sha256", g->config_sha256, sizeof g->config_sha256));
     IPR_TRY(ipr_h5_read_attr_i64(f, "iterations", &v));
+    IPR_CHECK(v >= 0 && v <= IPR_SAMPLER_MAX_ITERATIONS, "%s: iterations %lld is outside [0, %d]", path, (long long)v,
+              IPR_SAMPLER_MAX_ITERATIONS);
     g->iterations = (int)v;
     IPR_TRY(ipr_h5_read_attr_i64(f, "keep_images", &v));
     g->keep_images = (int)v;
     IPR_TRY(ipr_h5_read_attr_i64(f, "limited", &v));
     g->limited = (int)v;
     IPR_TRY(ipr_h5_read_attr_i64_array(f, "image_chw", shape, 3, &n));
+    /* the image shape sizes every image buffer of a merge: three plausible numbers, or the file is damaged */
+    IPR_CHECK(n == 3 && shape[0] >= 1 && shape[0] <= 4 && shape[1] >= 1 && shape[1] <= 4096 && shape[2] >= 1 &&
+                  shape[2] <= 4096,
+              "%s: image_chw is not a (C, H, W) of an image", path);
     g->C = (int)shape[0];
     g->H = (int)shape[1];
     g->W = (int)shape[2];
@@ -342,8 +347,7 @@ int pl_plan_load(const char *path, pl_plan *p) {
     free(data);
     data = NULL;
     IPR_TRY(pl_table_read(&t, f));
-    IPR_H5(H5Fclose(f));
-    f = H5I_INVALID_HID;
+    IPR_TRY(ipr_h5_fclose(&f));
     p->n_units = (int)t.n;
     IPR_TRY_PTR(p->units = ipr_calloc(t.n, sizeof(pl_unit), "work units"));
     IPR_TRY_PTR(p->handout = ipr_calloc(t.n, sizeof(int), "hand-out order"));
@@ -361,8 +365,12 @@ int pl_plan_load(const char *path, pl_plan *p) {
         u->count = (uint32_t)pl_get_u64(&t, PL_P_COUNT, i);
         u->group = (int)pl_get_u64(&t, PL_P_GROUP, i);
         u->nfe = (double)pl_get_u64(&t, PL_P_NFE, i);
-        IPR_CHECK(u->model < g->n_models && u->selection < g->n_selections && u->fraction < g->n_fractions &&
-                      u->replicate < g->n_seeds,
+        /* compared as read (uint64), before the int casts above could make a huge index negative */
+        IPR_CHECK(pl_get_u64(&t, PL_P_MODEL, i) < (uint64_t)g->n_models &&
+                      pl_get_u64(&t, PL_P_SELECTION, i) < (uint64_t)g->n_selections &&
+                      pl_get_u64(&t, PL_P_FRACTION_INDEX, i) < (uint64_t)g->n_fractions &&
+                      pl_get_u64(&t, PL_P_REPLICATE, i) < (uint64_t)g->n_seeds &&
+                      pl_get_u64(&t, PL_P_GROUP, i) < (uint64_t)t.n,
                   "%s: unit %zu indexes outside the grid", path, i);
         if (u->group + 1 > p->n_groups) p->n_groups = u->group + 1;
         p->nfe_total += u->nfe;

@@ -22,8 +22,7 @@ int pl_uuid4(char out[40]) {
     FILE *fp = NULL;
     IPR_IO((fp = fopen("/dev/urandom", "rb")) != NULL, "/dev/urandom");
     IPR_IO(fread(b, 1, 16, fp) == 16, "/dev/urandom");
-    IPR_IO(fclose(fp) == 0, "/dev/urandom");
-    fp = NULL;
+    IPR_TRY(ipr_fclose(&fp, "/dev/urandom"));
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3],
@@ -409,16 +408,28 @@ int pl_journal_open(pl_journal *j, const pl_run *run, int rank) {
     return IPR_OK;
 }
 
-void pl_journal_close(pl_journal *j) {
-    if (j->fp) fclose(j->fp);
+int pl_journal_close(pl_journal *j) {
+    int rc = IPR_OK;
+    if (j->fp && fclose(j->fp) != 0) {
+        ipr_errno_set(__FILE__, __LINE__, j->path);
+        rc = IPR_ERR;
+    }
     j->fp = NULL;
+    return rc;
 }
 
+/* One record: write(2) straight to the file (O_APPEND), no stdio buffer, so a failed append leaves nothing queued
+ * that a later flush could add behind the error; then fsync. A short write continues where it stopped. */
 static int journal_append(pl_journal *j, const pl_buf *b) {
     IPR_TRY(pl_buf_ok(b));
-    IPR_IO(fwrite(b->data, 1, b->len, j->fp) == b->len, j->path);
-    IPR_IO(fflush(j->fp) == 0, j->path);
-    IPR_IO(fsync(fileno(j->fp)) == 0, j->path);
+    const int fd = fileno(j->fp);
+    for (size_t done = 0; done < b->len;) {
+        ssize_t w = write(fd, b->data + done, b->len - done);
+        if (w < 0 && errno == EINTR) continue;
+        IPR_IO(w > 0, j->path);
+        done += (size_t)w;
+    }
+    IPR_IO(fsync(fd) == 0, j->path);
     return IPR_OK;
 fail:
     return IPR_ERR;

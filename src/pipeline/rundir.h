@@ -48,7 +48,8 @@ typedef struct {
 } pl_journal;
 
 int pl_journal_open(pl_journal *j, const pl_run *run, int rank);
-void pl_journal_close(pl_journal *j);
+/* Close it; IPR_ERR (errno recorded) when the close reports an I/O error. */
+int pl_journal_close(pl_journal *j);
 /* Append one record and fsync it. */
 int pl_journal_commit(pl_journal *j, const char *segment_rel, const char *sha256, const uint64_t *unit_ids, int n,
                       uint64_t chains, double wall_s);

@@ -208,8 +208,7 @@ int pl_segment_write(const pl_run *run, const pl_rows *r, const pl_batch_info *i
         IPR_H5(H5Dclose(ds));
         ds = H5I_INVALID_HID;
     }
-    IPR_H5(H5Fclose(f));
-    f = H5I_INVALID_HID;
+    IPR_TRY(ipr_h5_fclose(&f));
     IPR_TRY(ipr_commit_tmp(tmp, path));
     IPR_TRY(ipr_sha256_file(path, sha256));
     return IPR_OK;
@@ -242,7 +241,7 @@ int pl_segment_read(const char *path, pl_rows *r, int with_images) {
         r->images_cap = r->chains.n;
         img = NULL;
     }
-    IPR_H5(H5Fclose(f));
+    IPR_TRY(ipr_h5_fclose(&f));
     return IPR_OK;
 fail:
     ipr_error_context("reading segment %s", path);

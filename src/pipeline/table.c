@@ -142,6 +142,11 @@ void pl_table_free(pl_table *t) {
 }
 
 size_t pl_table_add(pl_table *t, size_t k) {
+    /* rows of 8 bytes at most: a count whose bytes overflow (or whose doubling would never stop) is refused */
+    if (k > ((size_t)1 << 40) - t->n) {
+        ipr_error_set(__FILE__, __LINE__, "table %s: %zu more rows is no table's size", t->def->group, k);
+        return (size_t)-1;
+    }
     if (t->n + k > t->cap) {
         size_t cap = t->cap ? t->cap : 64;
         while (cap < t->n + k) cap *= 2;
@@ -254,7 +259,7 @@ int pl_table_read(pl_table *t, hid_t file) {
     const pl_table_def *def = t->def;
     pl_table_free(t);
     int64_t n_rows = 0;
-    hid_t g = H5I_INVALID_HID;
+    hid_t g = H5I_INVALID_HID, ds = H5I_INVALID_HID;
     snprintf(path, sizeof path, "/%s", def->group);
     IPR_CHECK(ipr_h5_exists(file, path), "table %s missing", path);
     IPR_H5(g = H5Gopen2(file, path, H5P_DEFAULT));
@@ -262,6 +267,21 @@ int pl_table_read(pl_table *t, hid_t file) {
     IPR_H5(H5Gclose(g));
     g = H5I_INVALID_HID;
     IPR_CHECK(n_rows >= 0, "table %s: negative n_rows", path);
+    {
+        /* the attribute sizes nothing before the first column's length confirms it (a damaged n_rows of 2^60 would
+         * otherwise be an allocation; tests/fuzz/corpus/fuzz_segment/crash-*) */
+        char name[160];
+        int rank = 0, is_float = 0;
+        int64_t dims[8] = {0};
+        snprintf(name, sizeof name, "%s/%s", path, def->cols[0].name);
+        IPR_CHECK(ipr_h5_exists(file, name), "column %s missing", name);
+        IPR_H5(ds = H5Dopen2(file, name, H5P_DEFAULT));
+        IPR_TRY(ipr_h5_dataset_shape(ds, &rank, dims, &is_float));
+        IPR_H5(H5Dclose(ds));
+        ds = H5I_INVALID_HID;
+        IPR_CHECK(rank == 1 && dims[0] == n_rows, "column %s has %lld rows, the table %lld", name,
+                  (long long)(rank == 1 ? dims[0] : -1), (long long)n_rows);
+    }
     if (n_rows > 0 && pl_table_add(t, (size_t)n_rows) == (size_t)-1) goto fail;
     for (int c = 0; c < def->n_cols; ++c) {
         char name[160];
@@ -279,6 +299,7 @@ int pl_table_read(pl_table *t, hid_t file) {
     return IPR_OK;
 fail:
     if (g >= 0) H5Gclose(g);
+    if (ds >= 0) H5Dclose(ds);
     free(data);
     pl_table_free(t);
     return IPR_ERR;
