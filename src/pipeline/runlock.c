@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "pipeline/runlock.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -32,6 +33,22 @@ static void field(const char *text, const char *key, char *out, size_t cap) {
             return;
         }
     }
+}
+
+/* With the lock held no other run writes here: the atomic-write temporaries (NAME.tmp.PID, src/common.c) that a run
+ * killed mid-write left at the top of the directory (status.json is rewritten every few seconds) are removed. */
+static void remove_stale_temps(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *t = strstr(e->d_name, ".tmp.");
+        if (!t || t == e->d_name || t[5] == '\0' || strspn(t + 5, "0123456789") != strlen(t + 5)) continue;
+        char path[PL_PATH_MAX + 300];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) == 0) ipr_log(IPR_LOG_INFO, "removed %s, left by a run that was killed while writing it", path);
+    }
+    closedir(d);
 }
 
 int pl_run_lock_take(const char *dir, pl_run_lock *lk) {
@@ -88,6 +105,7 @@ int pl_run_lock_take(const char *dir, pl_run_lock *lk) {
     if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)len, 0) != len)
         ipr_log(IPR_LOG_WARN, "%s: cannot record the holder (%s); the lock holds", path, strerror(errno));
     lk->fd = fd;
+    remove_stale_temps(dir);
     return IPR_OK;
 fail:
     return IPR_ERR;

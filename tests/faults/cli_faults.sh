@@ -38,7 +38,11 @@ with_fault() {
   if [ "$1" != "--" ]; then count=$1; shift; fi
   shift
   rm -f fault.log
-  LD_PRELOAD="$preload" IPR_FAULT_WRITABLE=${writable:-0} IPR_FAULT_OP=$op IPR_FAULT_ERRNO=$err IPR_FAULT_PATH=$path IPR_FAULT_NTH=$nth \
+  # after a failed H5Fclose HDF5 keeps the file's structures (it cannot release what it failed to flush): under the
+  # sanitizer build LeakSanitizer would report HDF5's memory, not ours, so leak checking is off for those cases only
+  local asan=${ASAN_OPTIONS:-}
+  [ "$op" = close ] && [[ $path == *.h5* ]] && asan="${asan:+$asan:}detect_leaks=0"
+  ASAN_OPTIONS=$asan LD_PRELOAD="$preload" IPR_FAULT_WRITABLE=${writable:-0} IPR_FAULT_OP=$op IPR_FAULT_ERRNO=$err IPR_FAULT_PATH=$path IPR_FAULT_NTH=$nth \
     IPR_FAULT_COUNT=$count IPR_FAULT_LOG="$tmp/fault.log" "$@" > fault.out 2>&1
   rc=$?
   nf=$( [ -f fault.log ] && wc -l < fault.log || echo 0)
