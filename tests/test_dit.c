@@ -560,6 +560,30 @@ static void test_loader_errors(void **state) {
     attr_case("image.h5", "image_size", img, 2, "image not a multiple of patch",
               "image 250x252 is not a whole number of 28x28 regions");
     attr_case("split.h5", "tokens_per_side", s3, 1, "region does not split", "784 values does not split into 3x3 tokens");
+    /* attributes that ask for more weights than the file holds are refused before the arena is allocated (the
+     * fuzzer's depth of 1,000 x d_hid of 50,000 wanted 670 GB); the fixture's file holds 49,577 values */
+    static const int64_t depth1000[1] = {1000}, dhid50k[1] = {50000};
+    {
+        static const struct {
+            const char *file, *attr;
+            const int64_t *v;
+            const char *what, *needle;
+        } big[] = {{"deep.h5", "depth", depth1000, "depth beyond the file", "the architecture of the root attributes has "
+                                                                            "18942665 parameters; the file's /weights "
+                                                                            "holds 49577 values"},
+                   {"wide.h5", "d_hid", dhid50k, "d_hid beyond the file", "the file's /weights holds 49577 values"}};
+        for (size_t i = 0; i < sizeof big / sizeof big[0]; ++i) {
+            f = open_copy("dit_sudoku_s2_u", big[i].file, path, sizeof path);
+            set_attr_ints(f, big[i].attr, big[i].v, 1);
+            H5Fclose(f);
+            ipr_error_clear();
+            assert_null(ipr_dit_load(path, 1));
+            expect_error(IPR_ERR, big[i].what, big[i].needle);
+        }
+    }
+    static const int64_t big_img[2] = {46 * 28, 46 * 28};
+    attr_case("tokens.h5", "image_size", big_img, 2, "too many tokens",
+              "8464 tokens per image, more than this engine's 8192");
 
     f = open_copy("dit_sudoku_s1_x", "tmin.h5", path, sizeof path);
     assert_true(H5Adelete(f, "t_min") >= 0);

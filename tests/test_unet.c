@@ -492,6 +492,18 @@ static void test_loader_errors(void **state) {
     H5Fclose(f);
     expect_load_error(path, "hid_dims vs weights", "expected shape [128, 64, 3, 3], found [64, 64, 3, 3]");
 
+    f = open_copy("huge.h5", path, sizeof path);
+    {
+        /* widths the file could never fill are refused before the weight arena is allocated */
+        const int64_t hid[4] = {2048, 2048, 2048, 2048};
+        assert_true(H5Adelete(f, "hid_dims") >= 0);
+        assert_int_equal(ipr_h5_attr_i64_array(f, "hid_dims", hid, 4), IPR_OK);
+    }
+    H5Fclose(f);
+    ipr_error_clear();
+    assert_null(ipr_unet_load(path, 1, 0, 0));
+    expect_error(IPR_ERR, "hid_dims beyond the file", "parameters; the file's /weights holds");
+
     snprintf(path, sizeof path, "%s/truncated.h5", g_tmpdir);
     copy_file(g_fixture, path, 0.5);
     expect_load_error(path, "truncated file", "truncated.h5");

@@ -112,7 +112,9 @@ static size_t layout_activations(ipr_dit *net, unsigned char *base) {
     return (b.off + 63) & ~(size_t)63;
 }
 
-ipr_dit *ipr_dit_new(const ipr_dit_config *cfg, int max_batch) {
+ipr_dit *ipr_dit_new(const ipr_dit_config *cfg, int max_batch) { return ipr_dit_new_bounded(cfg, max_batch, -1); }
+
+ipr_dit *ipr_dit_new_bounded(const ipr_dit_config *cfg, int max_batch, int64_t file_values) {
     ipr_dit *net = NULL;
     IPR_TRY(ipr_dit_config_validate(cfg));
     int gh = 0, gw = 0, N = 0, f = 0;
@@ -144,6 +146,15 @@ ipr_dit *ipr_dit_new(const ipr_dit_config *cfg, int max_batch) {
     if (!net->blocks) goto fail; /* error recorded by ipr_calloc */
     ipr_weights_init(&net->wt);
     plan_weights(net);
+    if (file_values >= 0) {
+        /* a table a little larger than the file is left to the loader, which names each missing or mis-shaped
+         * tensor; what could never be filled (more than twice the file's values and 16 Mi more) is refused here */
+        const int64_t need = ipr_weights_table_values(&net->wt);
+        IPR_CHECK(need <= IPR_WEIGHTS_SLACK(file_values),
+                  "dit: the architecture of the root attributes has %lld parameters; the file's /weights holds %lld "
+                  "values",
+                  (long long)need, (long long)file_values);
+    }
     IPR_TRY(ipr_weights_alloc(&net->wt, "dit"));
     ipr_cpu_sinusoid_freqs(net->freqs, IPR_DIT_SINUSOID / 2);
     fill_pos(net);

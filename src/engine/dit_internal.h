@@ -85,4 +85,8 @@ struct ipr_dit {
 int ipr_dit_config_read_h5(hid_t file, const char *path, ipr_dit_config *cfg);
 int ipr_dit_config_same_arch(const ipr_dit_config *a, const ipr_dit_config *b);
 
+/* ipr_dit_new, refusing (before any allocation) an architecture with more parameters than file_values, the
+ * values a checkpoint's /weights holds (ipr_weights_h5_values); file_values < 0: no bound. */
+ipr_dit *ipr_dit_new_bounded(const ipr_dit_config *cfg, int max_batch, int64_t file_values);
+
 #endif

@@ -13,6 +13,9 @@
 #define IPR_DIT_RNG_TEST_WEIGHTS 0x7E58u
 /* largest image side, width, depth, ... a config may state (keeps every size product far from overflow) */
 #define DIT_DIM_MAX (1 << 16)
+/* Most tokens an image may have: the forward keeps the N x N attention scores of one image (256 MiB at 8,192);
+ * the benchmarks' models have 81 (Sudoku) to 256 (Counting Polygons). */
+#define DIT_TOKENS_MAX 8192
 
 #ifndef IPR_VERSION
 #define IPR_VERSION "unknown"
@@ -58,9 +61,11 @@ int ipr_dit_config_validate(const ipr_dit_config *cfg) {
     const int64_t P = (int64_t)cfg->d_in * p * p;
     IPR_CHECK(P % ((int64_t)s * s) == 0, "dit config: a region of %lld values does not split into %dx%d tokens",
               (long long)P, s, s);
-    IPR_CHECK(P <= DIT_DIM_MAX * 16 && (int64_t)(H / p) * (W / p) * s * s <= DIT_DIM_MAX,
-              "dit config: %lld values per region, %lld tokens: too large", (long long)P,
-              (long long)(H / p) * (W / p) * s * s);
+    IPR_CHECK(P <= DIT_DIM_MAX * 16, "dit config: %lld values per region: too large (at most %d)", (long long)P,
+              DIT_DIM_MAX * 16);
+    IPR_CHECK((int64_t)(H / p) * (W / p) * s * s <= DIT_TOKENS_MAX,
+              "dit config: %lld tokens per image, more than this engine's %d (its attention keeps N x N scores)",
+              (long long)(H / p) * (W / p) * s * s, DIT_TOKENS_MAX);
     IPR_CHECK(cfg->d_hid >= 1 && cfg->d_hid <= DIT_DIM_MAX, "dit config: d_hid %d", cfg->d_hid);
     IPR_CHECK(cfg->num_heads >= 1 && cfg->d_hid % cfg->num_heads == 0,
               "dit config: d_hid %d is not a multiple of num_heads %d", cfg->d_hid, cfg->num_heads);
@@ -200,9 +205,16 @@ fail:
 ipr_dit *ipr_dit_load(const char *ckpt_path, int max_batch) {
     ipr_dit_config cfg;
     ipr_dit *net = NULL;
+    int64_t held = 0;
     IPR_TRY(ipr_dit_config_read(ckpt_path, &cfg));
-    net = ipr_dit_new(&cfg, max_batch);
-    if (!net) goto fail;
+    /* the weights' size is checked against what the file holds before the arena is allocated, so that edited
+     * root attributes (d_hid, depth, mlp_ratio) cannot ask for more memory than the checkpoint could fill */
+    IPR_TRY(ipr_weights_h5_values(ckpt_path, "/weights", &held));
+    net = ipr_dit_new_bounded(&cfg, max_batch, held);
+    if (!net) {
+        ipr_error_context("checkpoint %s", ckpt_path);
+        goto fail;
+    }
     IPR_TRY(ipr_dit_load_weights(net, ckpt_path));
     return net;
 fail:

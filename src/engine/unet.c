@@ -318,7 +318,17 @@ static size_t layout_activations(ipr_unet *net, const ipr_plan *pl, unsigned cha
     return (b.off + 63) & ~(size_t)63;
 }
 
+static ipr_unet *unet_new_bounded(const ipr_unet_config *cfg, int max_batch, int height, int width, int temb_capacity,
+                                  int64_t file_values);
+
 ipr_unet *ipr_unet_new(const ipr_unet_config *cfg, int max_batch, int height, int width, int temb_capacity) {
+    return unet_new_bounded(cfg, max_batch, height, width, temb_capacity, -1);
+}
+
+/* ipr_unet_new, refusing (before any allocation) an architecture with more parameters than file_values, the values
+ * a checkpoint's /weights holds (ipr_weights_h5_values); file_values < 0: no bound */
+static ipr_unet *unet_new_bounded(const ipr_unet_config *cfg, int max_batch, int height, int width, int temb_capacity,
+                                  int64_t file_values) {
     ipr_unet *net = NULL;
     IPR_TRY(ipr_unet_config_validate(cfg));
     IPR_CHECK(max_batch >= 1 && height >= 1 && width >= 1, "unet: bad plan size: max_batch %d, %d x %d", max_batch,
@@ -361,6 +371,15 @@ ipr_unet *ipr_unet_new(const ipr_unet_config *cfg, int max_batch, int height, in
     IPR_CHECK(!pl.failed, "unet: internal plan error (a state_dict name does not fit, or a skip has the wrong size)");
     const int half = cfg->d_emb / 2;
     ipr_weights_derived(&net->wt, (size_t)half, &net->freqs);
+    if (file_values >= 0) {
+        /* a table a little larger than the file is left to the loader, which names each missing or mis-shaped
+         * tensor; what could never be filled (more than twice the file's values and 16 Mi more) is refused here */
+        const int64_t need = ipr_weights_table_values(&net->wt);
+        IPR_CHECK(need <= IPR_WEIGHTS_SLACK(file_values),
+                  "unet: the architecture of the root attributes has %lld parameters; the file's /weights holds %lld "
+                  "values",
+                  (long long)need, (long long)file_values);
+    }
     IPR_TRY(ipr_weights_alloc(&net->wt, "unet"));
     net->warena = net->wt.arena;
     net->wbytes = sizeof(float) * net->wt.floats;
@@ -414,8 +433,13 @@ ipr_unet *ipr_unet_load(const char *ckpt_path, int max_batch, int height, int wi
     IPR_TRY(ipr_unet_config_read(ckpt_path, &cfg));
     if (height <= 0) height = cfg.image_size[0];
     if (width <= 0) width = cfg.image_size[1];
-    net = ipr_unet_new(&cfg, max_batch, height, width, 0);
-    IPR_CHECK(net != NULL, "%s", ipr_error_message());
+    int64_t held = 0;
+    IPR_TRY(ipr_weights_h5_values(ckpt_path, "/weights", &held)); /* see ipr_dit_load */
+    net = unet_new_bounded(&cfg, max_batch, height, width, 0, held);
+    if (!net) {
+        ipr_error_context("checkpoint %s", ckpt_path);
+        goto fail;
+    }
     IPR_TRY(ipr_unet_load_weights(net, ckpt_path));
     return net;
 fail:

@@ -142,6 +142,66 @@ void ipr_weights_free(ipr_weights *w) {
     ipr_weights_init(w);
 }
 
+int64_t ipr_weights_table_values(const ipr_weights *w) {
+    int64_t n = 0;
+    for (int k = 0; k < w->n; ++k)
+        if (w->t[k].alias_of < 0) n += (int64_t)w->t[k].numel;
+    return n;
+}
+
+int ipr_weights_h5_values(const char *path, const char *group, int64_t *out) {
+    hid_t f = H5I_INVALID_HID, g = H5I_INVALID_HID, ds = H5I_INVALID_HID, sp = H5I_INVALID_HID;
+    int64_t total = 0;
+    *out = 0;
+    f = ipr_h5_open_read(path);
+    if (f < 0) return IPR_ERR;
+    if (ipr_h5_exists(f, group)) {
+        g = H5Gopen2(f, group, H5P_DEFAULT);
+        if (g < 0) /* not a group: the load names it */
+            H5Eclear2(H5E_DEFAULT);
+        else {
+            H5G_info_t gi;
+            IPR_H5(H5Gget_info(g, &gi));
+            for (hsize_t i = 0; i < gi.nlinks; ++i) {
+                char name[512];
+                const ssize_t len =
+                    H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT);
+                if (len < 0 || (size_t)len >= sizeof name) { /* the load names it */
+                    H5Eclear2(H5E_DEFAULT);
+                    continue;
+                }
+                ds = H5Dopen2(g, name, H5P_DEFAULT);
+                if (ds < 0) { /* not a dataset: the load names it */
+                    H5Eclear2(H5E_DEFAULT);
+                    continue;
+                }
+                IPR_H5(sp = H5Dget_space(ds));
+                const hssize_t n = H5Sget_simple_extent_npoints(sp);
+                const hsize_t stored = H5Dget_storage_size(ds);
+                H5Sclose(sp), sp = H5I_INVALID_HID;
+                H5Dclose(ds), ds = H5I_INVALID_HID;
+                if (n <= 0) continue;
+                const uint64_t cap = stored > (hsize_t)(INT64_MAX / 64) ? (uint64_t)INT64_MAX : (uint64_t)stored * 64;
+                const uint64_t counted = (uint64_t)n < cap ? (uint64_t)n : cap;
+                total = counted > (uint64_t)(INT64_MAX - total) ? INT64_MAX : total + (int64_t)counted;
+            }
+        }
+    }
+    *out = total;
+    if (g >= 0) H5Gclose(g), g = H5I_INVALID_HID;
+    const herr_t closed = H5Fclose(f);
+    f = H5I_INVALID_HID;
+    IPR_CHECK(closed >= 0, "closing the file");
+    return IPR_OK;
+fail:
+    if (sp >= 0) H5Sclose(sp);
+    if (ds >= 0) H5Dclose(ds);
+    if (g >= 0) H5Gclose(g);
+    if (f >= 0) H5Fclose(f);
+    ipr_error_context("checkpoint %s", path);
+    return IPR_ERR;
+}
+
 int ipr_weights_find(const ipr_weights *w, const char *name) {
     for (int k = 0; k < w->n; ++k)
         if (strcmp(w->t[k].name, name) == 0) return k;

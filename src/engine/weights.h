@@ -69,6 +69,15 @@ void ipr_weights_derived(ipr_weights *w, size_t n, float **bind);
  * Reports a failed registration here. */
 int ipr_weights_alloc(ipr_weights *w, const char *what);
 void ipr_weights_free(ipr_weights *w);
+/* Values the registered tensors hold (aliases counted once, derived regions not): what a file must supply. */
+int64_t ipr_weights_table_values(const ipr_weights *w);
+/* Values a checkpoint's group holds: the sum over its datasets of their element counts, each counted only as far
+ * as its stored bytes reach (a dataset declaring more elements than 64 per stored byte counts 64 per byte). A
+ * loader compares it with ipr_weights_table_values before allocating, so that a file's attributes cannot ask for
+ * an arena the file could never fill. A missing group is 0 (the load then names what is missing). */
+int ipr_weights_h5_values(const char *path, const char *group, int64_t *out);
+/* The most values a loader plans for a file holding v: what could still be a named-tensor mismatch. */
+#define IPR_WEIGHTS_SLACK(v) ((v) > INT64_MAX / 4 ? INT64_MAX : 2 * (v) + ((int64_t)1 << 24))
 /* Index of a tensor by name, -1 if none. */
 int ipr_weights_find(const ipr_weights *w, const char *name);
 
