@@ -561,7 +561,7 @@ static void test_loader_errors(void **state) {
               "image 250x252 is not a whole number of 28x28 regions");
     attr_case("split.h5", "tokens_per_side", s3, 1, "region does not split", "784 values does not split into 3x3 tokens");
     /* attributes that ask for more weights than the file holds are refused before the arena is allocated (the
-     * fuzzer's depth of 1,000 x d_hid of 50,000 wanted 670 GB); the fixture's file holds 49,577 values */
+     * fuzzer's edited attributes asked for a 670 GB arena); the fixture's file holds 49,577 values */
     static const int64_t depth1000[1] = {1000}, dhid50k[1] = {50000};
     {
         static const struct {
