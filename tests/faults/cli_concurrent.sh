@@ -60,10 +60,12 @@ rank_pid() {
 first=$!
 pids+=("$first")
 commits 1 c1
+kill -STOP "$first" # held still (its lock held) while the others try, however fast the machine
 "$ipr" run c.yaml -o c1 --progress none > second.out 2>&1
 rc=$?
 "$ipr" run c.yaml -o c1 --force-new --progress none > third.out 2>&1
 rc3=$?
+kill -CONT "$first"
 wait "$first"
 rcf=$?
 if [ $rc -eq 1 ] && grep -q "c1 is in use by another \`ipr run\` (host $host, PID $first, started " second.out &&
@@ -82,8 +84,10 @@ if command -v mpirun > /dev/null; then
   commits 1 c2
   r0=$(rank_pid "$mp" 0)
   r1=$(rank_pid "$mp" 1)
+  kill -STOP "$r0"
   "$ipr" run c.yaml -o c2 --progress none > second2.out 2>&1
   rc=$?
+  kill -CONT "$r0"
   wait "$mp"
   rcm=$?
   if [ $rc -eq 1 ] && [ -n "$r0" ] && [ -n "$r1" ] && grep -q "(host $host, PID $r0, started" second2.out &&
@@ -114,6 +118,7 @@ fi
 s0=$!
 pids+=("$s0")
 commits 1 c4
+kill -STOP "$s0"
 "$ipr" run c.yaml -o c4 --shard 1/2 --progress none > sh1.out 2>&1 &
 s1=$!
 pids+=("$s1")
@@ -123,6 +128,7 @@ rcb=$?
 rcu=$?
 alive=0
 kill -0 "$s0" 2>/dev/null && alive=1
+kill -CONT "$s0"
 wait "$s0"
 rc0=$?
 wait "$s1"
