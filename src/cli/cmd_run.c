@@ -220,7 +220,7 @@ int ipr_cmd_run(int argc, char **argv) {
     pl_plan plan;
     pl_run run;
     pl_exec *x = NULL;
-    pl_run_lock lock = {-1};
+    pl_run_lock lock = {-1, -1};
     char *yaml = NULL;
     size_t yaml_len = 0;
     int ok = 1, have_plan = 0, code = IPR_EXIT_USAGE;
@@ -246,18 +246,18 @@ int ipr_cmd_run(int argc, char **argv) {
                 snprintf(dir, sizeof dir, "runs/%s-%.8s", cfg->name, cfg->sha256);
             char tag[64] = "", probe_path[PL_PATH_MAX + 16];
             if (o.nshards > 0) snprintf(tag, sizeof tag, "shard%dof%d", o.shard, o.nshards);
-            /* one run per directory (runlock.h), rank 0 only: an existing run directory is locked before anything in
-             * it is read or moved aside (--force-new), a new one as soon as it exists (or when --force-new made
-             * another); a lost creation race finds the winner's lock */
+            /* one run per directory, or one per shard (runlock.h), rank 0 only: an existing run directory is locked
+             * before anything in it is read or moved aside (--force-new), a new one as soon as it exists (or when
+             * --force-new made another); a lost creation race finds the winner's lock */
             snprintf(probe_path, sizeof probe_path, "%s/run.json", dir);
             FILE *existing = fopen(probe_path, "rb");
             if (existing) fclose(existing);
-            if (existing && pl_run_lock_take(dir, &lock) != IPR_OK) {
+            if (existing && pl_run_lock_take(dir, o.shard, o.nshards, &lock) != IPR_OK) {
                 ok = 0;
             } else if (pl_run_open(dir, cfg, yaml, yaml_len, o.sets, o.n_sets, o.force_new, tag[0] ? tag : NULL, &run) !=
                        IPR_OK) {
                 ok = 0;
-            } else if ((lock.fd < 0 || !run.resumed) && pl_run_lock_take(run.dir, &lock) != IPR_OK) {
+            } else if ((lock.fd < 0 || !run.resumed) && pl_run_lock_take(run.dir, o.shard, o.nshards, &lock) != IPR_OK) {
                 ok = 0;
             } else {
                 char path[PL_PATH_MAX + 32];

@@ -470,6 +470,15 @@ int pl_bundle_verify(const char *path, int *problems) {
         const char *rel = slash ? slash + 1 : "";
         int is_sums = strcmp(rel, "MANIFEST.sha256") == 0, is_manifest = strcmp(rel, "manifest.json") == 0;
         int is_results = strcmp(rel, "results/results.h5") == 0;
+        /* a member twice is damage (we write each once), and its second copy is not read: it would replace the
+         * kept MANIFEST or manifest text, or a second temporary results.h5, of the first (found by fuzz_bundle:
+         * the first MANIFEST leaked) */
+        int twice = (is_sums && sums) || (is_manifest && manifest) || (is_results && h5tmp[0]);
+        for (int i = 0; i < n_seen && !twice; ++i) twice = strcmp(seen[i].name, rel) == 0;
+        if (twice) {
+            pl_problem(problems, "member %s appears more than once", name);
+            continue;
+        }
         if (is_results) {
             const char *td = getenv("TMPDIR");
             snprintf(h5tmp, sizeof h5tmp, "%s/ipr-verify-XXXXXX", td && *td ? td : "/tmp");

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -679,12 +680,54 @@ void pl_journal_state_free(pl_journal_state *st) {
     memset(st, 0, sizeof *st);
 }
 
+/* 1 when `name` is a temporary file (NAME.tmp.PID, status.json.tmp.signal) that no live process is writing */
+static int stale_tmp(const char *name) {
+    const char *t = strstr(name, ".tmp.");
+    if (!t) return 0;
+    char *end = NULL;
+    const long pid = strtol(t + 5, &end, 10);
+    if (end == t + 5 || *end != '\0') return 1; /* no PID: the signal handler's status.json.tmp.signal */
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* Temporary files a killed process left outside segments/ (status.json, results.h5, summaries, DONE, provenance,
+ * plan.h5: each written to NAME.tmp.PID and renamed) go to quarantine/ too. Only unsharded sessions call this: they
+ * hold the directory alone (runlock.h); a temporary file of a live process (an `ipr merge` beside) stays. */
+static int quarantine_tmp(const pl_run *run, int *moved) {
+    static const char *dirs[] = {"", "summary", "provenance", "config", "models"};
+    DIR *d = NULL;
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; ++i) {
+        char dir[PL_PATH_MAX + 32];
+        snprintf(dir, sizeof dir, "%s%s%s", run->dir, dirs[i][0] ? "/" : "", dirs[i]);
+        d = opendir(dir);
+        if (!d) continue;
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.' || !stale_tmp(e->d_name)) continue;
+            char qdir[PL_PATH_MAX + 64], from[PL_PATH_MAX + 300], to[PL_PATH_MAX + 400];
+            snprintf(qdir, sizeof qdir, "%s/quarantine/%s", run->dir, dirs[i][0] ? dirs[i] : "top");
+            IPR_TRY(pl_mkdirs(qdir, 0755));
+            snprintf(from, sizeof from, "%s/%s", dir, e->d_name);
+            snprintf(to, sizeof to, "%s/%s", qdir, e->d_name);
+            IPR_IO(rename(from, to) == 0, from);
+            (*moved)++;
+        }
+        closedir(d);
+        d = NULL;
+    }
+    return IPR_OK;
+fail:
+    if (d) closedir(d);
+    return IPR_ERR;
+}
+
 int pl_quarantine(const pl_run *run, const pl_journal_state *st, int *moved) {
     char segdir[PL_PATH_MAX + 16];
     DIR *d = NULL, *sd = NULL;
     int *credited = NULL;
     *moved = 0;
     pl_run_path(run, "segments", segdir, sizeof segdir);
+    IPR_TRY(quarantine_tmp(run, moved));
     d = opendir(segdir);
     if (!d) return IPR_OK;
     IPR_TRY_PTR(credited = ipr_calloc((size_t)(st->n_segs + 1), sizeof(int), "segment flags"));

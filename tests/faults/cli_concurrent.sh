@@ -2,7 +2,8 @@
 # cli_concurrent.sh IPR MAKE_CKPT SRC: two `ipr run` on one run directory at once. The second is refused (exit 1)
 # with a message naming the first's host and PID, touches nothing (not even with --force-new), and the first finishes
 # as if alone; under mpirun only rank 0 holds the lock (the PID named is rank 0's); a lock left by a run killed with
-# SIGKILL (run.lock still there, its holder dead) does not block the resume, which gives the clean run's results.
+# SIGKILL (run.lock still there, its holder dead) does not block the resume, which gives the clean run's results;
+# shards of a job array run side by side in one directory, but not the same shard twice, nor an unsharded run.
 set -u
 ipr=$1
 mkckpt=$2
@@ -59,10 +60,12 @@ rank_pid() {
 first=$!
 pids+=("$first")
 commits 1 c1
+kill -STOP "$first" # held still (its lock held) while the others try, however fast the machine
 "$ipr" run c.yaml -o c1 --progress none > second.out 2>&1
 rc=$?
 "$ipr" run c.yaml -o c1 --force-new --progress none > third.out 2>&1
 rc3=$?
+kill -CONT "$first"
 wait "$first"
 rcf=$?
 if [ $rc -eq 1 ] && grep -q "c1 is in use by another \`ipr run\` (host $host, PID $first, started " second.out &&
@@ -81,8 +84,10 @@ if command -v mpirun > /dev/null; then
   commits 1 c2
   r0=$(rank_pid "$mp" 0)
   r1=$(rank_pid "$mp" 1)
+  kill -STOP "$r0"
   "$ipr" run c.yaml -o c2 --progress none > second2.out 2>&1
   rc=$?
+  kill -CONT "$r0"
   wait "$mp"
   rcm=$?
   if [ $rc -eq 1 ] && [ -n "$r0" ] && [ -n "$r1" ] && grep -q "(host $host, PID $r0, started" second2.out &&
@@ -106,6 +111,35 @@ if [ -f c3/run.lock ] && grep -q "pid $victim" c3/run.lock && [ ! -e c3/DONE ] &
   ok "a lock left by a run killed with SIGKILL (PID $victim) does not block: resumed ($(grep -o '([0-9]* this session)' resume.out)), $(cat cmp3.out)"
 else
   bad "stale lock ($(cat c3/run.lock 2>/dev/null | tr '\n' ' ') $(tail -2 resume.out))"
+fi
+
+# ---- shards: 0/2 and 1/2 side by side; 0/2 again and an unsharded run are refused while they run ----
+"$ipr" run c.yaml -o c4 --shard 0/2 --progress none > sh0.out 2>&1 &
+s0=$!
+pids+=("$s0")
+commits 1 c4
+kill -STOP "$s0"
+"$ipr" run c.yaml -o c4 --shard 1/2 --progress none > sh1.out 2>&1 &
+s1=$!
+pids+=("$s1")
+"$ipr" run c.yaml -o c4 --shard 0/2 --progress none > sh0b.out 2>&1
+rcb=$?
+"$ipr" run c.yaml -o c4 --progress none > shu.out 2>&1
+rcu=$?
+alive=0
+kill -0 "$s0" 2>/dev/null && alive=1
+kill -CONT "$s0"
+wait "$s0"
+rc0=$?
+wait "$s1"
+rc1=$?
+"$ipr" merge c4 --quiet > shm.out 2>&1
+if [ $alive -eq 1 ] && [ $rcb -eq 1 ] && grep -q "c4: shard 0/2 is in use by another \`ipr run --shard 0/2\` (host $host, PID $s0, " sh0b.out &&
+   [ $rcu -eq 1 ] && grep -q "c4 is in use by another \`ipr run\` (run-shard[01]of2: host $host, PID " shu.out &&
+   [ $rc0 -eq 0 ] && [ $rc1 -eq 0 ] && $compare ref/results.h5 c4/results.h5 > cmp4.out; then
+  ok "shards 0/2 and 1/2 ran side by side; 0/2 again and an unsharded run were refused meanwhile; merged, $(cat cmp4.out)"
+else
+  bad "shards (alive=$alive rc=$rcb/$rcu, shards $rc0/$rc1: $(cut -c1-200 sh0b.out shu.out) $(tail -1 shm.out))"
 fi
 
 echo "# $pass passed, $fail failed"

@@ -4,7 +4,8 @@
 # `ipr merge` and `ipr bundle`. Each fault must end with exit 5 and a message naming the file and the error, leave no
 # temporary or half-written file behind, and the same command without the fault must then complete with results
 # identical to a clean run (compare_results.py: every dataset but the timing ones): nothing lost, nothing counted
-# twice. Under the sanitizer build IPR_FAULT_PRELOAD_FIRST names libasan, which must come first in LD_PRELOAD.
+# twice. Under the sanitizer build IPR_FAULT_PRELOAD_FIRST names libasan, which must come first in LD_PRELOAD, and
+# IPR_FAULTS_ONE_ERRNO=1 runs each case with one errno (ENOSPC and EIO alternating) instead of both.
 set -u
 ipr=$1
 mkckpt=$2
@@ -38,10 +39,11 @@ with_fault() {
   if [ "$1" != "--" ]; then count=$1; shift; fi
   shift
   rm -f fault.log
-  # after a failed H5Fclose HDF5 keeps the file's structures (it cannot release what it failed to flush): under the
-  # sanitizer build LeakSanitizer would report HDF5's memory, not ours, so leak checking is off for those cases only
+  # h5leak=1: libhdf5 1.10.8 itself leaks the file whose H5Fclose failed in close(2) (one 1168-byte block allocated
+  # inside the library, freed by nothing: its id is unusable after the failure); LeakSanitizer is off for those
+  # runs only (the sanitizer build), every other check stays
   local asan=${ASAN_OPTIONS:-}
-  [ "$op" = close ] && [[ $path == *.h5* ]] && asan="${asan:+$asan:}detect_leaks=0"
+  [ "${h5leak:-0}" = 1 ] && asan="${asan:+$asan:}detect_leaks=0"
   ASAN_OPTIONS=$asan LD_PRELOAD="$preload" IPR_FAULT_WRITABLE=${writable:-0} IPR_FAULT_OP=$op IPR_FAULT_ERRNO=$err IPR_FAULT_PATH=$path IPR_FAULT_NTH=$nth \
     IPR_FAULT_COUNT=$count IPR_FAULT_LOG="$tmp/fault.log" "$@" > fault.out 2>&1
   rc=$?
@@ -59,8 +61,19 @@ leftovers() { find "$1" -name '*.tmp*' -not -path '*/quarantine/*' | head -3; }
 # ---- ipr run: segment commits and journal appends ----
 # run_case NAME OP ERRNO PATH NTH [COUNT]: the run stops with exit 5 and the error; the same command resumes it to
 # the clean run's results; verify passes
+# skip NAME ERRNO: with IPR_FAULTS_ONE_ERRNO=1 a case runs with one of the two errnos only, chosen by its name's CRC
+# (only the cases run with both errnos, inside the loops: paired=1)
+paired=0
+skip() {
+  [ "${IPR_FAULTS_ONE_ERRNO:-0}" = 1 ] && [ $paired -eq 1 ] || return 1
+  local crc
+  crc=$(printf '%s' "$1" | cksum | cut -d' ' -f1)
+  if [ $((crc % 2)) -eq 0 ]; then [ "$2" != ENOSPC ]; else [ "$2" != EIO ]; fi
+}
+
 run_case() {
   local name=$1 op=$2 err=$3 path=$4 nth=$5 count=${6:-1} dir="r_${1// /_}_$3"
+  skip "$name" "$err" && return
   with_fault "$op" "$err" "$path" "$nth" "$count" -- "$ipr" run f.yaml -o "$dir" --progress none
   local m
   m=$(msg_of "$err")
@@ -81,12 +94,13 @@ run_case() {
   fi
 }
 
+paired=1
 for err in ENOSPC EIO; do
   # the second unit's segment (r00000-000001.h5 and its .tmp): one segment committed before the fault
   run_case "segment write" write $err -000001.h5 1
   run_case "segment fsync" fsync $err -000001.h5 1
   run_case "segment rename" rename $err -000001.h5 1
-  run_case "segment close (HDF5's)" close $err -000001.h5 1
+  h5leak=1 run_case "segment close (HDF5's)" close $err -000001.h5 1
   run_case "segment close (after its fsync)" close $err -000001.h5 2
   # fsyncs under segments/: the first segment's file, then its directory (the rename made durable)
   run_case "segment directory fsync" fsync $err /segments/ 2
@@ -96,6 +110,7 @@ for err in ENOSPC EIO; do
   # (its descriptor opened for appending: not the scans that read it)
   writable=1 run_case "journal close" close $err /journal/ 1
 done
+paired=0
 # a disk that stays full: every segment write fails from the second segment on
 run_case "segment write, disk stays full" write ENOSPC /segments/ 40 0
 # the run's own final merge: results.h5 cannot be written
@@ -126,6 +141,7 @@ fi
 # merge fails with exit 5 and leaves no DONE and no temporary file; merged again, it is the clean run's
 merge_case() {
   local name=$1 op=$2 err=$3 path=$4 nth=$5 dir="m_$1_$3"
+  skip "merge $name" "$err" && return
   dir=${dir// /_}
   cp -r ref "$dir" && rm -rf "$dir/results.h5" "$dir/DONE" "$dir/summary"
   with_fault "$op" "$err" "$path" "$nth" -- "$ipr" merge "$dir" --quiet
@@ -143,20 +159,23 @@ merge_case() {
     bad "merge, $name, $err: again ($(tail -2 merge.out) $(cat cmp.out 2>/dev/null))"
   fi
 }
+paired=1
 for err in ENOSPC EIO; do
   merge_case "results.h5 write" write $err /results.h5 1
   merge_case "results.h5 fsync" fsync $err /results.h5 1
   merge_case "results.h5 rename" rename $err /results.h5 1
-  merge_case "results.h5 close" close $err /results.h5 1
+  h5leak=1 merge_case "results.h5 close" close $err /results.h5 1
   merge_case "summary write" write $err /summary/ 1
   merge_case "DONE rename" rename $err /DONE 1
 done
+paired=0
 
 # ---- ipr bundle: the archive, its fsync and rename, the .sha256 sidecar ----
 "$ipr" bundle ref --output clean.tar.gz > /dev/null 2>&1 || bad "clean bundle"
 # bundle_case NAME OP ERRNO NTH: exit 5, neither FILE nor FILE.sha256 nor a temporary file; again: the clean bytes
 bundle_case() {
   local name=$1 op=$2 err=$3 nth=$4 out="b_${1// /_}_$3.tar.gz"
+  skip "bundle $name" "$err" && return
   with_fault "$op" "$err" "$out" "$nth" -- "$ipr" bundle ref --output "$out"
   if [ "$rc" -ne 5 ] || [ "$nf" -lt 1 ] || ! grep -q "$(msg_of "$err")" fault.out || [ -e "$out" ] || [ -e "$out.sha256" ] ||
      ls "$out".tmp.* > /dev/null 2>&1; then
@@ -169,6 +188,7 @@ bundle_case() {
     bad "bundle, $name, $err: again (differs or fails)"
   fi
 }
+paired=1
 for err in ENOSPC EIO; do
   bundle_case "archive write" write $err 1
   bundle_case "archive fsync" fsync $err 1
@@ -177,6 +197,7 @@ for err in ENOSPC EIO; do
   bundle_case "archive close" close $err 1
   bundle_case "sidecar close" close $err 3
 done
+paired=0
 
 echo "# $cases faults armed, $injected injected"
 echo "# $pass passed, $fail failed"

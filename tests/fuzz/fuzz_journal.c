@@ -21,7 +21,7 @@ static char g_sha[65];
 
 /* the part with its tokens replaced */
 static char *expand(const uint8_t *p, size_t n, size_t *out_len) {
-    char *out = malloc(n * 8 + 1), *o = out;
+    char *out = malloc(n * 13 + 1), *o = out; /* "@SHA@" (5 bytes) becomes 64 */
     if (!out) abort();
     for (size_t i = 0; i < n;) {
         if (n - i >= 4 && p[i] == '@' && p[i + 1] == 'U' && p[i + 2] >= '0' && p[i + 2] <= '7' && p[i + 3] == '@') {

@@ -39,6 +39,7 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 run_one() {
   local h=$1 bin="$build/tests/fuzz/$1" dict=()
   [ -f "$root/tests/fuzz/$h.dict" ] && dict=(-dict="$root/tests/fuzz/$h.dict")
+  rm -rf "$build/artifacts/$h" # only this run's findings
   mkdir -p "$out/$h.new" "$build/artifacts/$h"
   local rc=0
   "$bin" -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 -close_fd_mask=3 -print_final_stats=1 \
