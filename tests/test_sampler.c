@@ -835,6 +835,95 @@ static int same_noise(void *ctx, uint32_t purpose, uint64_t instance, uint32_t s
     return IPR_OK;
 }
 
+static void count_progress(int done, int total, void *ctx) {
+    int *last = ctx;
+    assert_true(done >= last[0] && done <= total); /* never backwards, never past the total */
+    last[0] = done;
+    last[1] = total;
+}
+
+/* ipr_runner_run_variants: one base sample per instance shared by every (fraction, selection) variant gives the
+ * results of separate runs bitwise (issue 16 item 4), over several waves (5 instances through 2 slots), with
+ * early stopping and the uncertainty selection (which reads the base's pooled sigmas). */
+static void test_shared_base(void **state) {
+    (void)state;
+    char ckpt[4200];
+    snprintf(ckpt, sizeof ckpt, "%s/ep_shared.h5", g_tmpdir);
+    make_ckpt(ckpt, 3, 16, 16, 4, 2, 31);
+    ipr_task *task = ipr_task_new_custom(3, 16, 16, 4);
+    assert_non_null(task);
+    const ipr_variant vars[] = {{0.25, IPR_SELECT_UNIFORM}, {0.5, IPR_SELECT_UNCERTAINTY}, {1.0, IPR_SELECT_MIX},
+                                {0.25, IPR_SELECT_UNCERTAINTY}};
+    const int V = (int)(sizeof vars / sizeof vars[0]), n = 5;
+    for (int early = 0; early <= 1; ++early)
+        for (int K = 0; K <= 3; K += 3) {
+            ipr_sampler_config cfg;
+            ipr_sampler_config_init(&cfg);
+            cfg.steps_per_region = 2;
+            cfg.overlap = 0.5;
+            cfg.ipr_iterations = K;
+            cfg.ipr_steps_per_region = 2;
+            cfg.keep_images = 1;
+            cfg.early_stop = early;
+            ipr_denoiser *den = open_den(ckpt, 2);
+            ipr_runner *run = ipr_runner_new(den, task, &cfg);
+            assert_non_null(run);
+            run_out shared = {V * n, calloc((size_t)(V * n), sizeof(ipr_chain_result))};
+            uint64_t inst[5];
+            for (int i = 0; i < n; ++i) inst[i] = 100 + (uint64_t)(i * 37 % n);
+            for (int q = 0; q < V * n; ++q)
+                assert_int_equal(ipr_chain_result_alloc(&shared.res[q], K, 768), IPR_OK);
+            int seen[2] = {0, 0};
+            if (ipr_runner_run_variants(run, 42, inst, n, vars, V, shared.res, count_progress, seen) != IPR_OK) {
+                ipr_error_print("test_sampler");
+                fail();
+            }
+            assert_int_equal(seen[0], V * n);
+            assert_int_equal(seen[1], V * n);
+            ipr_runner_stats st;
+            ipr_runner_get_stats(run, &st);
+            /* the base generations: once per instance when shared (K > 0), once per chain otherwise */
+            assert_int_equal((int)st.generations[0], K > 0 ? n : V * n);
+            ipr_runner_free(run);
+            ipr_denoiser_free(den);
+            for (int v = 0; v < V; ++v) {
+                ipr_sampler_config c1 = cfg;
+                c1.ipr_ratio = vars[v].ipr_ratio;
+                c1.selection = vars[v].selection;
+                run_out alone = run_chains(ckpt, task, &c1, 3, n, 42, NULL);
+                run_out part = {n, shared.res + (size_t)v * n};
+                assert_same_results(&part, &alone, 768);
+                for (int i = 0; i < n; ++i) {
+                    assert_int_equal(part.res[i].nfe_saved, alone.res[i].nfe_saved);
+                    assert_int_equal(part.res[i].solution_match, alone.res[i].solution_match);
+                }
+                free_out(&alone);
+            }
+            printf("  shared base: K %d, early_stop %d: %d variants x %d instances == separate runs bitwise\n", K,
+                   early, V, n);
+            free_out(&shared);
+        }
+    /* bad variants are refused by name */
+    {
+        ipr_sampler_config cfg;
+        ipr_sampler_config_init(&cfg);
+        cfg.ipr_iterations = 1;
+        ipr_denoiser *den = open_den(ckpt, 2);
+        ipr_runner *run = ipr_runner_new(den, task, &cfg);
+        ipr_chain_result res;
+        assert_int_equal(ipr_chain_result_alloc(&res, 1, 768), IPR_OK);
+        const uint64_t one = 1;
+        const ipr_variant bad[] = {{0.0, IPR_SELECT_UNIFORM}};
+        ipr_error_clear();
+        assert_int_equal(ipr_runner_run_variants(run, 1, &one, 1, bad, 1, &res, NULL, NULL), IPR_ERR);
+        assert_non_null(strstr(ipr_error_message(), "variant 0: ipr_ratio 0 outside (0, 1]"));
+        ipr_chain_result_free(&res);
+        ipr_runner_free(run);
+        ipr_denoiser_free(den);
+    }
+    ipr_task_free(task);
+}
+
 static void test_early_stop(void **state) {
     (void)state;
     char ckpt[4200];
@@ -1143,6 +1232,7 @@ int main(void) {
         cmocka_unit_test(test_edge_cases),
         cmocka_unit_test(test_256_regions),
         cmocka_unit_test(test_early_stop),
+        cmocka_unit_test(test_shared_base),
         cmocka_unit_test(test_selection),
         cmocka_unit_test(test_settings),
         cmocka_unit_test(test_tasks),

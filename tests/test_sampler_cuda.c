@@ -79,7 +79,10 @@ typedef struct {
     ipr_chain_result *res;
 } chains;
 
-static chains run(const char *ckpt, ipr_task *task, int max_batch, int gpu_sampler, int n, uint64_t seed) {
+/* n chains under the ratio and selection of `set` (NULL: the defaults); with n_variants > 1,
+ * ipr_runner_run_variants over variants (results variant-major) instead */
+static chains run_v(const char *ckpt, ipr_task *task, int max_batch, int gpu_sampler, int n, uint64_t seed,
+                    const ipr_variant *set, const ipr_variant *variants, int n_variants) {
     int C, H, W, P, R;
     ipr_task_shape(task, &C, &H, &W, &P, &R);
     ipr_denoiser_config dc;
@@ -95,21 +98,30 @@ static chains run(const char *ckpt, ipr_task *task, int max_batch, int gpu_sampl
     cfg.ipr_steps_per_region = 3;
     cfg.keep_images = 1;
     cfg.gpu_sampler = gpu_sampler;
+    if (set) cfg.ipr_ratio = set->ipr_ratio, cfg.selection = set->selection;
     ipr_runner *r = ipr_runner_new(den, task, &cfg);
     if (!r) fail_with_error("runner");
-    chains o = {n, calloc((size_t)n, sizeof(ipr_chain_result))};
+    const int V = n_variants > 1 ? n_variants : 1;
+    chains o = {n * V, calloc((size_t)(n * V), sizeof(ipr_chain_result))};
     uint64_t inst[16];
-    for (int i = 0; i < n; ++i) {
-        inst[i] = 5 + (uint64_t)(i * 7 % n);
-        assert_int_equal(ipr_chain_result_alloc(&o.res[i], cfg.ipr_iterations, (size_t)C * H * W), IPR_OK);
+    for (int i = 0; i < n; ++i) inst[i] = 5 + (uint64_t)(i * 7 % n);
+    for (int q = 0; q < n * V; ++q)
+        assert_int_equal(ipr_chain_result_alloc(&o.res[q], cfg.ipr_iterations, (size_t)C * H * W), IPR_OK);
+    if (V > 1) {
+        if (ipr_runner_run_variants(r, seed, inst, n, variants, V, o.res, NULL, NULL) != IPR_OK) fail_with_error("run");
+    } else if (ipr_runner_run(r, seed, inst, n, o.res, NULL, NULL) != IPR_OK) {
+        fail_with_error("run");
     }
-    if (ipr_runner_run(r, seed, inst, n, o.res, NULL, NULL) != IPR_OK) fail_with_error("run");
     ipr_runner_stats st;
     ipr_runner_get_stats(r, &st);
     assert_true(gpu_sampler ? st.device_bytes > 0 : st.device_bytes == 0);
     ipr_runner_free(r);
     ipr_denoiser_free(den);
     return o;
+}
+
+static chains run(const char *ckpt, ipr_task *task, int max_batch, int gpu_sampler, int n, uint64_t seed) {
+    return run_v(ckpt, task, max_batch, gpu_sampler, n, seed, NULL, NULL, 1);
 }
 
 static void chains_free(chains *o) {
@@ -146,6 +158,20 @@ static void check_paths(const char *label, const char *ckpt, ipr_task *task) {
     printf("  %-22s host vs GPU sampler max |diff| %.3g, GPU batch 4 vs 1 %.3g, nfe %u..%u\n", label, d_paths,
            d_batch, gpu.res[0].nfe[0], gpu.res[0].nfe[3]);
     chains_free(&host), chains_free(&gpu), chains_free(&gpu1);
+    /* the base sample shared across variants on the GPU sampler (parked on the host, uploaded per variant) against
+     * separate GPU runs of each variant: the same passes, images within TOL_IMAGE */
+    const ipr_variant vars[] = {{0.25, IPR_SELECT_UNIFORM}, {1.0, IPR_SELECT_UNCERTAINTY}};
+    chains shared = run_v(ckpt, task, 4, 1, 6, 11, NULL, vars, 2);
+    double d_shared = 0.0;
+    for (int v = 0; v < 2; ++v) {
+        chains alone = run_v(ckpt, task, 4, 1, 6, 11, &vars[v], NULL, 1);
+        chains part = {6, shared.res + (size_t)v * 6};
+        const double d = compare(&part, &alone, img);
+        if (d > d_shared) d_shared = d;
+        chains_free(&alone);
+    }
+    printf("  %-22s shared base vs separate GPU runs max |diff| %.3g\n", label, d_shared);
+    chains_free(&shared);
 }
 
 static void test_unet_chains(void **state) {

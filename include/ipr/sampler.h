@@ -219,6 +219,22 @@ typedef void (*ipr_progress_fn)(int done, int total, void *ctx);
 int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int n, ipr_chain_result *results,
                    ipr_progress_fn progress, void *ctx);
 
+/* One point of a grid over the IPR settings that leave the base generation unchanged: the resampling fraction and
+ * the subset selection (selection_mix and every other setting are the runner's config's). */
+typedef struct {
+    double ipr_ratio;
+    ipr_selection selection;
+} ipr_variant;
+/* Run the chains of instances[0..n) under `seed` once per variant, generating each instance's base sample once:
+ * results[v * n + i] is instance i under variants[v], the same as an ipr_runner_run with the config's ipr_ratio and
+ * selection set to the variant's (bitwise on the host path; on the GPU, batch composition changes rounding as it
+ * always does). Instances go in waves of max_batch: their base samples (one batch), then every variant's IPR
+ * iterations from them, so a grid of V points costs one base generation instead of V. Without IPR iterations, in
+ * correction mode (no base generation) or with hooks set, the V x n chains simply run independently. progress
+ * counts finished results (of n_variants x n). The stats count each base generation once. */
+int ipr_runner_run_variants(ipr_runner *r, uint64_t seed, const uint64_t *instances, int n, const ipr_variant *variants,
+                            int n_variants, ipr_chain_result *results, ipr_progress_fn progress, void *ctx);
+
 /* Where the time of the runs so far went. A forward pass over B chains charges 1/B of its time (and of the
  * host work after it) to each chain's current phase: phase 0 = base generation, phase k = IPR iteration k,
  * so instances/s of phase k = generations[k] / seconds[k] whatever mix of phases shared the batches. */

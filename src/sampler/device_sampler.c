@@ -198,6 +198,16 @@ fail:
     return IPR_ERR;
 }
 
+int ipr_dsamp_upload(ipr_dsamp *ds, int slot, const float *z) {
+    IPR_TRY(check_slot(ds, slot));
+    CU(cudaMemcpyAsync(ds->z + (size_t)slot * ds->chw, z, ds->chw * sizeof(float), cudaMemcpyHostToDevice,
+                       ds->stream));
+    CU(cudaStreamSynchronize(ds->stream)); /* the host buffer may change once this returns */
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
 #else /* a build without the CUDA backend: a clear error, never a silent CPU substitute */
 
 static ipr_dsamp *no_cuda(void) {
@@ -243,6 +253,12 @@ int ipr_dsamp_step(ipr_dsamp *ds, const ipr_dsamp_row *rows, const float *t_cur,
 }
 
 int ipr_dsamp_download(ipr_dsamp *ds, int slot, float *z) {
+    (void)ds, (void)slot, (void)z;
+    no_cuda();
+    return IPR_ERR;
+}
+
+int ipr_dsamp_upload(ipr_dsamp *ds, int slot, const float *z) {
     (void)ds, (void)slot, (void)z;
     no_cuda();
     return IPR_ERR;

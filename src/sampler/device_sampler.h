@@ -36,5 +36,7 @@ int ipr_dsamp_step(ipr_dsamp *ds, const ipr_dsamp_row *rows, const float *t_cur,
                    uint64_t seed, double alpha, double temperature);
 /* The image of `slot` (C, H, W) into host memory. */
 int ipr_dsamp_download(ipr_dsamp *ds, int slot, float *z);
+/* Host image z (C, H, W) into `slot` (a chain that resumes from a parked base sample, after its chain_start). */
+int ipr_dsamp_upload(ipr_dsamp *ds, int slot, const float *z);
 
 #endif

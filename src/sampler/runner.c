@@ -1,6 +1,7 @@
 /* runner.c: chains of SRM sequential generation + IPR refinement (spec 2.6, 3), many per forward pass: each
  * chain has its own schedule, region states and image; a finished chain frees its slot for the next. */
 #define _POSIX_C_SOURCE 200809L
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,7 +121,19 @@ typedef struct {
     int ended;              /* the generation has run its passes */
     uint32_t nfe;           /* passes of this chain so far */
     int ipr_passes;         /* passes of one IPR iteration of this chain (its subset size is fixed) */
+    /* the chain's variant (ipr_runner_run_variants; the config's own values otherwise) */
+    double ratio;           /* IPR resampling fraction */
+    ipr_selection selection;
+    int base_only;          /* stop after the base sample and park it in the runner's store (run_variants) */
 } chain;
+
+/* A parked base sample (ipr_runner_run_variants): what the IPR iterations of every variant start from. */
+typedef struct {
+    float *z;               /* (C, H, W) */
+    float *sigma, *sigma_start; /* (R) */
+    uint8_t *decoded;       /* the base's decoded content (the "previous" of iteration 1) */
+    uint32_t nfe;
+} base_snap;
 
 struct ipr_runner {
     ipr_denoiser *den;
@@ -142,6 +155,7 @@ struct ipr_runner {
     ipr_dsamp_row *brows;   /* (MB) */
     const ipr_model_info *model;
     uint64_t seed;
+    base_snap *snaps;       /* (max_batch) parked base samples of the current wave (run_variants) */
     /* stats */
     double *ph_seconds;
     uint64_t *ph_generations, *ph_passes;
@@ -183,8 +197,12 @@ ipr_runner *ipr_runner_new(ipr_denoiser *d, ipr_task *t, const ipr_sampler_confi
                                align64((size_t)MB * r->d_out * r->hw * sizeof(float)) + align64((size_t)MB * sizeof(int));
     const size_t stats_bytes = align64((size_t)(K + 1) * sizeof(double)) + 2 * align64((size_t)(K + 1) * sizeof(uint64_t));
     const size_t gpu_bytes = 3 * align64((size_t)MB * R * sizeof(float)) + align64((size_t)MB * sizeof(ipr_dsamp_row));
+    /* ipr_runner_run_variants parks a wave of max_batch base samples */
+    const size_t snap_bytes = align64((size_t)MB * sizeof(base_snap)) +
+                              (size_t)MB * (align64(r->chw * sizeof(float)) + 2 * align64((size_t)R * sizeof(float)) +
+                                            align64(r->dec_bytes));
     const size_t total = align64((size_t)MB * sizeof(chain)) + (size_t)MB * slot_bytes + batch_bytes + stats_bytes +
-                         gpu_bytes;
+                         gpu_bytes + snap_bytes;
     r->arena = ipr_calloc(1, total, "sampler arena");
     if (!r->arena) goto fail;
     char *p = r->arena;
@@ -223,6 +241,14 @@ ipr_runner *ipr_runner_new(ipr_denoiser *d, ipr_task *t, const ipr_sampler_confi
     CARVE(r->lv_next, (size_t)MB * R * sizeof(float));
     CARVE(r->bsigma, (size_t)MB * R * sizeof(float));
     CARVE(r->brows, (size_t)MB * sizeof(ipr_dsamp_row));
+    CARVE(r->snaps, (size_t)MB * sizeof(base_snap));
+    for (int s = 0; s < MB; ++s) {
+        base_snap *sn = &r->snaps[s];
+        CARVE(sn->z, r->chw * sizeof(float));
+        CARVE(sn->sigma, (size_t)R * sizeof(float));
+        CARVE(sn->sigma_start, (size_t)R * sizeof(float));
+        CARVE(sn->decoded, r->dec_bytes);
+    }
 #undef CARVE
     if (cfg->gpu_sampler) {
         IPR_CHECK(ipr_denoiser_cuda_device(d) >= 0, "gpu_sampler needs a denoiser on a CUDA device (this one runs on "
@@ -474,7 +500,7 @@ fail:
 static int chain_begin_iteration(ipr_runner *r, chain *ch, int k) {
     uint8_t gen[IPR_MAX_REGIONS];
     memset(gen, 0, (size_t)r->R);
-    const int m = ipr_subset_size(ch->n_refinable, r->cfg.ipr_ratio);
+    const int m = ipr_subset_size(ch->n_refinable, ch->ratio);
     if (m > 0) {
         if (r->have_hooks && r->hooks.subset) {
             if (r->hooks.subset(r->hooks.ctx, ch->instance, k, ch->refinable, ch->n_refinable, m, ch->chosen) !=
@@ -483,7 +509,7 @@ static int chain_begin_iteration(ipr_runner *r, chain *ch, int k) {
                 return IPR_ERR;
             }
         } else {
-            ipr_subset_choose(r->seed, ch->instance, (uint32_t)k, ch->refinable, ch->n_refinable, m, r->cfg.selection,
+            ipr_subset_choose(r->seed, ch->instance, (uint32_t)k, ch->refinable, ch->n_refinable, m, ch->selection,
                               r->cfg.selection_mix, ch->sigma_start, ch->chosen);
         }
         for (int i = 0; i < m; ++i) {
@@ -506,12 +532,18 @@ fail:
     return IPR_ERR;
 }
 
-static int chain_start(ipr_runner *r, chain *ch, int res, uint64_t instance, ipr_chain_result *out) {
+/* A chain's instance into a free slot (clues, mask, the known solution, refinable regions), under variant
+ * (ratio, selection); nothing generated yet. */
+static int chain_setup(ipr_runner *r, chain *ch, int res, uint64_t instance, ipr_chain_result *out, double ratio,
+                       ipr_selection selection, int base_only) {
     ch->in_use = 1;
     ch->res = res;
     ch->instance = instance;
     ch->out = out;
     ch->nfe = 0;
+    ch->ratio = ratio;
+    ch->selection = selection;
+    ch->base_only = base_only;
     out->instance = instance;
     out->iterations_run = 0;
     out->nfe_saved = 0;
@@ -531,19 +563,33 @@ static int chain_start(ipr_runner *r, chain *ch, int res, uint64_t instance, ipr
     ch->n_refinable = 0;
     for (int reg = 0; reg < r->R; ++reg)
         if (!ch->given[reg]) ch->refinable[ch->n_refinable++] = (uint16_t)reg;
-    IPR_TRY_ID(ch->ipr_passes = plan_passes(&r->cfg, ipr_subset_size(ch->n_refinable, r->cfg.ipr_ratio), 1, ch->starts));
+    IPR_TRY_ID(ch->ipr_passes = plan_passes(&r->cfg, ipr_subset_size(ch->n_refinable, ratio), 1, ch->starts));
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+/* Entry 0 is recorded and nothing is left to generate before iteration 1: with K = 0 the chain ends (chain_settle
+ * finishes it), else iteration 1 begins. */
+static int chain_after_entry0(ipr_runner *r, chain *ch) {
+    if (r->cfg.ipr_iterations == 0) {
+        ch->ended = 1;
+        ch->iteration = 0;
+        ch->B = -1; /* marks "recorded" for chain_settle */
+        return IPR_OK;
+    }
+    return chain_begin_iteration(r, ch, 1);
+}
+
+static int chain_start(ipr_runner *r, chain *ch, int res, uint64_t instance, ipr_chain_result *out, double ratio,
+                       ipr_selection selection, int base_only) {
+    IPR_TRY(chain_setup(r, ch, res, instance, out, ratio, selection, base_only));
     if (ipr_task_correction(r->task)) {
         /* spec 3.2 correction: no base generation; entry 0 scores the corrupted grid */
         memcpy(ch->z, ch->clean, r->chw * sizeof(float));
         if (r->ds) IPR_TRY(ipr_dsamp_chain_start(r->ds, (int)(ch - r->slots), ch->clean, ch->given, r->seed, instance, 0));
         IPR_TRY(chain_record(r, ch, 0, 0));
-        if (r->cfg.ipr_iterations == 0) {
-            ch->ended = 1;
-            ch->iteration = 0;
-            ch->B = -1; /* marks "recorded" for chain_settle */
-            return IPR_OK;
-        }
-        return chain_begin_iteration(r, ch, 1);
+        return chain_after_entry0(r, ch);
     }
     /* z = masked + mask * z_init (spec 2.5; fixtures/README.md) */
     uint8_t gen[IPR_MAX_REGIONS];
@@ -558,6 +604,45 @@ static int chain_start(ipr_runner *r, chain *ch, int res, uint64_t instance, ipr
     return gen_begin(r, ch, 0, gen);
 fail:
     return IPR_ERR;
+}
+
+/* A chain of a variant that starts from its instance's parked base sample `sn` (ipr_runner_run_variants): entry 0
+ * is the base's (`base`, the result its base-only chain recorded), and the state the IPR iterations read (the image,
+ * the pooled sigmas, the decoded content, the pass count) is the base's, as if this chain had generated it. */
+static int chain_resume(ipr_runner *r, chain *ch, int res, uint64_t instance, ipr_chain_result *out, double ratio,
+                        ipr_selection selection, const base_snap *sn, const ipr_chain_result *base) {
+    IPR_TRY(chain_setup(r, ch, res, instance, out, ratio, selection, 0));
+    memcpy(ch->z, sn->z, r->chw * sizeof(float));
+    memcpy(ch->sigma, sn->sigma, (size_t)r->R * sizeof(float));
+    memcpy(ch->sigma_start, sn->sigma_start, (size_t)r->R * sizeof(float));
+    memcpy(ch->decoded_prev, sn->decoded, r->dec_bytes);
+    ch->nfe = sn->nfe;
+    if (out != base) {
+        out->valid[0] = base->valid[0];
+        out->error[0] = base->error[0];
+        out->nfe[0] = base->nfe[0];
+        out->changed[0] = base->changed[0];
+    }
+    if (r->ds) {
+        const int slot = (int)(ch - r->slots);
+        IPR_TRY(ipr_dsamp_chain_start(r->ds, slot, ch->clean, ch->given, r->seed, instance, 0));
+        IPR_TRY(ipr_dsamp_upload(r->ds, slot, ch->z));
+    }
+    return chain_after_entry0(r, ch);
+fail:
+    return IPR_ERR;
+}
+
+/* A base-only chain's generation is recorded: park its state in snaps[ch->res] and free the slot. chain_record
+ * left the image on the host (ch->z) and the base's decoded content in decoded_prev. */
+static void chain_park(ipr_runner *r, chain *ch) {
+    base_snap *sn = &r->snaps[ch->res];
+    memcpy(sn->z, ch->z, r->chw * sizeof(float));
+    memcpy(sn->sigma, ch->sigma, (size_t)r->R * sizeof(float));
+    memcpy(sn->sigma_start, ch->sigma_start, (size_t)r->R * sizeof(float));
+    memcpy(sn->decoded, ch->decoded_prev, r->dec_bytes);
+    sn->nfe = ch->nfe;
+    ch->in_use = 0;
 }
 
 /* Finish the chain: repeat the last entry into the skipped ones, copy the image, free the slot. */
@@ -595,6 +680,11 @@ static int chain_settle(ipr_runner *r, chain *ch, int *finished) {
                 r->hooks.on_generation(r->hooks.ctx, ch->instance, k, ch->pass, ch->z);
             }
             IPR_TRY(chain_record(r, ch, k, ch->B));
+        }
+        if (ch->base_only) {
+            chain_park(r, ch);
+            *finished = 1;
+            return IPR_OK;
         }
         const int stop = r->cfg.early_stop && k >= 1 && ch->out->changed[k] == 0;
         if (k >= K || stop) {
@@ -662,42 +752,35 @@ fail:
     return IPR_ERR;
 }
 
-int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int n, ipr_chain_result *results,
-                   ipr_progress_fn progress, void *ctx) {
-    IPR_CHECK(r && n >= 0 && (n == 0 || (instances && results)), "runner run: bad arguments");
-    const int K = r->cfg.ipr_iterations, MB = r->max_batch;
-    for (int i = 0; i < n; ++i) {
-        IPR_CHECK(instances[i] < (1ull << 48), "instance %llu is not below 2^48", (unsigned long long)instances[i]);
-        IPR_CHECK(results[i].iterations == K && results[i].valid && results[i].error && results[i].nfe &&
-                      results[i].changed,
-                  "result %d was not allocated for %d iterations (ipr_chain_result_alloc)", i, K);
-        IPR_CHECK(!r->cfg.keep_images || results[i].image, "result %d has no image buffer but keep_images is set", i);
-    }
-    IPR_CHECK(!r->ds || !r->have_hooks || (!r->hooks.noise && !r->hooks.on_pass),
-              "the noise and on_pass hooks need the host sampler (gpu_sampler 0)");
-    r->seed = seed;
-    memset(r->ph_seconds, 0, (size_t)(K + 1) * sizeof(double));
-    memset(r->ph_generations, 0, (size_t)(K + 1) * sizeof(uint64_t));
-    memset(r->ph_passes, 0, (size_t)(K + 1) * sizeof(uint64_t));
-    r->forward_s = r->host_s = r->score_s = 0.0;
-    r->forwards = r->images = 0;
-    for (int s = 0; s < MB; ++s) r->slots[s].in_use = 0;
+/* What a drive() call runs: n_jobs chains, job j started by start(r, ch, j, ctx) into a free slot; each finished
+ * job adds `counts` to *done and reports progress against `total`. */
+typedef struct {
+    int n_jobs;
+    int (*start)(ipr_runner *r, chain *ch, int j, void *ctx);
+    void *ctx;
+    int counts;               /* 1: a finished job is a finished result; 0: a parked base (no progress) */
+    int *done, total;
+    ipr_progress_fn progress;
+    void *pctx;
+    double *last_report;
+} drive_jobs;
 
-    int next = 0, done = 0;
-    double last_report = ipr_clock_monotonic_s();
-    while (done < n) {
+static int drive(ipr_runner *r, const drive_jobs *jb) {
+    const int MB = r->max_batch;
+    int next = 0, finished = 0;
+    while (finished < jb->n_jobs) {
         double t0 = ipr_clock_monotonic_s();
         /* fill free slots; a chain with nothing to run finishes at once */
-        for (int s = 0; s < MB && next < n; ++s) {
+        for (int s = 0; s < MB && next < jb->n_jobs; ++s) {
             chain *ch = &r->slots[s];
-            while (!ch->in_use && next < n) {
-                const int i = next++;
-                IPR_TRY(chain_start(r, ch, i, instances[i], &results[i]));
+            while (!ch->in_use && next < jb->n_jobs) {
+                IPR_TRY(jb->start(r, ch, next++, jb->ctx));
                 int fin = 0;
                 IPR_TRY(chain_settle(r, ch, &fin));
                 if (fin) {
-                    ++done;
-                    if (progress) progress(done, n, ctx);
+                    ++finished;
+                    *jb->done += jb->counts;
+                    if (jb->progress && jb->counts) jb->progress(*jb->done, jb->total, jb->pctx);
                 }
             }
         }
@@ -733,17 +816,18 @@ int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int 
             int fin = 0;
             IPR_TRY(chain_settle(r, ch, &fin));
             if (fin) {
-                ++done;
-                if (progress) progress(done, n, ctx);
+                ++finished;
+                *jb->done += jb->counts;
+                if (jb->progress && jb->counts) jb->progress(*jb->done, jb->total, jb->pctx);
             }
         }
         const double t3 = ipr_clock_monotonic_s();
         r->host_s += (t1 - t0) + (t3 - t2);
         /* chains of a batch run in lockstep and finish together: report at least every
          * IPR_RUNNER_REPORT_S while working, so that a caller's heartbeat and status stay fresh */
-        if (progress && t3 - last_report >= IPR_RUNNER_REPORT_S) {
-            progress(done, n, ctx);
-            last_report = t3;
+        if (jb->progress && t3 - *jb->last_report >= IPR_RUNNER_REPORT_S) {
+            jb->progress(*jb->done, jb->total, jb->pctx);
+            *jb->last_report = t3;
         }
         /* charge the cycle's time evenly to the chains that shared it, by their phase */
         const double share = (t3 - t0) / B;
@@ -751,6 +835,109 @@ int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int 
     }
     return IPR_OK;
 fail:
+    return IPR_ERR;
+}
+
+/* the arguments of one run_variants call, for the job starters */
+typedef struct {
+    const uint64_t *instances;
+    int n, first, count;           /* the wave: instances [first, first + count) */
+    const ipr_variant *variants;
+    int n_variants;
+    ipr_chain_result *results;     /* (n_variants, n) */
+} variants_run;
+
+/* every chain independent (one variant, or what cannot share a base): job j = (variant j / n, instance j % n) */
+static int start_full(ipr_runner *r, chain *ch, int j, void *vctx) {
+    const variants_run *v = vctx;
+    const int var = j / v->n, i = j % v->n;
+    return chain_start(r, ch, i, v->instances[i], &v->results[(size_t)var * v->n + i], v->variants[var].ipr_ratio,
+                       v->variants[var].selection, 0);
+}
+
+/* the wave's base samples, recorded into variant 0's results and parked in snaps[j] */
+static int start_base(ipr_runner *r, chain *ch, int j, void *vctx) {
+    const variants_run *v = vctx;
+    const int i = v->first + j;
+    return chain_start(r, ch, j, v->instances[i], &v->results[i], v->variants[0].ipr_ratio, v->variants[0].selection,
+                       1);
+}
+
+/* the wave's IPR chains, variant-major: job j = (variant j / count, wave instance j % count) */
+static int start_resume(ipr_runner *r, chain *ch, int j, void *vctx) {
+    const variants_run *v = vctx;
+    const int var = j / v->count, w = j % v->count, i = v->first + w;
+    return chain_resume(r, ch, i, v->instances[i], &v->results[(size_t)var * v->n + i], v->variants[var].ipr_ratio,
+                        v->variants[var].selection, &r->snaps[w], &v->results[i]);
+}
+
+int ipr_runner_run_variants(ipr_runner *r, uint64_t seed, const uint64_t *instances, int n, const ipr_variant *variants,
+                            int n_variants, ipr_chain_result *results, ipr_progress_fn progress, void *ctx) {
+    IPR_CHECK(r && n >= 0 && n_variants >= 1 && variants && (n == 0 || (instances && results)),
+              "runner run: bad arguments");
+    const int K = r->cfg.ipr_iterations, MB = r->max_batch;
+    IPR_CHECK((int64_t)n * n_variants <= INT_MAX, "runner run: %d instances x %d variants is too many chains", n,
+              n_variants);
+    for (int v = 0; v < n_variants; ++v) {
+        IPR_CHECK(variants[v].ipr_ratio > 0.0 && variants[v].ipr_ratio <= 1.0,
+                  "variant %d: ipr_ratio %g outside (0, 1]", v, variants[v].ipr_ratio);
+        IPR_CHECK((unsigned)variants[v].selection <= IPR_SELECT_MIX, "variant %d: unknown selection %d", v,
+                  (int)variants[v].selection);
+    }
+    for (int q = 0; q < n * n_variants; ++q) {
+        const ipr_chain_result *o = &results[q];
+        const int i = q % (n ? n : 1);
+        IPR_CHECK(instances[i] < (1ull << 48), "instance %llu is not below 2^48", (unsigned long long)instances[i]);
+        IPR_CHECK(o->iterations == K && o->valid && o->error && o->nfe && o->changed,
+                  "result %d was not allocated for %d iterations (ipr_chain_result_alloc)", q, K);
+        IPR_CHECK(!r->cfg.keep_images || o->image, "result %d has no image buffer but keep_images is set", q);
+    }
+    IPR_CHECK(!r->ds || !r->have_hooks || (!r->hooks.noise && !r->hooks.on_pass),
+              "the noise and on_pass hooks need the host sampler (gpu_sampler 0)");
+    r->seed = seed;
+    memset(r->ph_seconds, 0, (size_t)(K + 1) * sizeof(double));
+    memset(r->ph_generations, 0, (size_t)(K + 1) * sizeof(uint64_t));
+    memset(r->ph_passes, 0, (size_t)(K + 1) * sizeof(uint64_t));
+    r->forward_s = r->host_s = r->score_s = 0.0;
+    r->forwards = r->images = 0;
+    for (int s = 0; s < MB; ++s) r->slots[s].in_use = 0;
+
+    int done = 0;
+    const int total = n * n_variants;
+    double last_report = ipr_clock_monotonic_s();
+    variants_run v = {instances, n, 0, n, variants, n_variants, results};
+    drive_jobs jb = {0, NULL, &v, 1, &done, total, progress, ctx, &last_report};
+    /* A shared base needs IPR iterations to share it with, a generation to share (correction mode has none) and
+     * no hooks (a test's hooks see every chain's generations) */
+    if (n_variants == 1 || K == 0 || ipr_task_correction(r->task) || r->have_hooks) {
+        jb.n_jobs = total;
+        jb.start = start_full;
+        IPR_TRY(drive(r, &jb));
+        return IPR_OK;
+    }
+    /* waves of max_batch instances: their base samples (one batch), then every variant's iterations from them */
+    for (v.first = 0; v.first < n; v.first += MB) {
+        v.count = n - v.first < MB ? n - v.first : MB;
+        jb.n_jobs = v.count;
+        jb.start = start_base;
+        jb.counts = 0;
+        IPR_TRY(drive(r, &jb));
+        jb.n_jobs = v.count * n_variants;
+        jb.start = start_resume;
+        jb.counts = 1;
+        IPR_TRY(drive(r, &jb));
+    }
+    return IPR_OK;
+fail:
     ipr_error_context("sampler");
+    return IPR_ERR;
+}
+
+int ipr_runner_run(ipr_runner *r, uint64_t seed, const uint64_t *instances, int n, ipr_chain_result *results,
+                   ipr_progress_fn progress, void *ctx) {
+    IPR_CHECK(r, "runner run: bad arguments");
+    const ipr_variant own = {r->cfg.ipr_ratio, r->cfg.selection};
+    return ipr_runner_run_variants(r, seed, instances, n, &own, 1, results, progress, ctx);
+fail:
     return IPR_ERR;
 }
