@@ -31,7 +31,13 @@ extern "C" {
 
 /* ---------------- the denoiser: one forward over host buffers, CPU or CUDA, U-Net or DiT ---------------- */
 
-typedef enum { IPR_DEVICE_CPU = 0, IPR_DEVICE_CUDA = 1 } ipr_device_kind;
+/* Where a network runs. AUTO is a request (a run config's device.kind: CUDA where a GPU is seen, else the CPU) that
+ * the caller resolves before it opens a denoiser, which takes CPU or CUDA only. */
+typedef enum { IPR_DEVICE_CPU = 0, IPR_DEVICE_CUDA = 1, IPR_DEVICE_AUTO = 2 } ipr_device_kind;
+
+/* "cpu", "cuda" or "auto"; from_name accepts exactly these. */
+const char *ipr_device_name(ipr_device_kind d);
+int ipr_device_from_name(const char *name, ipr_device_kind *out);
 
 typedef struct {
     ipr_device_kind device;   /* CPU (default) or CUDA */

@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "ipr/common.h"
 #include "pipeline/check.h"
+#include "pipeline/config.h"
 #include "pipeline/coord.h"
 #include "pipeline/json.h"
 #include "pipeline/runlock.h"
@@ -244,6 +245,8 @@ int ipr_cmd_run(int argc, char **argv) {
                 snprintf(dir, sizeof dir, "%s", o.output);
             else
                 snprintf(dir, sizeof dir, "runs/%s-%.8s", cfg->name, cfg->sha256);
+            const pl_run_texts texts = {yaml,      yaml_len, o.sets, o.n_sets, cfg->resolved_json, cfg->operational_json,
+                                        cfg->sources_json};
             char tag[64] = "", probe_path[PL_PATH_MAX + 16];
             if (o.nshards > 0) snprintf(tag, sizeof tag, "shard%dof%d", o.shard, o.nshards);
             /* one run per directory, or one per shard (runlock.h), rank 0 only: an existing run directory is locked
@@ -254,8 +257,7 @@ int ipr_cmd_run(int argc, char **argv) {
             if (existing) fclose(existing);
             if (existing && pl_run_lock_take(dir, o.shard, o.nshards, &lock) != IPR_OK) {
                 ok = 0;
-            } else if (pl_run_open(dir, cfg, yaml, yaml_len, o.sets, o.n_sets, o.force_new, tag[0] ? tag : NULL, &run) !=
-                       IPR_OK) {
+            } else if (pl_run_open(dir, &plan, &texts, o.force_new, tag[0] ? tag : NULL, &run) != IPR_OK) {
                 ok = 0;
             } else if ((lock.fd < 0 || !run.resumed) && pl_run_lock_take(run.dir, o.shard, o.nshards, &lock) != IPR_OK) {
                 ok = 0;
@@ -263,7 +265,6 @@ int ipr_cmd_run(int argc, char **argv) {
                 char path[PL_PATH_MAX + 32];
                 FILE *probe;
                 pl_run_path(&run, "plan.h5", path, sizeof path);
-                memcpy(plan.grid.model_sha256, run.model_sha256, sizeof run.model_sha256);
                 if ((probe = fopen(path, "rb")) != NULL)
                     fclose(probe);
                 else if (pl_plan_save(&plan, path) != IPR_OK)
@@ -276,43 +277,42 @@ int ipr_cmd_run(int argc, char **argv) {
     ok = agree(ok, 0);
     if (!ok) goto out;
 
-    /* the others parse the same bytes (rank 0 already validated them) and take rank 0's run identity */
+    /* the others parse the same bytes (rank 0 already validated them) and take rank 0's run identity and checkpoint
+     * hashes (run.model_sha256 is its plan's) */
     if (bcast_bytes(&yaml, &yaml_len, rank) != IPR_OK) goto crash;
     if (MPI_Bcast(&run, (int)sizeof run, MPI_BYTE, 0, MPI_COMM_WORLD) != MPI_SUCCESS) goto crash;
     if (rank != 0) {
         if (pl_config_load(o.config, yaml, yaml_len, o.sets, o.n_sets, o.limit, cfg) != IPR_OK ||
-            pl_plan_build(cfg, &plan) != IPR_OK)
+            pl_plan_build_hashed(cfg, (const char(*)[65])run.model_sha256, &plan) != IPR_OK)
             ok = 0;
-        else {
+        else
             have_plan = 1;
-            memcpy(plan.grid.model_sha256, run.model_sha256, sizeof run.model_sha256);
-        }
     }
     if (ok && pl_log_open(&run, rank) != IPR_OK) ok = 0;
     if (!ok) ipr_cli_fail("run");
     if (!agree(ok, -1)) goto crash;
     if (rank == 0) {
         printf("ipr run: %s%s (%d units, config %.12s, %d rank%s)\n", run.dir, run.resumed ? " (resuming)" : "",
-               plan.n_units, cfg->sha256, size, size == 1 ? "" : "s");
-        if (cfg->limited) printf("ipr run: LIMITED RUN (--limit %lld): for testing only\n", (long long)o.limit);
+               plan.n_units, plan.grid.config_sha256, size, size == 1 ? "" : "s");
+        if (plan.grid.limited) printf("ipr run: LIMITED RUN (--limit %lld): for testing only\n", (long long)o.limit);
         fflush(stdout);
     }
     pl_logf(IPR_LOG_INFO, "ipr %s (git %s), run %s, session %s, rank %d of %d", IPR_VERSION, IPR_GIT_SHA, run.run_id,
             run.session, rank, size);
 
     pl_binding bind;
-    if (pl_bind_device(cfg, MPI_COMM_WORLD, &bind) != IPR_OK) {
+    if (pl_bind_device(plan.resolved, MPI_COMM_WORLD, &bind) != IPR_OK) {
         ipr_cli_fail("run");
         goto crash;
     }
     pl_logf(IPR_LOG_INFO, "device: %s (local rank %d of %d on %s, %d CPU threads)", bind.device_name, bind.local_rank,
             bind.local_size, bind.hostname, bind.cpu_threads);
-    x = pl_exec_new(cfg, &plan, &bind);
+    x = pl_exec_new(&plan, &bind);
     ok = x != NULL;
     if (!ok) ipr_cli_fail("run");
     if (!agree(ok, -1)) goto crash;
 
-    pl_coord_opts co = {cfg, &plan, &run, o.shard, o.nshards, o.progress};
+    pl_coord_opts co = {&plan, &run, o.shard, o.nshards, o.progress};
     pl_coord_result res;
     if (pl_coord_run(&co, x, &bind, &res) != IPR_OK) {
         ipr_cli_fail("run");

@@ -9,16 +9,11 @@
 #include "ipr/instances.h"
 #include "ipr/sampler.h"
 #include "ipr/unet_cuda.h"
+#include "pipeline/json.h"
+#include "pipeline/limits.h"
 
-#define PL_MAX_MODELS 16
-#define PL_MAX_FRACTIONS 64
-#define PL_MAX_SELECTIONS 3
-#define PL_MAX_SEEDS 1024
-#define PL_PATH_MAX 4096
-#define PL_NAME_MAX 64
 #define PL_MAX_SETS 256 /* --set options per command */
 
-typedef enum { PL_DEVICE_AUTO = 0, PL_DEVICE_CPU = 1, PL_DEVICE_CUDA = 2 } pl_device_kind;
 typedef enum { PL_MODE_GENERATE = 0, PL_MODE_CORRECTION = 1 } pl_mode;
 
 /* The schema: one row per key. Values are YAML scalars (or flow/block sequences for list keys), read
@@ -42,8 +37,9 @@ typedef struct {
 const pl_key *pl_config_schema(int *n);
 
 /* The resolved configuration (plain data). Paths are as resolved for this process (relative paths in
- * the file are taken from the file's directory, those of --set from the working directory). */
-typedef struct {
+ * the file are taken from the file's directory, those of --set from the working directory). The units of a run
+ * never read it: pl_plan_build (plan.h) resolves it into the plan they take. */
+typedef struct pl_config {
     char name[PL_NAME_MAX];
     ipr_bench_kind bench;
     ipr_split split;
@@ -68,7 +64,7 @@ typedef struct {
     char scorer_path[PL_PATH_MAX];
     int has_mnist_dir;
     char mnist_dir[PL_PATH_MAX];
-    pl_device_kind device;
+    ipr_device_kind device;                        /* device.kind: auto, cpu or cuda */
     ipr_precision precision;
     int batch;
     int cpu_threads;                               /* 0: cores of the node / ranks on the node */
@@ -108,18 +104,13 @@ typedef struct {
 int pl_config_load(const char *path, const char *yaml, size_t len, char *const *sets, int n_sets, int64_t limit,
                    pl_config *out);
 void pl_config_free(pl_config *cfg);
-/* Checks that need the files: every checkpoint loads its architecture and fits the benchmark, the scorer
- * and MNIST directory exist. Errors name the key. */
+/* Checks that need the files: every checkpoint, the scorer and the MNIST directory exist (pl_plan_build then reads
+ * each checkpoint, once, and checks that it fits the benchmark). Errors name the key. */
 int pl_config_check_files(const pl_config *cfg);
 
-const char *pl_device_name(pl_device_kind d);
-/* The sampler settings of one grid point. */
+/* The sampler settings of one grid point (pl_plan_build resolves every grid point's once). */
 void pl_config_sampler(const pl_config *cfg, double fraction, ipr_selection sel, ipr_sampler_config *out);
 
-/* Flatten a JSON object into "a.b = value" lines (for key-level diffs of two configs). */
-int pl_json_flatten(const char *json, char **lines);
-/* Print the keys whose values differ between two canonical configs, one "key: old -> new" line each. */
-int pl_config_diff(const char *old_json, const char *new_json, char **text);
 /* The schema as a Markdown table (README, `ipr run --help-config`). */
 int pl_config_schema_markdown(char **text);
 

@@ -8,26 +8,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ipr/model.h"
 #include "pipeline/config_internal.h"
 
 const slot *cfg_get(const store *st, const char *key) { return &st->slots[cfg_key_index(key)]; }
 static const char *get_s(const store *st, const char *key) { return cfg_get(st, key)->items[0].s; }
 static int64_t get_i(const store *st, const char *key) { return cfg_get(st, key)->items[0].i; }
 static double get_f(const store *st, const char *key) { return cfg_get(st, key)->items[0].f; }
-
-/* device.kind's names, by pl_device_kind (the key's choices are these) */
-static const char *const k_device_names[] = {"auto", "cpu", "cuda"};
-
-const char *pl_device_name(pl_device_kind d) {
-    return (unsigned)d <= PL_DEVICE_CUDA ? k_device_names[d] : "auto";
-}
-
-static pl_device_kind device_from(const char *s) {
-    for (int i = 0; i <= PL_DEVICE_CUDA; ++i)
-        if (strcmp(s, k_device_names[i]) == 0) return (pl_device_kind)i;
-    return PL_DEVICE_AUTO;
-}
 
 int cfg_resolve(const store *st, pl_config *c) {
     const char *src;
@@ -84,11 +70,12 @@ int cfg_resolve(const store *st, pl_config *c) {
     c->has_mnist_dir = !md->is_null;
     if (c->has_mnist_dir) snprintf(c->mnist_dir, PL_PATH_MAX, "%s", md->items[0].path);
 
-    c->device = device_from(get_s(st, "device.kind"));
+    /* the key's choices (auto|cpu|cuda) are the device names, so this cannot fail */
+    IPR_TRY(ipr_device_from_name(get_s(st, "device.kind"), &c->device));
     IPR_TRY(ipr_precision_from_name(get_s(st, "device.precision"), &c->precision));
     /* precision is the CUDA GEMM mode; the CPU path computes in float32. With kind auto a CPU fallback
      * runs float32 (exec.c says so in the log); asking for the CPU and tf32/bf16 at once is a contradiction */
-    IPR_CHECK(c->device != PL_DEVICE_CPU || c->precision == IPR_PREC_FP32,
+    IPR_CHECK(c->device != IPR_DEVICE_CPU || c->precision == IPR_PREC_FP32,
               "%s: key 'device.precision': %s needs CUDA, but device.kind is cpu (the CPU path is float32)",
               cfg_get(st, "device.precision")->source, ipr_precision_name(c->precision));
     c->batch = (int)get_i(st, "device.batch");
@@ -265,28 +252,11 @@ static int file_readable(const char *path) {
 }
 
 int pl_config_check_files(const pl_config *cfg) {
-    int C = 3, side = IPR_EP_SIDE;
-    if (cfg->bench == IPR_BENCH_SUDOKU) {
-        C = 1;
-        side = IPR_SUDOKU_SIDE;
-    } else if (cfg->bench == IPR_BENCH_COUNTING_POLYGONS) {
-        side = IPR_POLY_SIDE;
-    }
+    /* a checkpoint is read (architecture, fit, SHA-256) once, by pl_plan_build; here only that it is there */
     for (int i = 0; i < cfg->n_models; ++i) {
         const char *p = cfg->model_path[i];
         IPR_CHECK(file_readable(p), "%s: key 'model.checkpoint': model file %s does not exist or is not readable",
                   cfg->where_model, p);
-        ipr_model_info uc;
-        if (ipr_model_info_read(p, &uc) != IPR_OK) {
-            ipr_error_context("%s: key 'model.checkpoint': %s is not an SRM checkpoint", cfg->where_model, p);
-            return IPR_ERR;
-        }
-        IPR_CHECK(uc.d_in == C && uc.image_size[0] == side && uc.image_size[1] == side,
-                  "%s: key 'model.checkpoint': %s was trained on %dx%d images with %d channels; %s has %dx%d with %d",
-                  cfg->where_model, p, uc.image_size[0], uc.image_size[1], uc.d_in, ipr_bench_name(cfg->bench), side, side, C);
-        IPR_CHECK(uc.patch_size > 0 && side % uc.patch_size == 0,
-                  "%s: key 'model.checkpoint': %s has patch size %d, which does not tile %dx%d regions", cfg->where_model, p,
-                  uc.patch_size, side, side);
     }
     if (cfg->has_scorer)
         IPR_CHECK(file_readable(cfg->scorer_path), "%s: key 'scorer': %s does not exist or is not readable",

@@ -131,7 +131,7 @@ out:
 static int has_work(const rank_state *s) { return s->pending > 0; }
 
 static void unit_finished(rank_state *s, int u, int status) {
-    const pl_config *cfg = s->o->cfg;
+    const pl_resolved *rs = s->o->plan->resolved;
     const pl_unit *un = &s->o->plan->units[u];
     if (status == ST_OK) {
         s->ustate[u] = U_DONE;
@@ -150,7 +150,7 @@ static void unit_finished(rank_state *s, int u, int status) {
         s->pending++;
         return;
     }
-    if (s->session_tries[u] <= cfg->retries) {
+    if (s->session_tries[u] <= rs->retries) {
         s->ustate[u] = U_PENDING;
         s->retry[s->n_retry++] = u;
         s->pending++;
@@ -162,10 +162,10 @@ static void unit_finished(rank_state *s, int u, int status) {
     s->nfe_left -= un->nfe;
     pl_logf(IPR_LOG_ERROR, "unit %016llx failed %d time(s); giving up on it", (unsigned long long)un->id,
             s->session_tries[u]);
-    if (cfg->has_max_failures && s->failed > cfg->max_failures && !s->stopping) {
+    if (rs->has_max_failures && s->failed > rs->max_failures && !s->stopping) {
         s->stopping = 1;
         pl_logf(IPR_LOG_ERROR, "%d failed units exceed run.max_failures = %d: handing out no more work", s->failed,
-                cfg->max_failures);
+                rs->max_failures);
     }
 }
 
@@ -176,7 +176,7 @@ static pl_progress progress_of(const rank_state *s) {
     pl_progress p = {
         .run = s->o->run,
         .t_start = s->t_start,
-        .progress_interval = s->o->cfg->progress_interval,
+        .progress_interval = s->o->plan->resolved->progress_interval,
         .world_size = s->size,
         .units_total = s->o->plan->n_units,
         .shard = s->o->shard,
@@ -220,14 +220,14 @@ static void tick(rank_state *s, int force) {
             fprintf(stdout, "\r%s\033[K", line);
             fflush(stdout);
             s->last_line = t;
-        } else if (!s->tty && (force || t - s->last_line >= s->o->cfg->progress_interval)) {
+        } else if (!s->tty && (force || t - s->last_line >= s->o->plan->resolved->progress_interval)) {
             progress_line(s, line, sizeof line);
             fprintf(stdout, "%s\n", line);
             fflush(stdout);
             s->last_line = t;
         }
     }
-    if (force || t - s->last_status >= s->o->cfg->progress_interval) {
+    if (force || t - s->last_status >= s->o->plan->resolved->progress_interval) {
         if (write_status(s, s->draining ? "interrupted" : "running", s->draining) != IPR_OK) {
             pl_logf(IPR_LOG_WARN, "status.json: %s", ipr_error_message());
             ipr_error_clear();
@@ -359,7 +359,7 @@ static void on_chain(int done, int total, void *ctx) {
         return;
     }
     double t = pl_now();
-    if (t - s->last_beat >= 0.5 * s->o->cfg->progress_interval || t - s->last_beat >= 5.0) {
+    if (t - s->last_beat >= 0.5 * s->o->plan->resolved->progress_interval || t - s->last_beat >= 5.0) {
         int64_t v = done;
         if (MPI_Send(&v, 1, MPI_INT64_T, 0, TAG_BEAT, s->comm) != MPI_SUCCESS) pl_logf(IPR_LOG_WARN, "heartbeat failed");
         s->last_beat = t;
@@ -664,7 +664,7 @@ int pl_coord_run(const pl_coord_opts *o, pl_exec *x, const pl_binding *b, pl_coo
     IPR_MPI(MPI_Comm_set_errhandler(s.comm, MPI_ERRORS_RETURN));
     IPR_MPI(MPI_Comm_rank(s.comm, &s.rank));
     IPR_MPI(MPI_Comm_size(s.comm, &s.size));
-    s.chunk_max = pl_plan_chunk_units(o->cfg);
+    s.chunk_max = o->plan->resolved->chunk_units;
     if (s.chunk_max > MAX_CHUNK) s.chunk_max = MAX_CHUNK;
     s.t_start = s.last_tick = s.last_beat = pl_now();
     s.last_line = s.t_start;

@@ -4,7 +4,6 @@
 #ifndef IPR_PIPELINE_COORD_H
 #define IPR_PIPELINE_COORD_H
 
-#include "pipeline/config.h"
 #include "pipeline/exec.h"
 #include "pipeline/gpu.h"
 #include "pipeline/plan.h"
@@ -13,8 +12,7 @@
 typedef enum { PL_PROGRESS_AUTO = 0, PL_PROGRESS_LINE = 1, PL_PROGRESS_NONE = 2 } pl_progress_mode;
 
 typedef struct {
-    const pl_config *cfg;
-    const pl_plan *plan;
+    const pl_plan *plan;         /* pl_plan_build's: its resolved settings give retries, failures, chunk, progress */
     const pl_run *run;
     int shard, nshards;          /* nshards = 0: all units; else only shard `shard` of the LPT shard map */
     pl_progress_mode progress;

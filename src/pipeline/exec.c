@@ -10,8 +10,8 @@
 #include "pipeline/rundir.h"
 
 struct pl_exec {
-    const pl_config *cfg;
     const pl_plan *plan;
+    const pl_resolved *rs; /* plan->resolved */
     pl_binding bind;
     ipr_task *task;
     ipr_denoiser *den[PL_MAX_MODELS];
@@ -19,33 +19,17 @@ struct pl_exec {
     int C, H, W;
 };
 
-pl_exec *pl_exec_new(const pl_config *cfg, const pl_plan *plan, const pl_binding *b) {
+pl_exec *pl_exec_new(const pl_plan *plan, const pl_binding *b) {
     pl_exec *x = NULL;
+    IPR_CHECK(plan->resolved != NULL, "internal: the executor needs a built plan, not one read from plan.h5");
     IPR_TRY_PTR(x = ipr_calloc(1, sizeof *x, "executor"));
-    x->cfg = cfg;
     x->plan = plan;
+    x->rs = plan->resolved;
     x->bind = *b;
     snprintf(x->device_name, sizeof x->device_name, "%s", b->device_name);
-    ipr_task_config tc;
-    ipr_task_config_init(&tc);
-    tc.bench = cfg->bench;
-    tc.split = cfg->split;
-    tc.difficulty = cfg->difficulty;
-    tc.data_seed = cfg->data_seed;
-    tc.mnist_dir = cfg->has_mnist_dir ? cfg->mnist_dir : NULL;
-    tc.scorer_path = cfg->has_scorer ? cfg->scorer_path : NULL;
-    tc.correction = cfg->mode == PL_MODE_CORRECTION;
-    tc.correction_swaps = cfg->correction_swaps;
-    if (cfg->has_instances_file) { /* checked whole by pl_config_load; the task keeps the rows of this run */
-        tc.instances_file = cfg->instances_file;
-        tc.instances_format = cfg->instances_format;
-        tc.instances_start = cfg->instance_start;
-        tc.instances_count = (uint64_t)cfg->instance_count;
-        tc.instances_sha256 = cfg->instances_sha256;
-    }
-    x->task = ipr_task_new(&tc);
+    x->task = ipr_task_new(&x->rs->task);
     if (!x->task) {
-        ipr_error_context("opening the %s task", ipr_bench_name(cfg->bench));
+        ipr_error_context("opening the %s task", ipr_bench_name(plan->grid.bench));
         goto fail;
     }
     int patch = 0, regions = 0;
@@ -70,24 +54,24 @@ const char *pl_exec_device_name(const pl_exec *x) { return x->device_name; }
 
 static ipr_denoiser *denoiser(pl_exec *x, int m) {
     if (x->den[m]) return x->den[m];
-    ipr_denoiser_config dc;
-    ipr_denoiser_config_init(&dc);
-    dc.device = x->bind.kind == PL_DEVICE_CUDA ? IPR_DEVICE_CUDA : IPR_DEVICE_CPU;
+    const pl_model *pm = &x->rs->model[m];
+    ipr_denoiser_config dc = x->rs->denoiser; /* the plan's template, on this rank's device */
+    dc.device = x->bind.kind;
     dc.gpu = x->bind.gpu;
     /* the configured precision is the CUDA GEMM mode: a rank that fell back to the CPU computes in float32 */
-    dc.precision = dc.device == IPR_DEVICE_CUDA ? x->cfg->precision : IPR_PREC_FP32;
-    if (dc.device == IPR_DEVICE_CPU && x->cfg->precision != IPR_PREC_FP32)
+    if (dc.device == IPR_DEVICE_CPU && dc.precision != IPR_PREC_FP32) {
         pl_logf(IPR_LOG_INFO, "device.precision %s applies to CUDA; this rank runs on the CPU in float32",
-                ipr_precision_name(x->cfg->precision));
-    dc.max_batch = x->cfg->batch;
+                ipr_precision_name(dc.precision));
+        dc.precision = IPR_PREC_FP32;
+    }
     dc.cpu_threads = x->bind.cpu_threads;
-    x->den[m] = ipr_denoiser_open(x->cfg->model_path[m], &dc);
+    x->den[m] = ipr_denoiser_open(pm->path, &dc);
     if (!x->den[m]) {
-        ipr_error_context("opening checkpoint %s", x->cfg->model_path[m]);
+        ipr_error_context("opening checkpoint %s", pm->path);
         return NULL;
     }
     snprintf(x->device_name, sizeof x->device_name, "%s", ipr_denoiser_device_name(x->den[m]));
-    pl_logf(IPR_LOG_INFO, "opened %s on %s (batch %d)", x->cfg->model_name[m], x->device_name, x->cfg->batch);
+    pl_logf(IPR_LOG_INFO, "opened %s on %s (batch %d)", x->plan->grid.model_name[m], x->device_name, dc.max_batch);
     return x->den[m];
 }
 
@@ -111,14 +95,13 @@ int pl_exec_run(pl_exec *x, const int *units, const int *attempts, int n, pl_row
         const pl_unit *u = &plan->units[units[i]];
         for (uint32_t j = 0; j < u->count; ++j) inst[k++] = u->first + j;
     }
-    size_t image_floats = x->cfg->keep_images ? (size_t)x->C * (size_t)x->H * (size_t)x->W : 0;
+    size_t image_floats = plan->grid.keep_images ? (size_t)x->C * (size_t)x->H * (size_t)x->W : 0;
     for (; allocated < total; ++allocated) IPR_TRY(ipr_chain_result_alloc(&res[allocated], K, image_floats));
     ipr_denoiser *d = denoiser(x, u0->model);
     IPR_TRY_PTR(d);
-    ipr_sampler_config sc;
-    pl_config_sampler(x->cfg, plan->grid.fractions[u0->fraction], plan->grid.selections[u0->selection], &sc);
+    ipr_sampler_config sc = x->rs->sampler[u0->selection][u0->fraction];
     sc.host_threads = x->bind.host_threads; /* results do not depend on it (sampler.h) */
-    sc.gpu_sampler = x->cfg->gpu_sampler && ipr_denoiser_cuda_device(d) >= 0; /* a CPU rank samples on the host */
+    sc.gpu_sampler = x->rs->gpu_sampler && ipr_denoiser_cuda_device(d) >= 0; /* a CPU rank samples on the host */
     IPR_TRY(ipr_sampler_config_validate(&sc));
     IPR_TRY_PTR(runner = ipr_runner_new(d, x->task, &sc));
     double t0 = pl_now();
@@ -129,7 +112,7 @@ int pl_exec_run(pl_exec *x, const int *units, const int *attempts, int n, pl_row
     info->forward_s = rs.forward_s;
     info->mean_batch = rs.forwards ? (double)rs.images / (double)rs.forwards : 0.0;
     info->device_name = x->device_name;
-    info->batch_size = x->cfg->batch;
+    info->batch_size = x->rs->denoiser.max_batch;
     for (int i = 0, k = 0; i < n; ++i) {
         const pl_unit *u = &plan->units[units[i]];
         IPR_TRY(pl_rows_add_unit(rows, &plan->grid, u, res + k, attempts[i], info, (uint64_t)total));

@@ -4,15 +4,15 @@
 #define IPR_PIPELINE_EXEC_H
 
 #include "ipr/sampler.h"
-#include "pipeline/config.h"
 #include "pipeline/gpu.h"
 #include "pipeline/plan.h"
 #include "pipeline/segment.h"
 
 typedef struct pl_exec pl_exec;
 
-/* Open the task (scorer, MNIST) now; checkpoints are opened on first use. NULL on error. */
-pl_exec *pl_exec_new(const pl_config *cfg, const pl_plan *plan, const pl_binding *b);
+/* Open the plan's task (scorer, MNIST) now; its checkpoints are opened on first use. The plan must be pl_plan_build's
+ * (its resolved settings) and outlive the executor. NULL on error. */
+pl_exec *pl_exec_new(const pl_plan *plan, const pl_binding *b);
 void pl_exec_free(pl_exec *x);
 /* "cpu" or the GPU's name, as the denoiser reports it once one is open. */
 const char *pl_exec_device_name(const pl_exec *x);

@@ -32,7 +32,7 @@ static void gpu_identity(int dev, pl_binding *b) {
     snprintf(b->device_name, sizeof b->device_name, "cuda:%d", dev);
 }
 
-int pl_bind_device(const pl_config *cfg, MPI_Comm world, pl_binding *b) {
+int pl_bind_device(const pl_resolved *rs, MPI_Comm world, pl_binding *b) {
     MPI_Comm node = MPI_COMM_NULL;
     char *all = NULL;
     int ok = 1, all_ok = 0, rank = 0;
@@ -45,18 +45,18 @@ int pl_bind_device(const pl_config *cfg, MPI_Comm world, pl_binding *b) {
     b->hostname[sizeof b->hostname - 1] = '\0';
 
     int ngpu = 0;
-    int have = cfg->device != PL_DEVICE_CPU && ipr_cuda_available(&ngpu) && ngpu > 0;
+    int have = rs->device != IPR_DEVICE_CPU && ipr_cuda_available(&ngpu) && ngpu > 0;
     ipr_error_clear();
-    if (cfg->device == PL_DEVICE_CUDA && !have) {
+    if (rs->device == IPR_DEVICE_CUDA && !have) {
         ipr_error_set(__FILE__, __LINE__, "device.kind is cuda but rank %d on %s sees no CUDA device", rank, b->hostname);
         ok = 0;
     } else if (have) {
-        b->kind = PL_DEVICE_CUDA;
+        b->kind = IPR_DEVICE_CUDA;
         if (ngpu == 1) {
             b->gpu = 0; /* a launcher (Slurm --gpus-per-task, a wrapper) narrowed visibility to one device */
         } else if (b->local_size <= ngpu) {
             b->gpu = b->local_rank;
-        } else if (cfg->allow_gpu_sharing) {
+        } else if (rs->allow_gpu_sharing) {
             b->gpu = b->local_rank % ngpu;
         } else {
             ipr_error_set(__FILE__, __LINE__,
@@ -67,21 +67,21 @@ int pl_bind_device(const pl_config *cfg, MPI_Comm world, pl_binding *b) {
         }
         if (ok) gpu_identity(b->gpu, b);
     } else {
-        b->kind = PL_DEVICE_CPU;
+        b->kind = IPR_DEVICE_CPU;
         snprintf(b->device_name, sizeof b->device_name, "cpu");
     }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    b->cpu_threads = cfg->cpu_threads > 0 ? cfg->cpu_threads : (int)(cores / (b->local_size > 0 ? b->local_size : 1));
+    b->cpu_threads = rs->cpu_threads > 0 ? rs->cpu_threads : (int)(cores / (b->local_size > 0 ? b->local_size : 1));
     if (b->cpu_threads < 1) b->cpu_threads = 1;
     /* the host work shares the node's cores too (the sampler would take them all per rank) */
-    b->host_threads = cfg->host_threads > 0 ? cfg->host_threads : (int)(cores / (b->local_size > 0 ? b->local_size : 1));
+    b->host_threads = rs->host_threads > 0 ? rs->host_threads : (int)(cores / (b->local_size > 0 ? b->local_size : 1));
     if (b->host_threads < 1) b->host_threads = 1;
     if (b->host_threads > 16) b->host_threads = 16;
 
     /* no two ranks of a node on one GPU, caught by identity rather than index (complaint #9) */
     IPR_TRY_PTR(all = ipr_calloc((size_t)b->local_size, 48, "GPU identities"));
     IPR_MPI(MPI_Allgather(b->gpu_uuid, 48, MPI_CHAR, all, 48, MPI_CHAR, node));
-    if (ok && b->kind == PL_DEVICE_CUDA && !cfg->allow_gpu_sharing)
+    if (ok && b->kind == IPR_DEVICE_CUDA && !rs->allow_gpu_sharing)
         for (int i = 0; i < b->local_size; ++i)
             if (i != b->local_rank && strcmp(all + (size_t)i * 48, b->gpu_uuid) == 0) {
                 ipr_error_set(__FILE__, __LINE__,
@@ -111,11 +111,11 @@ void pl_binding_json(const pl_binding *b, int rank, char *out, size_t cap) {
     const char *cvd = getenv("CUDA_VISIBLE_DEVICES"), *slurm = getenv("SLURM_LOCALID"),
                *ompi = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
     char gpu[16] = "null";
-    if (b->kind == PL_DEVICE_CUDA) snprintf(gpu, sizeof gpu, "%d", b->gpu);
+    if (b->kind == IPR_DEVICE_CUDA) snprintf(gpu, sizeof gpu, "%d", b->gpu);
     snprintf(out, cap,
              "{\"rank\": %d, \"host\": \"%s\", \"local_rank\": %d, \"local_size\": %d, \"device\": \"%s\", "
              "\"device_name\": \"%s\", \"gpu\": %s, \"gpu_uuid\": \"%s\", \"pci_bus\": \"%s\", \"cpu_threads\": %d, \"host_threads\": %d, "
              "\"CUDA_VISIBLE_DEVICES\": \"%s\", \"SLURM_LOCALID\": \"%s\", \"OMPI_COMM_WORLD_LOCAL_RANK\": \"%s\"}",
-             rank, b->hostname, b->local_rank, b->local_size, pl_device_name(b->kind), b->device_name, gpu, b->gpu_uuid, b->pci_bus, b->cpu_threads, b->host_threads, cvd ? cvd : "",
+             rank, b->hostname, b->local_rank, b->local_size, ipr_device_name(b->kind), b->device_name, gpu, b->gpu_uuid, b->pci_bus, b->cpu_threads, b->host_threads, cvd ? cvd : "",
              slurm ? slurm : "", ompi ? ompi : "");
 }

@@ -6,10 +6,10 @@
 
 #include <mpi.h>
 
-#include "pipeline/config.h"
+#include "pipeline/plan.h"
 
 typedef struct {
-    pl_device_kind kind;   /* CPU or CUDA (never AUTO) */
+    ipr_device_kind kind;  /* CPU or CUDA (never AUTO) */
     int gpu;               /* CUDA device index */
     int cpu_threads;       /* BLAS threads on the CPU path */
     int host_threads;      /* the sampler's host threads (noise, transitions between passes) */
@@ -20,8 +20,9 @@ typedef struct {
     char pci_bus[32];
 } pl_binding;
 
-/* Collective over `world`: every rank returns the same status (IPR_ERR everywhere if one rank failed). */
-int pl_bind_device(const pl_config *cfg, MPI_Comm world, pl_binding *b);
+/* Bind this rank as the plan's device settings ask (pl_resolved: device.kind, threads, GPU sharing). Collective over
+ * `world`: every rank returns the same status (IPR_ERR everywhere if one rank failed). */
+int pl_bind_device(const pl_resolved *rs, MPI_Comm world, pl_binding *b);
 /* One JSON object describing the binding (provenance). */
 void pl_binding_json(const pl_binding *b, int rank, char *out, size_t cap);
 

@@ -42,6 +42,12 @@ const char *pl_json_parse_str(const char *p, char *out, size_t cap);
 /* Skip one JSON value (string, number, literal, object or array); NULL if malformed. */
 const char *pl_json_skip_value(const char *p);
 
+/* Flatten a JSON object into "a.b = value" lines (for key-level diffs of two configs). */
+int pl_json_flatten(const char *json, char **lines);
+/* Print the keys whose values differ between two canonical configs (their JSON text), one "key: old -> new" line
+ * each (config_json.c). */
+int pl_config_diff(const char *old_json, const char *new_json, char **text);
+
 /* Whole-file helpers: read into a NUL-terminated buffer; write atomically (tmp, fsync, rename). */
 int pl_read_file(const char *path, char **data, size_t *len);
 int pl_write_file_atomic(const char *path, const char *data, size_t len);

@@ -7,11 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "ipr/common.h"
 #include "ipr/h5io.h"
 #include "ipr/hash.h"
 #include "ipr/model.h"
+#include "pipeline/config.h"
 #include "pipeline/table.h"
 
 static uint64_t unit_id(const char *cfg_sha, const pl_unit *u, double fraction) {
@@ -41,7 +43,87 @@ static int by_cost(const void *a, const void *b) {
     return x->index - y->index;
 }
 
-int pl_plan_build(const pl_config *cfg, pl_plan *out) {
+/* Read checkpoint m once: its architecture, which must fit the benchmark's images (C channels, side x side, a
+ * patch that tiles them), its size, and its SHA-256 unless rank 0's is given. */
+static int read_model(const pl_config *cfg, int m, int C, int side, const char *sha, pl_model *out, char *sha_out) {
+    const char *p = cfg->model_path[m];
+    struct stat sb;
+    snprintf(out->path, sizeof out->path, "%s", p);
+    if (ipr_model_info_read(p, &out->info) != IPR_OK) {
+        ipr_error_context("%s: key 'model.checkpoint': %s is not an SRM checkpoint", cfg->where_model, p);
+        return IPR_ERR;
+    }
+    const ipr_model_info *uc = &out->info;
+    IPR_CHECK(uc->d_in == C && uc->image_size[0] == side && uc->image_size[1] == side,
+              "%s: key 'model.checkpoint': %s was trained on %dx%d images with %d channels; %s has %dx%d with %d",
+              cfg->where_model, p, uc->image_size[0], uc->image_size[1], uc->d_in, ipr_bench_name(cfg->bench), side,
+              side, C);
+    IPR_CHECK(uc->patch_size > 0 && side % uc->patch_size == 0,
+              "%s: key 'model.checkpoint': %s has patch size %d, which does not tile %dx%d regions", cfg->where_model, p,
+              uc->patch_size, side, side);
+    IPR_IO(stat(p, &sb) == 0, p);
+    out->size_bytes = (int64_t)sb.st_size;
+    if (sha) {
+        snprintf(sha_out, IPR_SHA256_HEX, "%s", sha);
+    } else if (ipr_sha256_file(p, sha_out) != IPR_OK) {
+        ipr_error_context("key 'model.checkpoint'");
+        return IPR_ERR;
+    }
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+/* Everything but the checkpoints: the task, the denoiser template, each grid point's sampler settings and the
+ * run's operational settings, copied out of cfg so that nothing downstream reads it. */
+static void resolve(const pl_config *cfg, pl_resolved *r) {
+    snprintf(r->name, sizeof r->name, "%s", cfg->name);
+    ipr_task_config *tc = &r->task;
+    ipr_task_config_init(tc);
+    tc->bench = cfg->bench;
+    tc->split = cfg->split;
+    tc->difficulty = cfg->difficulty;
+    tc->data_seed = cfg->data_seed;
+    if (cfg->has_mnist_dir) {
+        snprintf(r->mnist_dir, sizeof r->mnist_dir, "%s", cfg->mnist_dir);
+        tc->mnist_dir = r->mnist_dir;
+    }
+    if (cfg->has_scorer) {
+        snprintf(r->scorer_path, sizeof r->scorer_path, "%s", cfg->scorer_path);
+        tc->scorer_path = r->scorer_path;
+    }
+    tc->correction = cfg->mode == PL_MODE_CORRECTION;
+    tc->correction_swaps = cfg->correction_swaps;
+    if (cfg->has_instances_file) { /* checked whole by pl_config_load; the task keeps the rows of this run */
+        snprintf(r->instances_file, sizeof r->instances_file, "%s", cfg->instances_file);
+        memcpy(r->instances_sha256, cfg->instances_sha256, sizeof r->instances_sha256);
+        tc->instances_file = r->instances_file;
+        tc->instances_format = cfg->instances_format;
+        tc->instances_start = cfg->instance_start;
+        tc->instances_count = (uint64_t)cfg->instance_count;
+        tc->instances_sha256 = r->instances_sha256;
+    }
+    ipr_denoiser_config_init(&r->denoiser);
+    r->denoiser.precision = cfg->precision;
+    r->denoiser.max_batch = cfg->batch;
+    for (int s = 0; s < cfg->n_selections; ++s)
+        for (int f = 0; f < cfg->n_fractions; ++f)
+            pl_config_sampler(cfg, cfg->fractions[f], cfg->selections[s], &r->sampler[s][f]);
+    r->device = cfg->device;
+    r->cpu_threads = cfg->cpu_threads;
+    r->host_threads = cfg->host_threads;
+    r->gpu_sampler = cfg->gpu_sampler;
+    r->allow_gpu_sharing = cfg->allow_gpu_sharing;
+    r->chunk_units = pl_plan_chunk_units(cfg);
+    r->retries = cfg->retries;
+    r->has_max_failures = cfg->has_max_failures;
+    r->max_failures = cfg->max_failures;
+    r->progress_interval = cfg->progress_interval;
+}
+
+int pl_plan_build(const pl_config *cfg, pl_plan *out) { return pl_plan_build_hashed(cfg, NULL, out); }
+
+int pl_plan_build_hashed(const pl_config *cfg, const char (*model_sha256)[65], pl_plan *out) {
     memset(out, 0, sizeof *out);
     pl_grid *g = &out->grid;
     g->bench = cfg->bench;
@@ -60,13 +142,15 @@ int pl_plan_build(const pl_config *cfg, pl_plan *out) {
     memcpy(g->config_sha256, cfg->sha256, sizeof g->config_sha256);
     int side = cfg->bench == IPR_BENCH_SUDOKU ? IPR_SUDOKU_SIDE
                : cfg->bench == IPR_BENCH_EVEN_PIXELS ? IPR_EP_SIDE : IPR_POLY_SIDE;
+    g->H = g->W = side;
+    IPR_TRY_PTR(out->resolved = ipr_calloc(1, sizeof *out->resolved, "resolved run settings"));
+    pl_resolved *rs = out->resolved;
+    resolve(cfg, rs);
     for (int m = 0; m < cfg->n_models; ++m) {
-        ipr_model_info uc;
-        if (ipr_model_info_read(cfg->model_path[m], &uc) != IPR_OK) {
-            ipr_error_context("key 'model.checkpoint'");
-            return IPR_ERR;
-        }
-        int patch = uc.patch_size > 0 ? uc.patch_size : side;
+        IPR_TRY(read_model(cfg, m, g->C, side, model_sha256 ? model_sha256[m] : NULL, &rs->model[m],
+                           g->model_sha256[m]));
+        const ipr_model_info *uc = &rs->model[m].info;
+        int patch = uc->patch_size;
         int R = (side / patch) * (side / patch);
         double unknown = R;
         if (cfg->bench == IPR_BENCH_SUDOKU && cfg->mode == PL_MODE_GENERATE && cfg->has_instances_file) {
@@ -76,22 +160,18 @@ int pl_plan_build(const pl_config *cfg, pl_plan *out) {
             ipr_sudoku_difficulty_range(cfg->difficulty, &lo, &hi);
             unknown = R * (81.0 - 0.5 * (lo + hi)) / 81.0; /* clues are uniform in [lo, hi] */
         }
-        g->H = g->W = side;
         out->regions[m] = R;
-        out->backbone[m] = uc.backbone;
+        out->backbone[m] = uc->backbone;
         out->refinable[m] = unknown;
         /* the runner's own block arithmetic (spec 3.1, 9a): idle passes included unless skip_idle */
-        ipr_sampler_config sc;
-        pl_config_sampler(cfg, cfg->fractions[0], cfg->selections[0], &sc);
         int B = (int)lround(unknown);
-        int base = cfg->mode == PL_MODE_CORRECTION ? 0 : ipr_sampler_generation_passes(&sc, B, 0);
+        int base = cfg->mode == PL_MODE_CORRECTION ? 0 : ipr_sampler_generation_passes(&rs->sampler[0][0], B, 0);
         IPR_CHECK(base >= 0, "cannot plan the base generation of %d regions", B);
         out->base_nfe[m] = base;
         for (int f = 0; f < cfg->n_fractions; ++f) {
             int mm = (int)floor(unknown * cfg->fractions[f]);
             if (mm < 1) mm = 1;
-            pl_config_sampler(cfg, cfg->fractions[f], cfg->selections[0], &sc);
-            int it = ipr_sampler_generation_passes(&sc, mm, 1);
+            int it = ipr_sampler_generation_passes(&rs->sampler[0][f], mm, 1);
             IPR_CHECK(it >= 0, "cannot plan an IPR iteration of %d regions", mm);
             out->iter_nfe[m][f] = it;
         }
@@ -140,6 +220,7 @@ fail:
 }
 
 void pl_plan_free(pl_plan *p) {
+    free(p->resolved);
     free(p->units);
     free(p->handout);
     free(p->by_id);
@@ -196,7 +277,7 @@ double pl_reference_rate(const pl_config *cfg) {
     /* reference-throughput.md: one H200, B = 64 (32 for ms1000_28), full-size models */
     static const double bf16[IPR_BENCH_COUNT] = {154, 2601, 558};
     static const double fp32[IPR_BENCH_COUNT] = {42, 2252, 162};
-    if (cfg->device == PL_DEVICE_CPU) return 0.0;
+    if (cfg->device == IPR_DEVICE_CPU) return 0.0;
     return cfg->precision == IPR_PREC_FP32 ? fp32[cfg->bench] : bf16[cfg->bench];
 }
 

@@ -1,11 +1,18 @@
-/* plan.h: a config expanded into work units (model, selection, fraction, replicate, instance block), their
- * deterministic ids, estimated cost in network passes, the hand-out order and static shard maps. */
+/* plan.h: a config resolved once into what a run needs: each checkpoint read (architecture, size, SHA-256), every
+ * grid point's sampler settings, the task and denoiser a worker opens, the run's operational settings, and the work
+ * units (model, selection, fraction, replicate, instance block) with their deterministic ids, estimated cost in
+ * network passes, the hand-out order and static shard maps. Data flows one way: config -> plan -> the units of a
+ * run (exec, coord, rundir, merge), which take the plan and never the config. */
 #ifndef IPR_PIPELINE_PLAN_H
 #define IPR_PIPELINE_PLAN_H
 
 #include <stdint.h>
 
-#include "pipeline/config.h"
+#include "ipr/model.h"
+#include "ipr/sampler.h"
+#include "pipeline/limits.h"
+
+typedef struct pl_config pl_config; /* config.h: what pl_plan_build resolves */
 
 typedef struct {
     uint64_t id;        /* first 8 bytes of SHA-256(config hash, coordinates): joins journals and tables */
@@ -37,8 +44,41 @@ typedef struct {
     char config_sha256[65];
 } pl_grid;
 
+/* One checkpoint, as pl_plan_build read it (the only read of its header and bytes before a worker opens it). */
+typedef struct {
+    char path[PL_PATH_MAX];   /* as resolved for this process */
+    ipr_model_info info;      /* architecture: backbone, image size, channels, patch size (root attributes) */
+    int64_t size_bytes;
+} pl_model;
+
+/* The config resolved for the units of a run: everything a worker, the coordinator and the run directory need.
+ * Heap memory of the plan (task's strings point into it); NULL in a plan read from plan.h5. */
+typedef struct {
+    char name[PL_NAME_MAX];      /* the run's name (run.json) */
+    pl_model model[PL_MAX_MODELS];
+    /* the task every rank opens (instances and scorer); its strings point at the copies below */
+    ipr_task_config task;
+    char mnist_dir[PL_PATH_MAX], scorer_path[PL_PATH_MAX], instances_file[PL_PATH_MAX], instances_sha256[65];
+    /* the denoiser every rank opens per checkpoint: device, gpu and cpu_threads are set from the rank's binding */
+    ipr_denoiser_config denoiser;
+    /* per grid point (selection, fraction; the same for every model and seed): host_threads and gpu_sampler are
+     * set per rank */
+    ipr_sampler_config sampler[PL_MAX_SELECTIONS][PL_MAX_FRACTIONS];
+    /* device binding (gpu.h) */
+    ipr_device_kind device;      /* device.kind: auto, cpu or cuda */
+    int cpu_threads, host_threads; /* 0: the node's cores divided between its ranks */
+    int gpu_sampler;             /* device.sampler gpu: chains on the GPU on CUDA ranks */
+    int allow_gpu_sharing;
+    /* the coordinator (coord.h) */
+    int chunk_units;             /* units per request (pl_plan_chunk_units) */
+    int retries;
+    int has_max_failures, max_failures;
+    double progress_interval;
+} pl_resolved;
+
 typedef struct {
     pl_grid grid;
+    pl_resolved *resolved; /* pl_plan_build's; NULL after pl_plan_load */
     int n_units;
     pl_unit *units;     /* plan order */
     int *handout;       /* unit indices, most expensive first (LPT), ties in plan order */
@@ -52,8 +92,12 @@ typedef struct {
     ipr_backbone backbone[PL_MAX_MODELS];             /* U-Net or DiT (the reference rates are the U-Net's) */
 } pl_plan;
 
-/* Expand cfg (its checkpoints are read for their patch size). */
+/* Resolve and expand cfg. Each checkpoint is read here, once: its architecture (which must fit the benchmark: the
+ * error names the key), size and SHA-256. */
 int pl_plan_build(const pl_config *cfg, pl_plan *out);
+/* The same with the checkpoints' SHA-256 given (rank 0's plan, broadcast): the other ranks of a run read each
+ * checkpoint's architecture but do not hash its bytes again. */
+int pl_plan_build_hashed(const pl_config *cfg, const char (*model_sha256)[65], pl_plan *out);
 void pl_plan_free(pl_plan *p);
 /* plan.h5 in the run directory: the grid and the units, so that merge/status/verify need no config. */
 int pl_plan_save(const pl_plan *p, const char *path);
@@ -65,7 +109,8 @@ void pl_plan_shards(const pl_plan *p, int nshards, int *shard_of);
 int pl_parse_shard(const char *text, int *shard, int *nshards);
 /* Index of the unit with this id, or -1. */
 int pl_plan_find(const pl_plan *p, uint64_t id);
-/* Units a rank takes per request: run.units_per_request, else enough to fill device.batch. */
+/* Units a rank takes per request: run.units_per_request, else enough to fill device.batch (pl_plan_build keeps it
+ * as resolved->chunk_units for the coordinator). */
 int pl_plan_chunk_units(const pl_config *cfg);
 /* Reference passes/s of one H200 for the full-size model (reference-throughput.md), 0 if unknown. */
 double pl_reference_rate(const pl_config *cfg);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "ipr/hash.h"
+#include "ipr/instances.h"
 #include "ipr/mnist.h"
 #include "ipr/model.h"
 #include "pipeline/json.h"
@@ -92,21 +93,19 @@ static int dir_is_empty(const char *path) {
     return empty;
 }
 
-/* A model card: what the checkpoint is (either backbone), without its weights. */
-static int model_card(const pl_config *cfg, int m, const char *sha, pl_buf *b) {
-    ipr_model_info mi;
-    struct stat sb;
+/* A model card: what the checkpoint is (either backbone), without its weights; as the plan read it. */
+static int model_card(const pl_plan *plan, int m, pl_buf *b) {
+    const pl_model *pm = &plan->resolved->model[m];
     char arch[1024];
-    IPR_TRY(ipr_model_info_read(cfg->model_path[m], &mi));
-    IPR_IO(stat(cfg->model_path[m], &sb) == 0, cfg->model_path[m]);
-    if (ipr_model_info_json(&mi, arch, sizeof arch) < 0) goto fail;
+    if (ipr_model_info_json(&pm->info, arch, sizeof arch) < 0) goto fail;
     pl_buf_add(b, "{\n  \"name\": ");
-    pl_buf_json_str(b, cfg->model_name[m]);
+    pl_buf_json_str(b, plan->grid.model_name[m]);
     pl_buf_add(b, ",\n  \"path\": ");
-    pl_buf_json_str(b, cfg->model_path[m]);
-    pl_buf_printf(b, ",\n  \"sha256\": \"%s\",\n  \"size_bytes\": %lld,\n", sha, (long long)sb.st_size);
-    pl_buf_printf(b, "  \"benchmark\": \"%s\",\n  \"architecture\": \"%s\",\n  %s\n}\n", ipr_bench_name(cfg->bench),
-                  mi.arch, arch);
+    pl_buf_json_str(b, pm->path);
+    pl_buf_printf(b, ",\n  \"sha256\": \"%s\",\n  \"size_bytes\": %lld,\n", plan->grid.model_sha256[m],
+                  (long long)pm->size_bytes);
+    pl_buf_printf(b, "  \"benchmark\": \"%s\",\n  \"architecture\": \"%s\",\n  %s\n}\n",
+                  ipr_bench_name(plan->grid.bench), pm->info.arch, arch);
     return pl_buf_ok(b);
 fail:
     return IPR_ERR;
@@ -163,8 +162,9 @@ fail:
     return IPR_ERR;
 }
 
-static int create_run(const char *final_dir, const pl_config *cfg, const char *yaml, size_t yaml_len,
-                      char *const *sets, int n_sets, pl_run *run, int *lost_race) {
+static int create_run(const char *final_dir, const pl_plan *plan, const pl_run_texts *texts, pl_run *run,
+                      int *lost_race) {
+    const pl_grid *g = &plan->grid;
     char tmp[PL_PATH_MAX + 64], path[PL_PATH_MAX + 128];
     pl_buf b;
     pl_buf_init(&b);
@@ -176,19 +176,19 @@ static int create_run(const char *final_dir, const pl_config *cfg, const char *y
         IPR_TRY(pl_mkdirs(path, 0755));
     }
     snprintf(path, sizeof path, "%s/config/input.yaml", tmp);
-    IPR_TRY(pl_write_file_atomic(path, yaml, yaml_len));
-    IPR_TRY(write_text(tmp, "config/resolved.json", cfg->resolved_json));
-    IPR_TRY(write_text(tmp, "config/operational.json", cfg->operational_json));
-    IPR_TRY(write_text(tmp, "config/sources.json", cfg->sources_json));
-    for (int i = 0; i < n_sets; ++i) pl_buf_printf(&b, "%s\n", sets[i]);
+    IPR_TRY(pl_write_file_atomic(path, texts->yaml, texts->yaml_len));
+    IPR_TRY(write_text(tmp, "config/resolved.json", texts->resolved_json));
+    IPR_TRY(write_text(tmp, "config/operational.json", texts->operational_json));
+    IPR_TRY(write_text(tmp, "config/sources.json", texts->sources_json));
+    for (int i = 0; i < texts->n_sets; ++i) pl_buf_printf(&b, "%s\n", texts->sets[i]);
     pl_buf_add(&b, "");
     IPR_TRY(pl_buf_ok(&b));
     IPR_TRY(write_text(tmp, "config/overrides.txt", b.data));
-    for (int m = 0; m < cfg->n_models; ++m) {
+    for (int m = 0; m < g->n_models; ++m) {
         char rel[128];
         pl_buf_clear(&b);
-        IPR_TRY(model_card(cfg, m, run->model_sha256[m], &b));
-        snprintf(rel, sizeof rel, "models/%s.json", cfg->model_name[m]);
+        IPR_TRY(model_card(plan, m, &b));
+        snprintf(rel, sizeof rel, "models/%s.json", g->model_name[m]);
         IPR_TRY(write_text(tmp, rel, b.data));
     }
     IPR_TRY(pl_uuid4(run->run_id));
@@ -198,9 +198,9 @@ static int create_run(const char *final_dir, const pl_config *cfg, const char *y
     pl_buf_clear(&b);
     pl_buf_printf(&b, "{\n  \"format\": \"%s\",\n  \"schema_version\": %d,\n  \"run_id\": \"%s\",\n  \"name\": ",
                   PL_RUN_FORMAT, PL_SCHEMA_VERSION, run->run_id);
-    pl_buf_json_str(&b, cfg->name);
-    pl_buf_printf(&b, ",\n  \"config_sha256\": \"%s\",\n  \"model_sha256\": [", cfg->sha256);
-    for (int m = 0; m < cfg->n_models; ++m) pl_buf_printf(&b, "%s\"%s\"", m ? ", " : "", run->model_sha256[m]);
+    pl_buf_json_str(&b, plan->resolved->name);
+    pl_buf_printf(&b, ",\n  \"config_sha256\": \"%s\",\n  \"model_sha256\": [", g->config_sha256);
+    for (int m = 0; m < g->n_models; ++m) pl_buf_printf(&b, "%s\"%s\"", m ? ", " : "", run->model_sha256[m]);
     pl_buf_add(&b, "]");
     if (run->mnist_pool_sha256[0])
         pl_buf_printf(&b, ",\n  \"mnist_pool\": \"%s\",\n  \"mnist_pool_sha256\": \"%s\"", run->mnist_pool,
@@ -212,7 +212,7 @@ static int create_run(const char *final_dir, const pl_config *cfg, const char *y
                       run->instances_format, run->instances_sha256);
     }
     pl_buf_printf(&b, ",\n  \"created\": \"%s\",\n  \"created_epoch\": %lld,\n  \"limited\": %s,\n", stamp,
-                  (long long)run->created_epoch, cfg->limited ? "true" : "false");
+                  (long long)run->created_epoch, g->limited ? "true" : "false");
     pl_buf_printf(&b, "  \"producer\": \"ipr %s\",\n  \"git_sha\": \"%s\"\n}\n", IPR_VERSION, IPR_GIT_SHA);
     IPR_TRY(pl_buf_ok(&b));
     IPR_TRY(write_text(tmp, "run.json", b.data));
@@ -254,31 +254,29 @@ fail:
     return IPR_ERR;
 }
 
-int pl_run_open(const char *dir, const pl_config *cfg, const char *yaml, size_t yaml_len, char *const *sets,
-                int n_sets, int force_new, const char *shard_tag, pl_run *out) {
+int pl_run_open(const char *dir, const pl_plan *plan, const pl_run_texts *texts, int force_new, const char *shard_tag,
+                pl_run *out) {
     char *stored = NULL, *old_cfg = NULL, *diff = NULL;
     char path[PL_PATH_MAX + 64];
+    const pl_grid *g = &plan->grid;
+    const ipr_task_config *tc = NULL;
     memset(out, 0, sizeof *out);
+    IPR_CHECK(plan->resolved != NULL, "internal: a run directory opens for a built plan, not one read from plan.h5");
+    tc = &plan->resolved->task;
     IPR_TRY(abs_path(dir, out->dir, sizeof out->dir));
-    for (int m = 0; m < cfg->n_models; ++m) {
-        if (ipr_sha256_file(cfg->model_path[m], out->model_sha256[m]) != IPR_OK) {
-            ipr_error_context("key 'model.checkpoint'");
-            goto fail;
-        }
-    }
-    if (cfg->has_instances_file) { /* the instances, by content (also in config_sha256) */
-        snprintf(out->instances_file, sizeof out->instances_file, "%s", cfg->instances_file);
+    memcpy(out->model_sha256, g->model_sha256, sizeof out->model_sha256); /* the plan hashed each checkpoint */
+    if (tc->instances_file) { /* the instances, by content (also in config_sha256) */
+        snprintf(out->instances_file, sizeof out->instances_file, "%s", tc->instances_file);
         snprintf(out->instances_format, sizeof out->instances_format, "%s",
-                 ipr_instances_format_name(cfg->instances_format));
-        memcpy(out->instances_sha256, cfg->instances_sha256, sizeof out->instances_sha256);
+                 ipr_instances_format_name((ipr_instances_format)tc->instances_format));
+        snprintf(out->instances_sha256, sizeof out->instances_sha256, "%s", tc->instances_sha256);
     }
     /* the digit images the instances show, by content; a datagen file's images are its own (its hash above) */
-    if (cfg->bench == IPR_BENCH_SUDOKU && !(cfg->has_instances_file && cfg->instances_format == IPR_INSTANCES_DATAGEN)) {
+    if (g->bench == IPR_BENCH_SUDOKU && !(tc->instances_file && tc->instances_format == IPR_INSTANCES_DATAGEN)) {
         ipr_mnist_pool pool;
         /* puzzle files are drawn from the test pool, whatever `split` says (it does not apply to them) */
-        if (ipr_mnist_pool_load(cfg->has_mnist_dir ? cfg->mnist_dir : ipr_mnist_default_dir(),
-                                cfg->has_instances_file ? IPR_SPLIT_TEST : cfg->split, &pool) !=
-            IPR_OK) {
+        if (ipr_mnist_pool_load(tc->mnist_dir ? tc->mnist_dir : ipr_mnist_default_dir(),
+                                tc->instances_file ? IPR_SPLIT_TEST : tc->split, &pool) != IPR_OK) {
             ipr_error_context("key 'mnist_dir'");
             goto fail;
         }
@@ -294,9 +292,9 @@ int pl_run_open(const char *dir, const pl_config *cfg, const char *yaml, size_t 
             IPR_TRY(pl_run_load(out->dir, &old, &stored));
             char old_sha[65] = "";
             IPR_TRY(pl_json_get_str(stored, "config_sha256", old_sha, sizeof old_sha));
-            int same = strcmp(old_sha, cfg->sha256) == 0;
+            int same = strcmp(old_sha, g->config_sha256) == 0;
             int model_changed = -1;
-            for (int m = 0; m < cfg->n_models && same; ++m)
+            for (int m = 0; m < g->n_models && same; ++m)
                 if (strcmp(old.model_sha256[m], out->model_sha256[m]) != 0) {
                     same = 0;
                     model_changed = m;
@@ -321,25 +319,25 @@ int pl_run_open(const char *dir, const pl_config *cfg, const char *yaml, size_t 
                     IPR_FAIL("%s holds a run whose checkpoint %s had another SHA-256 (%.12s..., now %.12s...): the model "
                              "file changed. Use --force-new to start over (the old directory is kept aside) or "
                              "another --output",
-                             out->dir, cfg->model_name[model_changed], old.model_sha256[model_changed],
+                             out->dir, g->model_name[model_changed], old.model_sha256[model_changed],
                              out->model_sha256[model_changed]);
                 }
                 if (file_changed)
                     IPR_FAIL("%s holds a run whose instances file %s had another SHA-256 (%.12s..., now %.12s...): the file "
                              "changed. Use --force-new to start over (the old directory is kept aside) or another "
                              "--output",
-                             out->dir, cfg->instances_file, old.instances_sha256, out->instances_sha256);
+                             out->dir, out->instances_file, old.instances_sha256, out->instances_sha256);
                 if (pool_changed)
                     IPR_FAIL("%s holds a run whose Sudoku instances were drawn from another MNIST pool (%s %.12s..., now "
                              "%s %.12s...). Use --force-new to start over (the old directory is kept aside) or another "
                              "--output",
                              out->dir, old.mnist_pool, old.mnist_pool_sha256, out->mnist_pool, out->mnist_pool_sha256);
-                if (pl_read_file(cpath, &old_cfg, NULL) == IPR_OK && pl_config_diff(old_cfg, cfg->resolved_json, &diff) == IPR_OK)
+                if (pl_read_file(cpath, &old_cfg, NULL) == IPR_OK && pl_config_diff(old_cfg, texts->resolved_json, &diff) == IPR_OK)
                     IPR_FAIL("%s holds a run of another config (config_sha256 %.12s..., now %.12s...); changed keys:\n%s"
                              "Use --force-new to start over (the old directory is kept aside) or another --output",
-                             out->dir, old_sha, cfg->sha256, diff);
+                             out->dir, old_sha, g->config_sha256, diff);
                 IPR_FAIL("%s holds a run of another config (config_sha256 %.12s..., now %.12s...). Use --force-new",
-                         out->dir, old_sha, cfg->sha256);
+                         out->dir, old_sha, g->config_sha256);
             }
             char stamp[32], aside[PL_PATH_MAX + 64];
             pl_utc_stamp((int64_t)time(NULL), stamp, sizeof stamp, 1);
@@ -366,7 +364,7 @@ int pl_run_open(const char *dir, const pl_config *cfg, const char *yaml, size_t 
             }
         }
         int lost = 0;
-        IPR_TRY(create_run(out->dir, cfg, yaml, yaml_len, sets, n_sets, out, &lost));
+        IPR_TRY(create_run(out->dir, plan, texts, out, &lost));
         if (!lost) break;
         /* another process created it first: loop and check it like an existing run */
     }

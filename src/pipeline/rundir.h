@@ -8,7 +8,6 @@
 #include <stdio.h>
 
 #include "ipr/common.h"
-#include "pipeline/config.h"
 #include "pipeline/log.h"
 #include "pipeline/plan.h"
 
@@ -27,12 +26,22 @@ typedef struct {
     char instances_file[PL_PATH_MAX], instances_format[16], instances_sha256[65];
 } pl_run;
 
+/* The config's own texts that a new run directory keeps in config/ (the plan holds everything else). */
+typedef struct {
+    const char *yaml;        /* input.yaml: the file's bytes */
+    size_t yaml_len;
+    char *const *sets;       /* overrides.txt: the --set options */
+    int n_sets;
+    const char *resolved_json, *operational_json, *sources_json; /* pl_config_load's canonical forms */
+} pl_run_texts;
+
 /* mkdir -p */
 int pl_mkdirs(const char *path, int mode);
-/* Rank 0: create or reopen RUN_DIR for cfg. An existing run of another config is refused with a key-level
- * diff, unless force_new, which moves the old directory aside (RUN_DIR.replaced-TIMESTAMP). */
-int pl_run_open(const char *dir, const pl_config *cfg, const char *yaml, size_t yaml_len, char *const *sets,
-                int n_sets, int force_new, const char *shard_tag, pl_run *out);
+/* Rank 0: create or reopen RUN_DIR for a plan (pl_plan_build's: its config hash, checkpoints and their SHA-256, the
+ * task's instances and MNIST pool). An existing run of another config is refused with a key-level diff (of
+ * texts->resolved_json), unless force_new, which moves the old directory aside (RUN_DIR.replaced-TIMESTAMP). */
+int pl_run_open(const char *dir, const pl_plan *plan, const pl_run_texts *texts, int force_new, const char *shard_tag,
+                pl_run *out);
 /* Read run.json of an existing run directory (status, merge, bundle). */
 int pl_run_load(const char *dir, pl_run *out, char **run_json);
 /* "DIR/rel" */

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "ipr/common.h"
-#include "pipeline/config.h"
+#include "pipeline/limits.h"
 
 void pl_run_lock_release(pl_run_lock *lk) {
     /* closing any descriptor of a file drops this process's fcntl locks on it */

@@ -102,6 +102,23 @@ static const denoiser_ops k_ops[IPR_BACKBONE_COUNT] = {
 
 /* ---------------- the interface ---------------- */
 
+/* by ipr_device_kind */
+static const char *const k_device_names[] = {"cpu", "cuda", "auto"};
+
+const char *ipr_device_name(ipr_device_kind d) {
+    return (unsigned)d <= IPR_DEVICE_AUTO ? k_device_names[d] : "unknown";
+}
+
+int ipr_device_from_name(const char *name, ipr_device_kind *out) {
+    for (int i = 0; i <= IPR_DEVICE_AUTO; ++i)
+        if (name && strcmp(name, k_device_names[i]) == 0) {
+            *out = (ipr_device_kind)i;
+            return IPR_OK;
+        }
+    ipr_error_set(__FILE__, __LINE__, "unknown device '%s' (expected cpu, cuda or auto)", name ? name : "");
+    return IPR_ERR;
+}
+
 void ipr_denoiser_config_init(ipr_denoiser_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     cfg->device = IPR_DEVICE_CPU;

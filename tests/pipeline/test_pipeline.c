@@ -224,6 +224,63 @@ static void test_plan(void **state) {
     free(c);
 }
 
+/* The plan resolves the config once for the units of a run: each checkpoint read (architecture, size, SHA-256),
+ * every grid point's sampler settings, the task and denoiser templates; a plan read back from plan.h5 has none. */
+static void test_plan_resolved(void **state) {
+    (void)state;
+    pl_config *c = calloc(1, sizeof *c);
+    assert_int_equal(load(k_yaml, NULL, 0, c), IPR_OK);
+    pl_plan p, q;
+    assert_int_equal(pl_plan_build(c, &p), IPR_OK);
+    const pl_resolved *r = p.resolved;
+    assert_non_null(r);
+    char sha[65];
+    assert_int_equal(ipr_sha256_file(g_ckpt, sha), IPR_OK);
+    assert_string_equal(p.grid.model_sha256[0], sha);
+    assert_int_equal(r->model[0].info.patch_size, 4);
+    assert_true(r->model[0].size_bytes > 0);
+    assert_int_equal(r->task.bench, IPR_BENCH_EVEN_PIXELS);
+    assert_null(r->task.scorer_path);
+    assert_null(r->task.instances_file);
+    assert_int_equal(r->denoiser.max_batch, c->batch);
+    assert_int_equal(r->device, c->device);
+    assert_int_equal(r->chunk_units, pl_plan_chunk_units(c));
+    for (int f = 0; f < 2; ++f) {
+        ipr_sampler_config want;
+        pl_config_sampler(c, c->fractions[f], c->selections[0], &want);
+        assert_memory_equal(&r->sampler[0][f], &want, sizeof want);
+    }
+    assert_true(r->sampler[0][1].ipr_ratio == 0.5);
+    /* rank 0's hashes given: the same plan without hashing the file again */
+    char given[PL_MAX_MODELS][65];
+    memset(given, 0, sizeof given);
+    snprintf(given[0], sizeof given[0], "%s", sha);
+    assert_int_equal(pl_plan_build_hashed(c, (const char(*)[65])given, &q), IPR_OK);
+    assert_string_equal(q.grid.model_sha256[0], sha);
+    for (int i = 0; i < p.n_units; ++i) assert_true(q.units[i].id == p.units[i].id);
+    pl_plan_free(&q);
+    char path[300];
+    snprintf(path, sizeof path, "%s/plan_resolved.h5", g_dir);
+    assert_int_equal(pl_plan_save(&p, path), IPR_OK);
+    assert_int_equal(pl_plan_load(path, &q), IPR_OK);
+    assert_null(q.resolved);
+    assert_string_equal(q.grid.model_sha256[0], sha);
+    pl_plan_free(&q);
+    pl_plan_free(&p);
+    /* a checkpoint of another benchmark is refused by the plan, naming the key */
+    pl_config_free(c);
+    memset(c, 0, sizeof *c);
+    assert_int_equal(load("benchmark: counting_polygons\ninstances: {count: 3}\nmodel: {checkpoint: ep.h5}\n"
+                          "scorer: ep.h5\n", NULL, 0, c),
+                     IPR_OK);
+    assert_int_equal(pl_plan_build(c, &p), IPR_ERR);
+    assert_non_null(strstr(ipr_error_message(), "key 'model.checkpoint'"));
+    assert_non_null(strstr(ipr_error_message(), "was trained on 32x32 images with 3 channels"));
+    ipr_error_clear();
+    pl_config_free(c);
+    free(c);
+}
+
 static void write_text(const char *path, const char *text) {
     FILE *fp = fopen(path, "w");
     assert_non_null(fp);
@@ -407,7 +464,7 @@ static void test_json_reader(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_number_format), cmocka_unit_test(test_config_canonical),
-        cmocka_unit_test(test_config_errors), cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_config_errors), cmocka_unit_test(test_plan), cmocka_unit_test(test_plan_resolved),
         cmocka_unit_test(test_journal_scan),  cmocka_unit_test(test_json_reader),
         cmocka_unit_test(test_limits_and_readers), cmocka_unit_test(test_sampler_settings_keys),
         cmocka_unit_test(test_journal_damage),
