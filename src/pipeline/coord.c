@@ -25,7 +25,7 @@ enum { TAG_REQ = 1, TAG_DONE = 2, TAG_BEAT = 3, TAG_FINAL = 4, TAG_ASSIGN = 10, 
 enum { ST_OK = 0, ST_FAILED = 1, ST_RETURNED = 2, ST_IOERR = 3 };
 enum { U_PENDING = 0, U_ASSIGNED = 1, U_DONE = 2, U_FAILED = 3, U_OUT = 4 };
 
-#define MAX_CHUNK 4096
+#define MAX_CHUNK PL_MAX_CHUNK_UNITS
 /* Batches a worker asks for ahead of the one it runs. Rank 0 answers requests only between its own
  * chains, so a worker keeps PREFETCH requests in flight to ride out one of rank 0's batches. */
 #define PREFETCH 2
@@ -89,14 +89,18 @@ typedef struct {
 
 /* ---------------- rank 0: queue ---------------- */
 
+/* Units of one batch share the model and the seed (exec.c runs the selections and fractions of an instance block
+ * from one base sample): the key a chunk keeps. */
+static int share_key(const pl_plan *p, int u) { return p->units[u].model * PL_MAX_SEEDS + p->units[u].replicate; }
+
 static int take_chunk(rank_state *s, int *units, int *attempts, int max) {
     const pl_plan *p = s->o->plan;
     int n = 0, group = -1;
-    /* retries first, one grid point at a time */
+    /* retries first, one (model, seed) at a time */
     for (int i = s->n_retry - 1; i >= 0 && n < max; --i) {
         int u = s->retry[i];
-        if (group >= 0 && p->units[u].group != group) continue;
-        group = p->units[u].group;
+        if (group >= 0 && share_key(p, u) != group) continue;
+        group = share_key(p, u);
         units[n] = u;
         attempts[n] = ++s->attempt[u];
         s->session_tries[u]++;
@@ -107,14 +111,15 @@ static int take_chunk(rank_state *s, int *units, int *attempts, int max) {
     if (n > 0) goto out;
     while (s->q_head < s->q_len && s->ustate[s->queue[s->q_head]] != U_PENDING) s->q_head++;
     if (s->q_head == s->q_len) return 0;
-    /* the head, then units of the same grid point close behind it in the hand-out order */
+    /* the head, then units of the same (model, seed) close behind it in the hand-out order, which keeps each family
+     * (the selections and fractions of one instance block) together */
     int window = s->q_head + 8 * max + 64;
     if (window > s->q_len) window = s->q_len;
     for (int i = s->q_head; i < window && n < max; ++i) {
         int u = s->queue[i];
         if (s->ustate[u] != U_PENDING) continue;
-        if (group >= 0 && p->units[u].group != group) continue;
-        group = p->units[u].group;
+        if (group >= 0 && share_key(p, u) != group) continue;
+        group = share_key(p, u);
         units[n] = u;
         attempts[n] = ++s->attempt[u];
         s->session_tries[u]++;

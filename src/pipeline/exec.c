@@ -1,6 +1,7 @@
-/* exec.c: work-unit execution on one rank. Units of one grid point run as one batch through the IPR runner
- * (which keeps device.batch chains in flight); every draw is keyed by (seed, instance), so a unit's numbers
- * do not depend on the batch it shared (sampler.h). */
+/* exec.c: work-unit execution on one rank. The units of a batch (one model and seed) run through one IPR runner
+ * (which keeps device.batch chains in flight), the selections and fractions of an instance block from one base
+ * sample per instance; every draw is keyed by (seed, instance), so a unit's numbers do not depend on the batch it
+ * shared nor on the units beside it (sampler.h). */
 #define _POSIX_C_SOURCE 200809L
 #include "pipeline/exec.h"
 
@@ -75,6 +76,28 @@ static ipr_denoiser *denoiser(pl_exec *x, int m) {
     return x->den[m];
 }
 
+/* progress of one batch over several runner calls: the calls' counts offset into the batch's */
+typedef struct {
+    ipr_progress_fn fn;
+    void *ctx;
+    int offset, total;
+} batch_progress;
+
+static void call_progress(int done, int total, void *vctx) {
+    (void)total;
+    const batch_progress *bp = vctx;
+    if (bp->fn) bp->fn(bp->offset + done, bp->total, bp->ctx);
+}
+
+/* the units of a batch in one runner call: `blocks` instance blocks (units[blk[b]] of variant 0 names block b) x
+ * `nv` variants; cell[b * nv + v] = the batch position of block b's unit of variant v */
+typedef struct {
+    int nb, nv;
+    int *blk;   /* (nb) batch position of each block's first unit */
+    int *var;   /* (nv) batch position of a unit of each variant */
+    int *cell;  /* (nb * nv) */
+} call_shape;
+
 int pl_exec_run(pl_exec *x, const int *units, const int *attempts, int n, pl_rows *rows, pl_batch_info *info,
                 ipr_progress_fn progress, void *ctx) {
     const pl_plan *plan = x->plan;
@@ -83,50 +106,117 @@ int pl_exec_run(pl_exec *x, const int *units, const int *attempts, int n, pl_row
     uint64_t *inst = NULL;
     ipr_chain_result *res = NULL;
     ipr_runner *runner = NULL;
+    int *fam_of = NULL, *done = NULL;
+    ipr_chain_result **unit_res = NULL; /* (n) where each unit's results start */
+    call_shape cs = {0, 0, NULL, NULL, NULL};
     int total = 0, allocated = 0;
     for (int i = 0; i < n; ++i) {
         const pl_unit *u = &plan->units[units[i]];
-        IPR_CHECK(u->group == u0->group, "internal: a batch mixes grid points");
+        IPR_CHECK(u->model == u0->model && u->replicate == u0->replicate, "internal: a batch mixes models or seeds");
         total += (int)u->count;
     }
     IPR_TRY_PTR(inst = ipr_malloc((size_t)total * sizeof *inst, "instance list"));
     IPR_TRY_PTR(res = ipr_calloc((size_t)total, sizeof *res, "chain results"));
-    for (int i = 0, k = 0; i < n; ++i) {
-        const pl_unit *u = &plan->units[units[i]];
-        for (uint32_t j = 0; j < u->count; ++j) inst[k++] = u->first + j;
-    }
+    IPR_TRY_PTR(done = ipr_calloc((size_t)n, sizeof *done, "batch bookkeeping"));
+    IPR_TRY_PTR(fam_of = ipr_calloc((size_t)n, sizeof *fam_of, "batch bookkeeping"));
+    IPR_TRY_PTR(cs.blk = ipr_calloc((size_t)n, sizeof *cs.blk, "batch bookkeeping"));
+    IPR_TRY_PTR(cs.var = ipr_calloc((size_t)n, sizeof *cs.var, "batch bookkeeping"));
+    IPR_TRY_PTR(cs.cell = ipr_calloc(2 * (size_t)n, sizeof *cs.cell, "batch bookkeeping")); /* + a rejected row */
+    IPR_TRY_PTR(unit_res = ipr_calloc((size_t)n, sizeof *unit_res, "batch bookkeeping"));
     size_t image_floats = plan->grid.keep_images ? (size_t)x->C * (size_t)x->H * (size_t)x->W : 0;
     for (; allocated < total; ++allocated) IPR_TRY(ipr_chain_result_alloc(&res[allocated], K, image_floats));
     ipr_denoiser *d = denoiser(x, u0->model);
     IPR_TRY_PTR(d);
+    /* every grid point's settings differ only in the fraction and the selection (pl_plan_build): one runner, and
+     * the grid points as its variants */
     ipr_sampler_config sc = x->rs->sampler[u0->selection][u0->fraction];
     sc.host_threads = x->bind.host_threads; /* results do not depend on it (sampler.h) */
     sc.gpu_sampler = x->rs->gpu_sampler && ipr_denoiser_cuda_device(d) >= 0; /* a CPU rank samples on the host */
     IPR_TRY(ipr_sampler_config_validate(&sc));
     IPR_TRY_PTR(runner = ipr_runner_new(d, x->task, &sc));
-    double t0 = pl_now();
-    IPR_TRY(ipr_runner_run(runner, u0->seed, inst, total, res, progress, ctx));
-    info->wall_s = pl_now() - t0;
-    ipr_runner_stats rs;
-    ipr_runner_get_stats(runner, &rs);
-    info->forward_s = rs.forward_s;
-    info->mean_batch = rs.forwards ? (double)rs.images / (double)rs.forwards : 0.0;
+    info->wall_s = info->forward_s = 0.0;
+    double images = 0.0, forwards = 0.0;
+    batch_progress bp = {progress, ctx, 0, total};
+    /* The units run in calls of whole rectangles: the instance blocks that the batch holds under the same set of
+     * grid points (usually every block of a family under every selection and fraction), each block's base sample
+     * generated once and shared by its grid points (ipr_runner_run_variants; the numbers are those of separate
+     * runs). A unit's family is its block here (one model and seed per batch). */
+    for (int i = 0; i < n; ++i) fam_of[i] = plan->units[units[i]].family;
+    for (int lead = 0; lead < n; ++lead) {
+        if (done[lead]) continue;
+        /* the variants of lead's block, in batch order */
+        cs.nv = 0;
+        for (int i = lead; i < n; ++i)
+            if (!done[i] && fam_of[i] == fam_of[lead]) cs.var[cs.nv++] = i;
+        /* blocks whose units have exactly these variants (the same (selection, fraction) set, one unit each) */
+        cs.nb = 0;
+        for (int i = lead; i < n; ++i) {
+            if (done[i] || plan->units[units[i]].group != plan->units[units[lead]].group) continue;
+            const int f = fam_of[i];
+            int ok = 1, *row = cs.cell + (size_t)cs.nb * cs.nv;
+            for (int v = 0; v < cs.nv && ok; ++v) {
+                const pl_unit *want = &plan->units[units[cs.var[v]]];
+                row[v] = -1;
+                for (int j = lead; j < n; ++j) {
+                    const pl_unit *u = &plan->units[units[j]];
+                    if (done[j] || fam_of[j] != f || u->selection != want->selection || u->fraction != want->fraction)
+                        continue;
+                    if (row[v] >= 0) ok = 0; /* the same unit twice: not a rectangle */
+                    row[v] = j;
+                }
+                ok = ok && row[v] >= 0;
+            }
+            int members = 0;
+            for (int j = lead; j < n; ++j) members += !done[j] && fam_of[j] == f;
+            if (!ok || members != cs.nv) continue;
+            cs.blk[cs.nb++] = i;
+            for (int v = 0; v < cs.nv; ++v) done[row[v]] = 1;
+        }
+        /* instances block by block, results variant-major (ipr_runner_run_variants) */
+        int ninst = 0;
+        for (int b = 0; b < cs.nb; ++b) {
+            const pl_unit *u = &plan->units[units[cs.blk[b]]];
+            for (uint32_t j = 0; j < u->count; ++j) inst[bp.offset + ninst++] = u->first + j;
+        }
+        ipr_variant vars[PL_MAX_SELECTIONS * PL_MAX_FRACTIONS];
+        for (int v = 0; v < cs.nv; ++v) {
+            const pl_unit *u = &plan->units[units[cs.var[v]]];
+            vars[v].ipr_ratio = plan->grid.fractions[u->fraction];
+            vars[v].selection = plan->grid.selections[u->selection];
+        }
+        ipr_chain_result *out = res + bp.offset;
+        const double t0 = pl_now();
+        IPR_TRY(ipr_runner_run_variants(runner, u0->seed, inst + bp.offset, ninst, vars, cs.nv, out, call_progress,
+                                        &bp));
+        info->wall_s += pl_now() - t0;
+        ipr_runner_stats rs;
+        ipr_runner_get_stats(runner, &rs);
+        info->forward_s += rs.forward_s;
+        images += (double)rs.images;
+        forwards += (double)rs.forwards;
+        /* block b's unit of variant v holds results [v * ninst + (instances of the blocks before b), ...) */
+        for (int v = 0; v < cs.nv; ++v)
+            for (int b = 0, before = 0; b < cs.nb; ++b) {
+                const int pos = cs.cell[(size_t)b * cs.nv + v];
+                unit_res[pos] = out + (size_t)v * ninst + before;
+                before += (int)plan->units[units[pos]].count;
+            }
+        bp.offset += ninst * cs.nv;
+    }
+    IPR_CHECK(bp.offset == total, "internal: a batch ran %d of its %d chains", bp.offset, total);
+    info->mean_batch = forwards > 0 ? images / forwards : 0.0;
     info->device_name = x->device_name;
     info->batch_size = x->rs->denoiser.max_batch;
-    for (int i = 0, k = 0; i < n; ++i) {
-        const pl_unit *u = &plan->units[units[i]];
-        IPR_TRY(pl_rows_add_unit(rows, &plan->grid, u, res + k, attempts[i], info, (uint64_t)total));
-        k += (int)u->count;
-    }
+    for (int i = 0; i < n; ++i)
+        IPR_TRY(pl_rows_add_unit(rows, &plan->grid, &plan->units[units[i]], unit_res[i], attempts[i], info,
+                                 (uint64_t)total));
     ipr_runner_free(runner);
     for (int i = 0; i < allocated; ++i) ipr_chain_result_free(&res[i]);
-    free(res);
-    free(inst);
+    free(res), free(inst), free(done), free(fam_of), free(cs.blk), free(cs.var), free(cs.cell), free(unit_res);
     return IPR_OK;
 fail:
     if (runner) ipr_runner_free(runner);
     for (int i = 0; i < allocated; ++i) ipr_chain_result_free(&res[i]);
-    free(res);
-    free(inst);
+    free(res), free(inst), free(done), free(fam_of), free(cs.blk), free(cs.var), free(cs.cell), free(unit_res);
     return IPR_ERR;
 }

@@ -9,5 +9,7 @@
 #define PL_MAX_SEEDS 1024
 #define PL_PATH_MAX 4096
 #define PL_NAME_MAX 64
+/* most work units in one request (one batch of a rank) */
+#define PL_MAX_CHUNK_UNITS 4096
 
 #endif

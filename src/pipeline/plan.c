@@ -37,10 +37,53 @@ static int by_id(const void *a, const void *b) {
     return x < y ? -1 : x > y ? 1 : 0;
 }
 
+static const double *g_family_nfe;
+/* the hand-out order: families by estimated cost, most expensive first (LPT), ties by family; a family's units
+ * together, in plan order */
 static int by_cost(const void *a, const void *b) {
     const pl_unit *x = &g_sort_units[*(const int *)a], *y = &g_sort_units[*(const int *)b];
-    if (x->nfe != y->nfe) return x->nfe > y->nfe ? -1 : 1;
+    const double fx = g_family_nfe[x->family], fy = g_family_nfe[y->family];
+    if (fx != fy) return fx > fy ? -1 : 1;
+    if (x->family != y->family) return x->family - y->family;
     return x->index - y->index;
+}
+
+static int by_family_key(const void *a, const void *b) {
+    const pl_unit *x = &g_sort_units[*(const int *)a], *y = &g_sort_units[*(const int *)b];
+    if (x->model != y->model) return x->model - y->model;
+    if (x->replicate != y->replicate) return x->replicate - y->replicate;
+    if (x->first != y->first) return x->first < y->first ? -1 : 1;
+    return x->index - y->index;
+}
+
+/* Number the families (model, replicate, instance block) in key order, sum their estimated cost, and sort the
+ * hand-out order (p->handout holds every unit index) and the id index. */
+static int order_units(pl_plan *p) {
+    const int n = p->n_units;
+    int *ord = NULL;
+    IPR_TRY_PTR(ord = ipr_calloc((size_t)n, sizeof(int), "unit order"));
+    for (int i = 0; i < n; ++i) ord[i] = i;
+    g_sort_units = p->units;
+    qsort(ord, (size_t)n, sizeof(int), by_family_key);
+    int fam = -1;
+    for (int j = 0; j < n; ++j) {
+        const pl_unit *u = &p->units[ord[j]], *prev = j ? &p->units[ord[j - 1]] : NULL;
+        if (!prev || u->model != prev->model || u->replicate != prev->replicate || u->first != prev->first) ++fam;
+        p->units[ord[j]].family = fam;
+    }
+    free(ord);
+    p->n_families = fam + 1;
+    IPR_TRY_PTR(p->family_nfe = ipr_calloc((size_t)p->n_families + 1, sizeof(double), "family costs"));
+    for (int i = 0; i < n; ++i) p->family_nfe[p->units[i].family] += p->units[i].nfe;
+    g_family_nfe = p->family_nfe;
+    qsort(p->handout, (size_t)n, sizeof(int), by_cost);
+    qsort(p->by_id, (size_t)n, sizeof(int), by_id);
+    g_sort_units = NULL;
+    g_family_nfe = NULL;
+    return IPR_OK;
+fail:
+    g_sort_units = NULL;
+    return IPR_ERR;
 }
 
 /* Read checkpoint m once: its architecture, which must fit the benchmark's images (C channels, side x side, a
@@ -183,6 +226,7 @@ int pl_plan_build_hashed(const pl_config *cfg, const char (*model_sha256)[65], p
     IPR_TRY_PTR(out->handout = ipr_calloc((size_t)n, sizeof(int), "hand-out order"));
     IPR_TRY_PTR(out->by_id = ipr_calloc((size_t)n, sizeof(int), "unit index"));
     int k = 0, group = 0;
+    const double shared = pl_plan_shared_variants(cfg); /* units that split one base generation */
     for (int m = 0; m < cfg->n_models; ++m)
         for (int s = 0; s < cfg->n_selections; ++s)
             for (int f = 0; f < cfg->n_fractions; ++f)
@@ -199,7 +243,8 @@ int pl_plan_build_hashed(const pl_config *cfg, const char (*model_sha256)[65], p
                         int64_t left = cfg->instance_count - b * cfg->per_unit;
                         u->count = (uint32_t)(left < cfg->per_unit ? left : cfg->per_unit);
                         u->group = group;
-                        u->nfe = u->count * (out->base_nfe[m] + cfg->sampler.ipr_iterations * out->iter_nfe[m][f]);
+                        u->nfe = u->count * (out->base_nfe[m] / shared +
+                                             cfg->sampler.ipr_iterations * out->iter_nfe[m][f]);
                         u->id = unit_id(cfg->sha256, u, cfg->fractions[f]);
                         out->nfe_total += u->nfe;
                         out->handout[k] = k;
@@ -207,10 +252,7 @@ int pl_plan_build_hashed(const pl_config *cfg, const char (*model_sha256)[65], p
                     }
     out->n_units = (int)n;
     out->n_groups = group;
-    g_sort_units = out->units;
-    qsort(out->handout, (size_t)n, sizeof(int), by_cost);
-    qsort(out->by_id, (size_t)n, sizeof(int), by_id);
-    g_sort_units = NULL;
+    IPR_TRY(order_units(out));
     for (int i = 1; i < out->n_units; ++i)
         IPR_CHECK(out->units[out->by_id[i]].id != out->units[out->by_id[i - 1]].id, "two work units share an id");
     return IPR_OK;
@@ -223,6 +265,7 @@ void pl_plan_free(pl_plan *p) {
     free(p->resolved);
     free(p->units);
     free(p->handout);
+    free(p->family_nfe);
     free(p->by_id);
     memset(p, 0, sizeof *p);
 }
@@ -231,10 +274,15 @@ void pl_plan_shards(const pl_plan *p, int nshards, int *shard_of) {
     double load[4096];
     int ns = nshards < 4096 ? nshards : 4096;
     for (int i = 0; i < ns; ++i) load[i] = 0.0;
+    /* the hand-out order keeps a family's units together: each family goes whole to the least loaded shard */
+    int best = 0;
     for (int j = 0; j < p->n_units; ++j) {
-        int u = p->handout[j], best = 0;
-        for (int i = 1; i < ns; ++i)
-            if (load[i] < load[best]) best = i;
+        const int u = p->handout[j];
+        if (j == 0 || p->units[u].family != p->units[p->handout[j - 1]].family) {
+            best = 0;
+            for (int i = 1; i < ns; ++i)
+                if (load[i] < load[best]) best = i;
+        }
         shard_of[u] = best;
         load[best] += p->units[u].nfe;
     }
@@ -267,10 +315,16 @@ int pl_plan_find(const pl_plan *p, uint64_t id) {
     return -1;
 }
 
+int pl_plan_shared_variants(const pl_config *cfg) {
+    return cfg->sampler.ipr_iterations > 0 && cfg->mode == PL_MODE_GENERATE ? cfg->n_selections * cfg->n_fractions
+                                                                             : 1;
+}
+
 int pl_plan_chunk_units(const pl_config *cfg) {
     if (cfg->has_units_per_request) return cfg->units_per_request;
     int n = (cfg->batch + cfg->per_unit - 1) / cfg->per_unit;
-    return n < 1 ? 1 : n;
+    n = (n < 1 ? 1 : n) * pl_plan_shared_variants(cfg);
+    return n > PL_MAX_CHUNK_UNITS ? PL_MAX_CHUNK_UNITS : n;
 }
 
 double pl_reference_rate(const pl_config *cfg) {
@@ -458,10 +512,7 @@ int pl_plan_load(const char *path, pl_plan *p) {
         p->handout[i] = (int)i;
         p->by_id[i] = (int)i;
     }
-    g_sort_units = p->units;
-    qsort(p->handout, t.n, sizeof(int), by_cost);
-    qsort(p->by_id, t.n, sizeof(int), by_id);
-    g_sort_units = NULL;
+    IPR_TRY(order_units(p));
     pl_table_free(&t);
     return IPR_OK;
 fail:

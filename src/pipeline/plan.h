@@ -21,8 +21,11 @@ typedef struct {
     uint64_t seed;      /* cfg->seeds[replicate] */
     uint64_t first;     /* first instance */
     uint32_t count;     /* instances */
-    int group;          /* one (model, selection, fraction, replicate): a runner call may mix its units */
-    double nfe;         /* estimated network passes (one image through the net = 1) of all its chains */
+    int group;          /* one (model, selection, fraction, replicate) */
+    int family;         /* one (model, replicate, instance block): its units (every selection and fraction) share
+                           each instance's base sample when they run in one batch (exec.c) */
+    double nfe;         /* estimated network passes (one image through the net = 1) of all its chains; with a
+                           shared base, each unit of a family carries its share of the base generation */
 } pl_unit;
 
 /* What a run's tables are indexed by: everything merge, status and analysis need, without the config. */
@@ -81,9 +84,12 @@ typedef struct {
     pl_resolved *resolved; /* pl_plan_build's; NULL after pl_plan_load */
     int n_units;
     pl_unit *units;     /* plan order */
-    int *handout;       /* unit indices, most expensive first (LPT), ties in plan order */
+    int *handout;       /* unit indices by family, most expensive family first (LPT), a family's units together
+                           in plan order */
     int *by_id;         /* unit indices sorted by id (pl_plan_find) */
     int n_groups;
+    int n_families;
+    double *family_nfe; /* (n_families) estimated passes of each family */
     double nfe_total;
     double base_nfe[PL_MAX_MODELS];                   /* per chain: the initial generation */
     double iter_nfe[PL_MAX_MODELS][PL_MAX_FRACTIONS]; /* per chain: one refinement iteration */
@@ -103,15 +109,20 @@ void pl_plan_free(pl_plan *p);
 int pl_plan_save(const pl_plan *p, const char *path);
 int pl_plan_load(const char *path, pl_plan *p);
 
-/* Static partition into nshards by LPT on the estimated cost: shard_of[u] for every unit. */
+/* Static partition into nshards by LPT on the estimated cost of families (a family's units stay together, so that
+ * they share base samples): shard_of[u] for every unit. */
 void pl_plan_shards(const pl_plan *p, int nshards, int *shard_of);
 /* "I/N" with 0 <= I < N (--shard). */
 int pl_parse_shard(const char *text, int *shard, int *nshards);
 /* Index of the unit with this id, or -1. */
 int pl_plan_find(const pl_plan *p, uint64_t id);
-/* Units a rank takes per request: run.units_per_request, else enough to fill device.batch (pl_plan_build keeps it
- * as resolved->chunk_units for the coordinator). */
+/* Units a rank takes per request: run.units_per_request, else enough to fill device.batch with base samples: with a
+ * shared base (K > 0, generate mode) that many instance blocks times the family's selections x fractions
+ * (pl_plan_build keeps it as resolved->chunk_units for the coordinator). */
 int pl_plan_chunk_units(const pl_config *cfg);
+/* Units of one family that share a base sample: selections x fractions when IPR iterations follow a base generation
+ * (K > 0, generate mode), else 1 (nothing to share). */
+int pl_plan_shared_variants(const pl_config *cfg);
 /* Reference passes/s of one H200 for the full-size model (reference-throughput.md), 0 if unknown. */
 double pl_reference_rate(const pl_config *cfg);
 

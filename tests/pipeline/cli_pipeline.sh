@@ -101,6 +101,16 @@ if mpirun -n 2 "$ipr" run q.yaml -o rb --set device.batch=3 --set run.units_per_
 else
   bad "batch size 3 ($(tail -3 rb.out) $(cat cmpb.out 2>/dev/null))"
 fi
+# the selections and fractions of an instance block run from one base sample per instance (a batch takes whole
+# families); one unit per request shares nothing: the numbers must not differ
+sed -e 's/fractions: \[0.25, 0.5\]/fractions: [0.25, 0.5], selection: [uniform, uncertainty]/' q.yaml > qs.yaml
+if "$ipr" run qs.yaml -o rs1 --progress none > rs1.out 2>&1 &&
+   "$ipr" run qs.yaml -o rs2 --set run.units_per_request=1 --progress none > rs2.out 2>&1 &&
+   $compare rs1/results.h5 rs2/results.h5 > cmps.out; then
+  ok "shared base samples (2 selections x 2 fractions a family) == none shared: the same results ($(cat cmps.out))"
+else
+  bad "shared base samples ($(tail -3 rs1.out rs2.out) $(cat cmps.out 2>/dev/null))"
+fi
 if $py - r0/results.h5 <<'EOF'
 import sys
 import h5py
