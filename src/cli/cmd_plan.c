@@ -157,6 +157,16 @@ int ipr_cmd_plan(int argc, char **argv) {
     }
     thousands(plan.nfe_total, a, sizeof a);
     printf("network passes (images through the net): %s\n", a);
+    const int shared = pl_plan_shared_variants(cfg);
+    if (shared > 1) {
+        double saved = 0.0;
+        for (int m = 0; m < cfg->n_models; ++m)
+            saved += plan.base_nfe[m] * (shared - 1) * (double)cfg->instance_count * cfg->n_seeds;
+        thousands(saved, a, sizeof a);
+        printf("base samples: one per (model, seed, instance), shared by the %d selections x fractions (%s passes "
+               "fewer than generating each)\n",
+               shared, a);
+    }
     int dit = 0;
     for (int m = 0; m < cfg->n_models; ++m) dit |= plan.backbone[m] == IPR_BACKBONE_DIT;
     double rate = cfg->has_passes_per_s ? cfg->passes_per_s : pl_reference_rate(cfg);

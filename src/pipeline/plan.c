@@ -39,12 +39,13 @@ static int by_id(const void *a, const void *b) {
 
 static const double *g_family_nfe;
 /* the hand-out order: families by estimated cost, most expensive first (LPT), ties by family; a family's units
- * together, in plan order */
+ * together, most expensive first, ties in plan order */
 static int by_cost(const void *a, const void *b) {
     const pl_unit *x = &g_sort_units[*(const int *)a], *y = &g_sort_units[*(const int *)b];
     const double fx = g_family_nfe[x->family], fy = g_family_nfe[y->family];
     if (fx != fy) return fx > fy ? -1 : 1;
     if (x->family != y->family) return x->family - y->family;
+    if (x->nfe != y->nfe) return x->nfe > y->nfe ? -1 : 1;
     return x->index - y->index;
 }
 
@@ -243,8 +244,9 @@ int pl_plan_build_hashed(const pl_config *cfg, const char (*model_sha256)[65], p
                         int64_t left = cfg->instance_count - b * cfg->per_unit;
                         u->count = (uint32_t)(left < cfg->per_unit ? left : cfg->per_unit);
                         u->group = group;
-                        u->nfe = u->count * (out->base_nfe[m] / shared +
-                                             cfg->sampler.ipr_iterations * out->iter_nfe[m][f]);
+                        /* whole passes, as plan.h5 stores them (a loaded plan orders its units the same) */
+                        u->nfe = (double)llround(u->count * (out->base_nfe[m] / shared +
+                                                             cfg->sampler.ipr_iterations * out->iter_nfe[m][f]));
                         u->id = unit_id(cfg->sha256, u, cfg->fractions[f]);
                         out->nfe_total += u->nfe;
                         out->handout[k] = k;

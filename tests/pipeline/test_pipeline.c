@@ -179,9 +179,17 @@ static void test_plan(void **state) {
     assert_int_equal(p.n_units, 12);
     assert_int_equal(p.units[2].count, 2);
     assert_int_equal(p.regions[0], 64);
+    /* families (model, seed, instance block: 2 seeds x 3 blocks) by cost, most expensive first, each family's units
+     * together (they share base samples), most expensive first */
+    assert_int_equal(p.n_families, 6);
     for (int i = 0; i < p.n_units; ++i) {
         assert_int_equal(pl_plan_find(&p, p.units[i].id), i);
-        if (i) assert_true(p.units[p.handout[i - 1]].nfe >= p.units[p.handout[i]].nfe);
+        if (!i) continue;
+        const pl_unit *a = &p.units[p.handout[i - 1]], *b = &p.units[p.handout[i]];
+        assert_true(p.family_nfe[a->family] >= p.family_nfe[b->family]);
+        if (a->family == b->family) assert_true(a->nfe >= b->nfe);
+        for (int j = 0; j < i - 1 && a->family != b->family; ++j)
+            assert_true(p.units[p.handout[j]].family != b->family); /* a family is not split */
     }
     /* the bigger fraction costs more per iteration, so its units come first */
     assert_int_equal(p.units[p.handout[0]].fraction, 1);
@@ -189,14 +197,17 @@ static void test_plan(void **state) {
     assert_int_equal(pl_plan_build(c, &q), IPR_OK);
     for (int i = 0; i < p.n_units; ++i) assert_true(p.units[i].id == q.units[i].id);
     pl_plan_free(&q);
-    /* static shards: every unit in one shard, loads within one unit of each other */
+    /* static shards: every unit in one shard, a family's units in the same one, loads within one family of each
+     * other */
     int shard_of[64];
     pl_plan_shards(&p, 3, shard_of);
     double load3[3] = {0, 0, 0}, maxu = 0;
     for (int i = 0; i < p.n_units; ++i) {
         assert_true(shard_of[i] >= 0 && shard_of[i] < 3);
         load3[shard_of[i]] += p.units[i].nfe;
-        if (p.units[i].nfe > maxu) maxu = p.units[i].nfe;
+        if (p.family_nfe[p.units[i].family] > maxu) maxu = p.family_nfe[p.units[i].family];
+        for (int j = 0; j < i; ++j)
+            if (p.units[j].family == p.units[i].family) assert_int_equal(shard_of[j], shard_of[i]);
     }
     for (int s = 0; s < 3; ++s)
         for (int t = 0; t < 3; ++t) assert_true(load3[s] - load3[t] <= maxu);
