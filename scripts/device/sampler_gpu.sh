@@ -7,7 +7,9 @@
 #      `ipr sample --gpu-sampler` of a DiT fixture;
 #   2. the timing: CHAINS (default 256) hard MNIST Sudoku chains of models/sudoku_dit.h5 (BF16, batch = CHAINS,
 #      the reference settings, K (default 10) IPR iterations) with the chains on the host and on the GPU, the
-#      per-chain results compared (valid, error, nfe) and the wall times, forward and host seconds printed.
+#      per-chain results compared (valid, error, nfe) and the wall times, forward and host seconds printed;
+#   3. `ipr run configs/puzzles_example.yaml` on CUDA with the host and the GPU sampler (issue 18's GPU run; two
+#      fractions sharing each base sample).
 # Writes $OUT/sampler_gpu.txt. Prepare here first: scripts/device/prepare.sh; carry .deps/deproot.tar.xz.
 set -uo pipefail
 out=${OUT:-/tmp/ipr-out}
@@ -56,6 +58,20 @@ for k in ("valid", "error", "nfe"):
     print(f"{k}: {same.mean() * 100:.1f}% of entries equal (host mean {np.nanmean(x.astype(float)):.3f}, "
           f"gpu {np.nanmean(y.astype(float)):.3f})")
 EOF
+  # 3. issue 18 on the GPU machine: the shipped puzzle file end to end through `ipr run` (CUDA, host and GPU
+  #    sampler; two fractions, so each instance's base sample is shared by both: issue 16 item 4)
+  echo "== ipr run configs/puzzles_example.yaml on CUDA"
+  for mode in host gpu; do
+    rm -rf /tmp/puzzles_$mode
+    $build/ipr run configs/puzzles_example.yaml --set device.kind=cuda --set device.sampler=$mode \
+      --set "ipr.fractions=[0.25, 0.5]" -o /tmp/puzzles_$mode --progress none >/tmp/puzzles_$mode.log 2>&1
+    st=$?
+    echo "sampler $mode: exit $st"
+    [ $st -ne 0 ] && { status=1; tail -5 /tmp/puzzles_$mode.log; }
+    grep -E "^\|" /tmp/puzzles_$mode.log | head -8
+  done
+  python3 tests/pipeline/compare_results.py /tmp/puzzles_host/results.h5 /tmp/puzzles_gpu/results.h5 ||
+    echo "(host and GPU sampler differ in rounding: the table above is the comparison)"
 } >"$out/sampler_gpu.txt" 2>&1
 cat "$out/sampler_gpu.txt"
 echo "total: $(( $(date +%s) - t0 )) s"
