@@ -146,15 +146,7 @@ ipr_dit *ipr_dit_new_bounded(const ipr_dit_config *cfg, int max_batch, int64_t f
     if (!net->blocks) goto fail; /* error recorded by ipr_calloc */
     ipr_weights_init(&net->wt);
     plan_weights(net);
-    if (file_values >= 0) {
-        /* a table a little larger than the file is left to the loader, which names each missing or mis-shaped
-         * tensor; what could never be filled (more than twice the file's values and 16 Mi more) is refused here */
-        const int64_t need = ipr_weights_table_values(&net->wt);
-        IPR_CHECK(need <= IPR_WEIGHTS_SLACK(file_values),
-                  "dit: the architecture of the root attributes has %lld parameters; the file's /weights holds %lld "
-                  "values",
-                  (long long)need, (long long)file_values);
-    }
+    IPR_TRY(ipr_weights_fit_file(&net->wt, file_values, "dit"));
     IPR_TRY(ipr_weights_alloc(&net->wt, "dit"));
     ipr_cpu_sinusoid_freqs(net->freqs, IPR_DIT_SINUSOID / 2);
     fill_pos(net);

@@ -371,15 +371,7 @@ static ipr_unet *unet_new_bounded(const ipr_unet_config *cfg, int max_batch, int
     IPR_CHECK(!pl.failed, "unet: internal plan error (a state_dict name does not fit, or a skip has the wrong size)");
     const int half = cfg->d_emb / 2;
     ipr_weights_derived(&net->wt, (size_t)half, &net->freqs);
-    if (file_values >= 0) {
-        /* a table a little larger than the file is left to the loader, which names each missing or mis-shaped
-         * tensor; what could never be filled (more than twice the file's values and 16 Mi more) is refused here */
-        const int64_t need = ipr_weights_table_values(&net->wt);
-        IPR_CHECK(need <= IPR_WEIGHTS_SLACK(file_values),
-                  "unet: the architecture of the root attributes has %lld parameters; the file's /weights holds %lld "
-                  "values",
-                  (long long)need, (long long)file_values);
-    }
+    IPR_TRY(ipr_weights_fit_file(&net->wt, file_values, "unet"));
     IPR_TRY(ipr_weights_alloc(&net->wt, "unet"));
     net->warena = net->wt.arena;
     net->wbytes = sizeof(float) * net->wt.floats;

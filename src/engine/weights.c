@@ -149,6 +149,18 @@ int64_t ipr_weights_table_values(const ipr_weights *w) {
     return n;
 }
 
+int ipr_weights_fit_file(const ipr_weights *w, int64_t file_values, const char *what) {
+    if (file_values < 0) return IPR_OK;
+    const int64_t need = ipr_weights_table_values(w);
+    const int64_t most = file_values > INT64_MAX / 4 ? INT64_MAX : 2 * file_values + ((int64_t)1 << 24);
+    IPR_CHECK(need <= most,
+              "%s: the architecture of the root attributes has %lld parameters; the file's /weights holds %lld values",
+              what, (long long)need, (long long)file_values);
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
 int ipr_weights_h5_values(const char *path, const char *group, int64_t *out) {
     hid_t f = H5I_INVALID_HID, g = H5I_INVALID_HID, ds = H5I_INVALID_HID, sp = H5I_INVALID_HID;
     int64_t total = 0;

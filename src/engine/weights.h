@@ -76,8 +76,11 @@ int64_t ipr_weights_table_values(const ipr_weights *w);
  * loader compares it with ipr_weights_table_values before allocating, so that a file's attributes cannot ask for
  * an arena the file could never fill. A missing group is 0 (the load then names what is missing). */
 int ipr_weights_h5_values(const char *path, const char *group, int64_t *out);
-/* The most values a loader plans for a file holding v: what could still be a named-tensor mismatch. */
-#define IPR_WEIGHTS_SLACK(v) ((v) > INT64_MAX / 4 ? INT64_MAX : 2 * (v) + ((int64_t)1 << 24))
+/* Before ipr_weights_alloc, for a checkpoint whose /weights holds file_values (ipr_weights_h5_values; < 0: no
+ * file, no check): refuse a table that the file could never fill, more than twice its values and 16 Mi more, so that
+ * edited root attributes cannot ask for an arena of any size. A table a little larger is left to the loader, which
+ * names each missing or mis-shaped tensor. `what` names the network in the message. */
+int ipr_weights_fit_file(const ipr_weights *w, int64_t file_values, const char *what);
 /* Index of a tensor by name, -1 if none. */
 int ipr_weights_find(const ipr_weights *w, const char *name);
 
