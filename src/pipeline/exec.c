@@ -89,14 +89,26 @@ static void call_progress(int done, int total, void *vctx) {
     if (bp->fn) bp->fn(bp->offset + done, bp->total, bp->ctx);
 }
 
-/* the units of a batch in one runner call: `blocks` instance blocks (units[blk[b]] of variant 0 names block b) x
- * `nv` variants; cell[b * nv + v] = the batch position of block b's unit of variant v */
-typedef struct {
-    int nb, nv;
-    int *blk;   /* (nb) batch position of each block's first unit */
-    int *var;   /* (nv) batch position of a unit of each variant */
-    int *cell;  /* (nb * nv) */
-} call_shape;
+/* batch positions ordered by (family, selection, fraction): each family's units a run, its grid points in order */
+static const pl_unit *g_units;
+static const int *g_batch;
+static int by_family_point(const void *pa, const void *pb) {
+    const int x = *(const int *)pa, y = *(const int *)pb;
+    const pl_unit *u = &g_units[g_batch[x]], *v = &g_units[g_batch[y]];
+    if (u->family != v->family) return u->family < v->family ? -1 : 1;
+    if (u->selection != v->selection) return u->selection - v->selection;
+    if (u->fraction != v->fraction) return u->fraction - v->fraction;
+    return x - y;
+}
+
+/* 1 when the family runs order[a, a + len) and order[c, c + len) hold the same grid points */
+static int same_points(const pl_plan *plan, const int *units, const int *order, int a, int c, int len) {
+    for (int k = 0; k < len; ++k) {
+        const pl_unit *u = &plan->units[units[order[a + k]]], *v = &plan->units[units[order[c + k]]];
+        if (u->selection != v->selection || u->fraction != v->fraction) return 0;
+    }
+    return 1;
+}
 
 int pl_exec_run(pl_exec *x, const int *units, const int *attempts, int n, pl_rows *rows, pl_batch_info *info,
                 ipr_progress_fn progress, void *ctx) {
@@ -106,10 +118,10 @@ int pl_exec_run(pl_exec *x, const int *units, const int *attempts, int n, pl_row
     uint64_t *inst = NULL;
     ipr_chain_result *res = NULL;
     ipr_runner *runner = NULL;
-    int *fam_of = NULL, *done = NULL;
+    int *order = NULL, *start = NULL, *done = NULL; /* (n) batch positions by family; (n + 1) family runs */
     ipr_chain_result **unit_res = NULL; /* (n) where each unit's results start */
-    call_shape cs = {0, 0, NULL, NULL, NULL};
     int total = 0, allocated = 0;
+    IPR_CHECK(n >= 1 && n <= PL_MAX_CHUNK_UNITS, "internal: a batch of %d units", n);
     for (int i = 0; i < n; ++i) {
         const pl_unit *u = &plan->units[units[i]];
         IPR_CHECK(u->model == u0->model && u->replicate == u0->replicate, "internal: a batch mixes models or seeds");
@@ -117,11 +129,9 @@ int pl_exec_run(pl_exec *x, const int *units, const int *attempts, int n, pl_row
     }
     IPR_TRY_PTR(inst = ipr_malloc((size_t)total * sizeof *inst, "instance list"));
     IPR_TRY_PTR(res = ipr_calloc((size_t)total, sizeof *res, "chain results"));
+    IPR_TRY_PTR(order = ipr_calloc((size_t)n, sizeof *order, "batch bookkeeping"));
+    IPR_TRY_PTR(start = ipr_calloc((size_t)n + 1, sizeof *start, "batch bookkeeping"));
     IPR_TRY_PTR(done = ipr_calloc((size_t)n, sizeof *done, "batch bookkeeping"));
-    IPR_TRY_PTR(fam_of = ipr_calloc((size_t)n, sizeof *fam_of, "batch bookkeeping"));
-    IPR_TRY_PTR(cs.blk = ipr_calloc((size_t)n, sizeof *cs.blk, "batch bookkeeping"));
-    IPR_TRY_PTR(cs.var = ipr_calloc((size_t)n, sizeof *cs.var, "batch bookkeeping"));
-    IPR_TRY_PTR(cs.cell = ipr_calloc(2 * (size_t)n, sizeof *cs.cell, "batch bookkeeping")); /* + a rejected row */
     IPR_TRY_PTR(unit_res = ipr_calloc((size_t)n, sizeof *unit_res, "batch bookkeeping"));
     size_t image_floats = plan->grid.keep_images ? (size_t)x->C * (size_t)x->H * (size_t)x->W : 0;
     for (; allocated < total; ++allocated) IPR_TRY(ipr_chain_result_alloc(&res[allocated], K, image_floats));
@@ -137,71 +147,57 @@ int pl_exec_run(pl_exec *x, const int *units, const int *attempts, int n, pl_row
     info->wall_s = info->forward_s = 0.0;
     double images = 0.0, forwards = 0.0;
     batch_progress bp = {progress, ctx, 0, total};
-    /* The units run in calls of whole rectangles: the instance blocks that the batch holds under the same set of
-     * grid points (usually every block of a family under every selection and fraction), each block's base sample
-     * generated once and shared by its grid points (ipr_runner_run_variants; the numbers are those of separate
-     * runs). A unit's family is its block here (one model and seed per batch). */
-    for (int i = 0; i < n; ++i) fam_of[i] = plan->units[units[i]].family;
-    for (int lead = 0; lead < n; ++lead) {
+    /* The units run in calls of whole rectangles: the families (instance blocks) that the batch holds under the same
+     * grid points (usually every block under every selection and fraction), each block's base sample generated once
+     * and shared by its grid points (ipr_runner_run_variants; the numbers are those of separate runs). */
+    for (int i = 0; i < n; ++i) order[i] = i;
+    g_units = plan->units, g_batch = units;
+    qsort(order, (size_t)n, sizeof *order, by_family_point);
+    g_units = NULL, g_batch = NULL;
+    int nfam = 0;
+    for (int k = 0; k < n; ++k)
+        if (k == 0 || plan->units[units[order[k]]].family != plan->units[units[order[k - 1]]].family)
+            start[nfam++] = k;
+    start[nfam] = n;
+    for (int lead = 0; lead < nfam; ++lead) {
         if (done[lead]) continue;
-        /* the variants of lead's block, in batch order */
-        cs.nv = 0;
-        for (int i = lead; i < n; ++i)
-            if (!done[i] && fam_of[i] == fam_of[lead]) cs.var[cs.nv++] = i;
-        /* blocks whose units have exactly these variants (the same (selection, fraction) set, one unit each) */
-        cs.nb = 0;
-        for (int i = lead; i < n; ++i) {
-            if (done[i] || plan->units[units[i]].group != plan->units[units[lead]].group) continue;
-            const int f = fam_of[i];
-            int ok = 1, *row = cs.cell + (size_t)cs.nb * cs.nv;
-            for (int v = 0; v < cs.nv && ok; ++v) {
-                const pl_unit *want = &plan->units[units[cs.var[v]]];
-                row[v] = -1;
-                for (int j = lead; j < n; ++j) {
-                    const pl_unit *u = &plan->units[units[j]];
-                    if (done[j] || fam_of[j] != f || u->selection != want->selection || u->fraction != want->fraction)
-                        continue;
-                    if (row[v] >= 0) ok = 0; /* the same unit twice: not a rectangle */
-                    row[v] = j;
-                }
-                ok = ok && row[v] >= 0;
+        const int nv = start[lead + 1] - start[lead];
+        int fams[PL_MAX_CHUNK_UNITS], nb = 0; /* the families of this call */
+        for (int f = lead; f < nfam; ++f)
+            if (!done[f] && start[f + 1] - start[f] == nv && same_points(plan, units, order, start[lead], start[f], nv)) {
+                fams[nb++] = f;
+                done[f] = 1;
             }
-            int members = 0;
-            for (int j = lead; j < n; ++j) members += !done[j] && fam_of[j] == f;
-            if (!ok || members != cs.nv) continue;
-            cs.blk[cs.nb++] = i;
-            for (int v = 0; v < cs.nv; ++v) done[row[v]] = 1;
-        }
-        /* instances block by block, results variant-major (ipr_runner_run_variants) */
+        /* instances family by family, results variant-major (ipr_runner_run_variants) */
         int ninst = 0;
-        for (int b = 0; b < cs.nb; ++b) {
-            const pl_unit *u = &plan->units[units[cs.blk[b]]];
+        for (int b = 0; b < nb; ++b) {
+            const pl_unit *u = &plan->units[units[order[start[fams[b]]]]];
             for (uint32_t j = 0; j < u->count; ++j) inst[bp.offset + ninst++] = u->first + j;
         }
         ipr_variant vars[PL_MAX_SELECTIONS * PL_MAX_FRACTIONS];
-        for (int v = 0; v < cs.nv; ++v) {
-            const pl_unit *u = &plan->units[units[cs.var[v]]];
+        for (int v = 0; v < nv; ++v) {
+            const pl_unit *u = &plan->units[units[order[start[lead] + v]]];
             vars[v].ipr_ratio = plan->grid.fractions[u->fraction];
             vars[v].selection = plan->grid.selections[u->selection];
         }
         ipr_chain_result *out = res + bp.offset;
         const double t0 = pl_now();
-        IPR_TRY(ipr_runner_run_variants(runner, u0->seed, inst + bp.offset, ninst, vars, cs.nv, out, call_progress,
-                                        &bp));
+        IPR_TRY(ipr_runner_run_variants(runner, u0->seed, inst + bp.offset, ninst, vars, nv, out, call_progress, &bp));
         info->wall_s += pl_now() - t0;
         ipr_runner_stats rs;
         ipr_runner_get_stats(runner, &rs);
         info->forward_s += rs.forward_s;
         images += (double)rs.images;
         forwards += (double)rs.forwards;
-        /* block b's unit of variant v holds results [v * ninst + (instances of the blocks before b), ...) */
-        for (int v = 0; v < cs.nv; ++v)
-            for (int b = 0, before = 0; b < cs.nb; ++b) {
-                const int pos = cs.cell[(size_t)b * cs.nv + v];
+        /* family b's unit of variant v holds results [v * ninst + (instances of the families before b), ...) */
+        for (int b = 0, before = 0; b < nb; ++b) {
+            for (int v = 0; v < nv; ++v) {
+                const int pos = order[start[fams[b]] + v];
                 unit_res[pos] = out + (size_t)v * ninst + before;
-                before += (int)plan->units[units[pos]].count;
             }
-        bp.offset += ninst * cs.nv;
+            before += (int)plan->units[units[order[start[fams[b]]]]].count;
+        }
+        bp.offset += ninst * nv;
     }
     IPR_CHECK(bp.offset == total, "internal: a batch ran %d of its %d chains", bp.offset, total);
     info->mean_batch = forwards > 0 ? images / forwards : 0.0;
@@ -212,11 +208,11 @@ int pl_exec_run(pl_exec *x, const int *units, const int *attempts, int n, pl_row
                                  (uint64_t)total));
     ipr_runner_free(runner);
     for (int i = 0; i < allocated; ++i) ipr_chain_result_free(&res[i]);
-    free(res), free(inst), free(done), free(fam_of), free(cs.blk), free(cs.var), free(cs.cell), free(unit_res);
+    free(res), free(inst), free(order), free(start), free(done), free(unit_res);
     return IPR_OK;
 fail:
     if (runner) ipr_runner_free(runner);
     for (int i = 0; i < allocated; ++i) ipr_chain_result_free(&res[i]);
-    free(res), free(inst), free(done), free(fam_of), free(cs.blk), free(cs.var), free(cs.cell), free(unit_res);
+    free(res), free(inst), free(order), free(start), free(done), free(unit_res);
     return IPR_ERR;
 }

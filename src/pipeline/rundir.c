@@ -688,6 +688,20 @@ static int stale_tmp(const char *name) {
     return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
+/* Move dir/name to quarantine/sub/name (created as needed) and count it. */
+static int quarantine_file(const pl_run *run, const char *sub, const char *dir, const char *name, int *moved) {
+    char qdir[PL_PATH_MAX + 400], from[PL_PATH_MAX + 700], to[PL_PATH_MAX + 700];
+    snprintf(qdir, sizeof qdir, "%s/quarantine/%s", run->dir, sub);
+    IPR_TRY(pl_mkdirs(qdir, 0755));
+    snprintf(from, sizeof from, "%s/%s", dir, name);
+    snprintf(to, sizeof to, "%s/%s", qdir, name);
+    IPR_IO(rename(from, to) == 0, from);
+    (*moved)++;
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
 /* Temporary files a killed process left outside segments/ (status.json, results.h5, summaries, DONE, provenance,
  * plan.h5: each written to NAME.tmp.PID and renamed) go to quarantine/ too. Only unsharded sessions call this: they
  * hold the directory alone (runlock.h); a temporary file of a live process (an `ipr merge` beside) stays. */
@@ -702,13 +716,7 @@ static int quarantine_tmp(const pl_run *run, int *moved) {
         struct dirent *e;
         while ((e = readdir(d)) != NULL) {
             if (e->d_name[0] == '.' || !stale_tmp(e->d_name)) continue;
-            char qdir[PL_PATH_MAX + 64], from[PL_PATH_MAX + 300], to[PL_PATH_MAX + 400];
-            snprintf(qdir, sizeof qdir, "%s/quarantine/%s", run->dir, dirs[i][0] ? dirs[i] : "top");
-            IPR_TRY(pl_mkdirs(qdir, 0755));
-            snprintf(from, sizeof from, "%s/%s", dir, e->d_name);
-            snprintf(to, sizeof to, "%s/%s", qdir, e->d_name);
-            IPR_IO(rename(from, to) == 0, from);
-            (*moved)++;
+            IPR_TRY(quarantine_file(run, dirs[i][0] ? dirs[i] : "top", dir, e->d_name, moved));
         }
         closedir(d);
         d = NULL;
@@ -750,13 +758,7 @@ int pl_quarantine(const pl_run *run, const pl_journal_state *st, int *moved) {
                 referenced = i >= 0 && credited[i];
             }
             if (referenced) continue;
-            char qdir[PL_PATH_MAX + 400], from[PL_PATH_MAX + 700], to[PL_PATH_MAX + 700];
-            snprintf(qdir, sizeof qdir, "%s/quarantine/%s", run->dir, e->d_name);
-            IPR_TRY(pl_mkdirs(qdir, 0755));
-            snprintf(from, sizeof from, "%s/%s", sub, f->d_name);
-            snprintf(to, sizeof to, "%s/%s", qdir, f->d_name);
-            IPR_IO(rename(from, to) == 0, from);
-            (*moved)++;
+            IPR_TRY(quarantine_file(run, e->d_name, sub, f->d_name, moved));
         }
         closedir(sd);
         sd = NULL;
