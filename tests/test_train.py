@@ -498,6 +498,36 @@ def case_dit_step(args):
     parts = tr2.train_step(a, given, 0.0)
     check(all(bool(torch.isfinite(v)) for v in parts.values()), f"s = 2, u: non-finite losses {parts}")
 
+    # --mu-tau: L_mu's elementwise weight capped at 1/TAU^2 instead of 1/t_min^2; the other terms unchanged;
+    # TAU = t_min is the spec objective itself
+    tr3 = dit_tiny_trainer(args, ["--mu-tau", "0.4"])
+    tr3.model.load_state_dict(tr.model.state_dict())
+    torch.manual_seed(5)
+    x, g = tr3.tokens(a, given)
+    t, w = tr3.levels(x.shape[0], g)
+    eps = torch.randn_like(x)
+    with torch.no_grad():
+        _, p_tau = tr3._loss(tr3.model, x, t, w, eps)
+        _, p_ref = tr._loss(tr.model, x, t, w, eps)
+        out = tr.model.forward_tokens((1 - t[..., None]) * x + t[..., None] * eps, t)
+        xh = out[..., :tr.f]
+        tt = t[..., None]
+        z = (1 - tt) * x + tt * eps
+        u = (z - xh) / torch.clamp(tt, min=0.05)
+        term = (torch.clamp(tt, min=0.05) / torch.clamp(tt, min=0.4)) ** 2 * (u - (eps - x)) ** 2
+        want = torch.where(w[..., None] > 0, w[..., None] * term, torch.zeros_like(term)).mean()
+    check(abs(float(p_tau["vlb"]) - float(p_ref["vlb"])) < 1e-6 and
+          abs(float(p_tau["sigma"]) - float(p_ref["sigma"])) < 1e-6, "--mu-tau changed L_vlb or L_sigma")
+    check(float(p_tau["mu"]) < float(p_ref["mu"]), "--mu-tau 0.4 did not lower L_mu's weight")
+    check(abs(float(p_tau["mu"]) - float(want)) <= 1e-4 * float(want),
+          f"--mu-tau L_mu {float(p_tau['mu']):.6f}, by hand {float(want):.6f}")
+    for bad in (["--mu-tau", "0.01"], ["--mu-tau", "1.5"], ["--mu-tau", "0.3", "--param", "u"]):
+        try:
+            dit_tiny_trainer(args, bad)
+        except SystemExit:
+            continue
+        check(False, f"train_dit accepted {bad}")
+
     # the script: 3 steps, export, state; then resumed from the state to 5 steps
     with tempfile.TemporaryDirectory() as d:
         argv = ["--preset", "tiny_ms", "--workers", "0", "--chunk", "16", "--density-samples", "2000", "--lib",

@@ -77,11 +77,13 @@ def srm_losses(y, x, eps, t, w, patch_size, delta=1e-3, nll_below=1e-5, sigma_we
     return losses_from_parts(u_hat, v, logvar_sigma, x, eps, t, w, delta, nll_below, sigma_weight)
 
 
-def losses_from_parts(u_hat, v, logvar_sigma, x, eps, t, w, delta=1e-3, nll_below=1e-5, sigma_weight=0.01):
+def losses_from_parts(u_hat, v, logvar_sigma, x, eps, t, w, delta=1e-3, nll_below=1e-5, sigma_weight=0.01,
+                      mu_factor=None):
     """The spec 2.2 losses from the split outputs: velocity u_hat, v = (raw + 1) / 2, the region log-variance
     logvar_sigma, each broadcastable against x; t, w the per-element level and weight. Any layout works (image
     (B, C, H, W) with (B, 1, H, W) maps, or tokens (B, N, f) with (B, N, 1)): every term is elementwise and the
-    means run over x's elements, so both layouts give the same numbers."""
+    means run over x's elements, so both layouts give the same numbers. mu_factor: an extra elementwise weight on
+    the L_mu term only (None: spec 2.2 unchanged; train_dit.py --mu-tau)."""
     u_hat, v, logvar_sigma = u_hat.float(), v.float(), logvar_sigma.float()
     # ignored pixels (w = 0) get harmless values before any exp: torch.where alone would still send
     # 0 * inf = NaN back through the unselected branch's gradient
@@ -92,7 +94,7 @@ def losses_from_parts(u_hat, v, logvar_sigma, x, eps, t, w, delta=1e-3, nll_belo
     z = noisy(x, t, eps)
 
     # 1. L_mu = w (u_hat - (eps - x))^2
-    l_mu = _weighted_mean(w, (u_hat - target) ** 2)
+    l_mu = _weighted_mean(w, (u_hat - target) ** 2 if mu_factor is None else mu_factor * (u_hat - target) ** 2)
 
     # 2. L_vlb: the transition t -> s = t - delta (spec 2.5 with alpha = 1) against the true posterior
     # q(z_s | x, z_t) = N((1-s) x + s r eps, s^2 (1 - r^2)), r = (1-t) s / ((1-s) t); the model's mean uses

@@ -73,6 +73,11 @@ def parse_args(argv=None):
     ap.add_argument("--tokens-per-side", type=int, help="s: s^2 tokens per region (1 or 2)")
     ap.add_argument("--param", choices=["u", "x"], help="parameterization (spec dit.md)")
     ap.add_argument("--t-min", type=float)
+    ap.add_argument("--mu-tau", type=float,
+                    help="x-parameterization: weigh L_mu by (max(t, t_min) / max(t, TAU))^2, i.e. cap the 1 / t^2 "
+                    "that u = (z - x_hat) / max(t, t_min) puts on x_hat's error at TAU instead of t_min (default: "
+                    "t_min, spec 2.2 unchanged). A departure to measure (models/sudoku_dit.md): below TAU the "
+                    "token's x_hat error floor, not the reasoning at t = 1, would otherwise drive the gradient")
     ap.add_argument("--batch", type=int, help="instances per step")
     ap.add_argument("--lr", type=float)
     ap.add_argument("--warmup", type=int, default=1000, help="linear lr warm-up steps (spec dit.md: about 1,000)")
@@ -117,6 +122,11 @@ def resolve(args):
     over = {"d_hid": args.d_hid, "depth": args.depth, "heads": args.heads, "s": args.tokens_per_side,
             "param": args.param, "t_min": args.t_min, "batch": args.batch, "lr": args.lr, "ring": args.ring}
     cfg.update({k: v for k, v in over.items() if v is not None})
+    cfg["mu_tau"] = float(args.mu_tau) if args.mu_tau is not None else float(cfg["t_min"])
+    if cfg["mu_tau"] < cfg["t_min"] or cfg["mu_tau"] > 1.0:
+        raise SystemExit(f"train_dit: --mu-tau {cfg['mu_tau']} outside [t_min = {cfg['t_min']}, 1]")
+    if cfg["mu_tau"] != cfg["t_min"] and cfg["param"] != "x":
+        raise SystemExit("train_dit: --mu-tau applies to the x parameterization only")
     cfg["grid"] = (cfg["image"][0] // cfg["patch"], cfg["image"][1] // cfg["patch"])
     for k in ("warmup", "ema", "weight_decay", "grad_clip", "seed", "data_seed", "cooldown"):
         cfg[k] = getattr(args, k)
@@ -312,7 +322,11 @@ class Trainer:
         v = (out[..., f:2 * f] + 1.0) / 2.0
         B, N = t_tok.shape
         lv = out[..., 2 * f].reshape(B, N // (s * s), s * s).mean(dim=2).repeat_interleave(s * s, dim=1)[..., None]
-        return srm_losses.losses_from_parts(u, v, lv, x, eps, t, w_tok[..., None])
+        mu_factor = None
+        tau, t_min = self.cfg.get("mu_tau", self.cfg["t_min"]), self.cfg["t_min"]
+        if tau != t_min:
+            mu_factor = (torch.clamp(t, min=t_min) / torch.clamp(t, min=tau)) ** 2
+        return srm_losses.losses_from_parts(u, v, lv, x, eps, t, w_tok[..., None], mu_factor=mu_factor)
 
     def levels(self, B, given):
         t, w = self.noise.sample(B)
@@ -488,7 +502,7 @@ def main(argv=None):
         return {"preset": cfg["preset"], "benchmark": cfg["bench"], "arch": arch_of(cfg), "steps": tr.step,
                 "samples_seen": tr.samples, "train_minutes": round(tr.train_seconds / 60, 3),
                 "validation_minutes_this_run": round(val_seconds / 60, 3), "last_chunk": ring.last_chunk,
-                "unique_instances_this_run": ring.made, "batch": cfg["batch"], "lr": cfg["lr"], "ema": cfg["ema"],
+                "unique_instances_this_run": ring.made, "batch": cfg["batch"], "lr": cfg["lr"], "mu_tau": cfg["mu_tau"], "ema": cfg["ema"],
                 "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                 "precision": precision, "params": n_params, "torch": torch.__version__, "validation": summary_val,
                 "git_sha": os.environ.get("IPR_GIT_SHA", "unknown"), "stop": stop_reason, "cfg": cfg}
