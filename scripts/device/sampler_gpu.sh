@@ -10,6 +10,7 @@
 #      per-chain results compared (valid, error, nfe) and the wall times, forward and host seconds printed;
 #   3. `ipr run configs/puzzles_example.yaml` on CUDA with the host and the GPU sampler (issue 18's GPU run; two
 #      fractions sharing each base sample).
+# IPR_SAMPLER_TIMING=0 skips 2 (when the GPU is shared with other work, e.g. a training run, its times mean nothing).
 # Writes $OUT/sampler_gpu.txt. Prepare here first: scripts/device/prepare.sh; carry .deps/deproot.tar.xz.
 set -uo pipefail
 out=${OUT:-/tmp/ipr-out}
@@ -40,6 +41,7 @@ status=0
     echo "compute-sanitizer $tool ipr sample --gpu-sampler: exit $st ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' /tmp/san_sample.log | head -1))"
     [ $st -ne 0 ] && { status=1; tail -15 /tmp/san_sample.log; }
   done
+  if [ "${IPR_SAMPLER_TIMING:-1}" = 1 ]; then
   echo "== timing: $chains hard Sudoku chains, K = $K, sudoku_dit BF16, batch $chains"
   for mode in host gpu; do
     flag=""; [ $mode = gpu ] && flag="--gpu-sampler"
@@ -58,6 +60,7 @@ for k in ("valid", "error", "nfe"):
     print(f"{k}: {same.mean() * 100:.1f}% of entries equal (host mean {np.nanmean(x.astype(float)):.3f}, "
           f"gpu {np.nanmean(y.astype(float)):.3f})")
 EOF
+  fi
   # 3. issue 18 on the GPU machine: the shipped puzzle file end to end through `ipr run` (CUDA, host and GPU
   #    sampler; two fractions, so each instance's base sample is shared by both: issue 16 item 4)
   echo "== ipr run configs/puzzles_example.yaml on CUDA"
