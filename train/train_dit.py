@@ -524,7 +524,8 @@ def main(argv=None):
         return {"preset": cfg["preset"], "benchmark": cfg["bench"], "arch": arch_of(cfg), "steps": tr.step,
                 "samples_seen": tr.samples, "train_minutes": round(tr.train_seconds / 60, 3),
                 "validation_minutes_this_run": round(val_seconds / 60, 3), "last_chunk": ring.last_chunk,
-                "unique_instances_this_run": ring.made, "batch": cfg["batch"], "lr": cfg["lr"], "mu_tau": cfg["mu_tau"], "ema": cfg["ema"],
+                "unique_instances_this_run": ring.made, "batch": cfg["batch"], "lr": cfg["lr"],
+                "mu_tau": cfg["mu_tau"], "ema": cfg["ema"],
                 "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                 "precision": precision, "params": n_params, "torch": torch.__version__, "validation": summary_val,
                 "git_sha": os.environ.get("IPR_GIT_SHA", "unknown"), "stop": stop_reason, "cfg": cfg}
