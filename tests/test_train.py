@@ -658,7 +658,7 @@ def case_dit_val_split(args):
     check(0.0 <= out.get(f"{pk}_valid", -1) <= 1.0 and np.isfinite(out.get(f"{pk}_error", np.nan)),
           f"validator completion probe: {out}")
     # the probe's blanks are exactly `blanks` cells of each grid: with every cell blank the filled grid is all x_hat
-    check(v.completion(model, blanks=0)[f"probe0_error"] <= v.completion(model, blanks=81)[f"probe81_error"],
+    check(v.completion(model, blanks=0)["probe0_error"] <= v.completion(model, blanks=81)["probe81_error"],
           "completion probe: a solved grid scores worse than a fully generated one")
     # val.csv of a continued model: new columns extend the header, earlier rows keep their values
     import train_dit

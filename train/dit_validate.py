@@ -213,7 +213,6 @@ class Sampler:
         score_at, and the mean passes per chain."""
         g = torch.Generator(device=self.dev)
         g.manual_seed(int(seed))
-        B = clean.shape[0]
         cr = self.to_regions(torch.from_numpy(clean).to(self.dev))
         giv = torch.from_numpy(given).to(self.dev).bool()
         z = torch.randn(cr.shape, generator=g, device=self.dev)
