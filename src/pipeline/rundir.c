@@ -37,7 +37,10 @@ fail:
 
 int pl_mkdirs(const char *path, int mode) {
     char buf[PL_PATH_MAX];
-    snprintf(buf, sizeof buf, "%s", path);
+    const size_t n = strlen(path);
+    /* a truncated copy would create directories the caller never named */
+    IPR_CHECK(n < sizeof buf, "directory path of %zu bytes is longer than %d: %.64s...", n, PL_PATH_MAX - 1, path);
+    memcpy(buf, path, n + 1);
     for (char *p = buf + 1;; ++p) {
         if (*p == '/' || *p == '\0') {
             char c = *p;
@@ -51,6 +54,8 @@ int pl_mkdirs(const char *path, int mode) {
         }
     }
     return IPR_OK;
+fail:
+    return IPR_ERR;
 }
 
 void pl_run_path(const pl_run *run, const char *rel, char *out, size_t cap) {

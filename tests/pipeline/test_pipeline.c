@@ -383,6 +383,21 @@ static void test_limits_and_readers(void **state) {
     assert_non_null(strstr(ipr_error_message(), "is a directory"));
     assert_true(ipr_h5_open_read(g_dir) < 0);
     assert_non_null(strstr(ipr_error_message(), "is a directory"));
+    /* a directory path longer than the buffer: refused, and none of its prefix created (a truncated copy made
+     * directories nobody named) */
+    size_t dl = strlen(g_dir);
+    char *longp = malloc(PL_PATH_MAX + 64);
+    memcpy(longp, g_dir, dl);
+    memcpy(longp + dl, "/deep/", 6);
+    size_t at = dl + 6;
+    for (; at < PL_PATH_MAX + 32; ++at) longp[at] = at % 100 == 0 ? '/' : 'd';
+    longp[at] = '\0';
+    assert_int_equal(pl_mkdirs(longp, 0755), IPR_ERR);
+    assert_non_null(strstr(ipr_error_message(), "is longer than"));
+    char deep[PL_PATH_MAX];
+    snprintf(deep, sizeof deep, "%s/deep", g_dir);
+    assert_int_equal(access(deep, F_OK), -1);
+    free(longp);
 }
 
 /* issue 19: every sampler setting's run key is in the schema, and a scalar key of the setting's kind has its lower
