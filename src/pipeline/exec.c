@@ -89,16 +89,18 @@ static void call_progress(int done, int total, void *vctx) {
     if (bp->fn) bp->fn(bp->offset + done, bp->total, bp->ctx);
 }
 
-/* batch positions ordered by (family, selection, fraction): each family's units a run, its grid points in order */
-static const pl_unit *g_units;
-static const int *g_batch;
+/* a batch position with its sort key: batch positions ordered by (family, selection, fraction) put each family's
+ * units in a run, its grid points in order */
+typedef struct {
+    int family, selection, fraction, pos;
+} unit_key;
+
 static int by_family_point(const void *pa, const void *pb) {
-    const int x = *(const int *)pa, y = *(const int *)pb;
-    const pl_unit *u = &g_units[g_batch[x]], *v = &g_units[g_batch[y]];
+    const unit_key *u = pa, *v = pb;
     if (u->family != v->family) return u->family < v->family ? -1 : 1;
     if (u->selection != v->selection) return u->selection - v->selection;
     if (u->fraction != v->fraction) return u->fraction - v->fraction;
-    return x - y;
+    return u->pos - v->pos;
 }
 
 /* 1 when the family runs order[a, a + len) and order[c, c + len) hold the same grid points */
@@ -118,6 +120,7 @@ int pl_exec_run(pl_exec *x, const int *units, const int *attempts, int n, pl_row
     uint64_t *inst = NULL;
     ipr_chain_result *res = NULL;
     ipr_runner *runner = NULL;
+    unit_key *keys = NULL;
     int *order = NULL, *start = NULL, *done = NULL; /* (n) batch positions by family; (n + 1) family runs */
     ipr_chain_result **unit_res = NULL; /* (n) where each unit's results start */
     int total = 0, allocated = 0;
@@ -129,6 +132,7 @@ int pl_exec_run(pl_exec *x, const int *units, const int *attempts, int n, pl_row
     }
     IPR_TRY_PTR(inst = ipr_malloc((size_t)total * sizeof *inst, "instance list"));
     IPR_TRY_PTR(res = ipr_calloc((size_t)total, sizeof *res, "chain results"));
+    IPR_TRY_PTR(keys = ipr_calloc((size_t)n, sizeof *keys, "batch bookkeeping"));
     IPR_TRY_PTR(order = ipr_calloc((size_t)n, sizeof *order, "batch bookkeeping"));
     IPR_TRY_PTR(start = ipr_calloc((size_t)n + 1, sizeof *start, "batch bookkeeping"));
     IPR_TRY_PTR(done = ipr_calloc((size_t)n, sizeof *done, "batch bookkeeping"));
@@ -150,10 +154,12 @@ int pl_exec_run(pl_exec *x, const int *units, const int *attempts, int n, pl_row
     /* The units run in calls of whole rectangles: the families (instance blocks) that the batch holds under the same
      * grid points (usually every block under every selection and fraction), each block's base sample generated once
      * and shared by its grid points (ipr_runner_run_variants; the numbers are those of separate runs). */
-    for (int i = 0; i < n; ++i) order[i] = i;
-    g_units = plan->units, g_batch = units;
-    qsort(order, (size_t)n, sizeof *order, by_family_point);
-    g_units = NULL, g_batch = NULL;
+    for (int i = 0; i < n; ++i) {
+        const pl_unit *u = &plan->units[units[i]];
+        keys[i] = (unit_key){u->family, u->selection, u->fraction, i};
+    }
+    qsort(keys, (size_t)n, sizeof *keys, by_family_point);
+    for (int i = 0; i < n; ++i) order[i] = keys[i].pos;
     int nfam = 0;
     for (int k = 0; k < n; ++k)
         if (k == 0 || plan->units[units[order[k]]].family != plan->units[units[order[k - 1]]].family)
@@ -208,11 +214,11 @@ int pl_exec_run(pl_exec *x, const int *units, const int *attempts, int n, pl_row
                                  (uint64_t)total));
     ipr_runner_free(runner);
     for (int i = 0; i < allocated; ++i) ipr_chain_result_free(&res[i]);
-    free(res), free(inst), free(order), free(start), free(done), free(unit_res);
+    free(res), free(inst), free(keys), free(order), free(start), free(done), free(unit_res);
     return IPR_OK;
 fail:
     if (runner) ipr_runner_free(runner);
     for (int i = 0; i < allocated; ++i) ipr_chain_result_free(&res[i]);
-    free(res), free(inst), free(order), free(start), free(done), free(unit_res);
+    free(res), free(inst), free(keys), free(order), free(start), free(done), free(unit_res);
     return IPR_ERR;
 }
