@@ -1,5 +1,6 @@
 /* unet_cuda.h: the SRM U-Net on one CUDA GPU: cuBLAS GEMMs for every convolution and linear layer, the
- * ops of src/engine/cuda for the rest. Built from a loaded CPU net (same plan, same weights). */
+ * ops of src/engine/cuda for the rest, and the forward after the level-finding replayed as a CUDA graph per
+ * (batch, level buckets). Built from a loaded CPU net (same plan, same weights). */
 #ifndef IPR_UNET_CUDA_H
 #define IPR_UNET_CUDA_H
 
@@ -29,9 +30,21 @@ ipr_unet_cuda *ipr_unet_cuda_new(ipr_unet *net, int device, ipr_precision precis
 void ipr_unet_cuda_free(ipr_unet_cuda *g);
 /* Device bytes of weights (both copies in BF16 mode) and of activations + workspaces. */
 void ipr_unet_cuda_arena_bytes(const ipr_unet_cuda *g, size_t *weights, size_t *activations);
+/* CUDA graphs on (default; $IPR_UNET_GRAPHS=0 turns them off at creation) or off: bitwise the same numbers either
+ * way. A forward finds each resolution's distinct noise levels (one readback of their counts), rounds each count
+ * up to a bucket (powers of two from 64 to 4096, then multiples of 4096, at most the level table), and replays
+ * the graph of (B, buckets), capturing it on first use; at most IPR_UNET_CUDA_GRAPH_CAP graphs are kept, the
+ * least recently used dropped. A failed capture warns and turns graphs off. */
+#define IPR_UNET_CUDA_GRAPH_CAP 24
+void ipr_unet_cuda_set_graphs(ipr_unet_cuda *g, int on);
+/* Graphs held now (at most IPR_UNET_CUDA_GRAPH_CAP), and captured since creation (evicted ones included). */
+int ipr_unet_cuda_graphs(const ipr_unet_cuda *g);
+long ipr_unet_cuda_graph_captures(const ipr_unet_cuda *g);
 /* Same contract as ipr_unet_forward, host buffers. */
 int ipr_unet_cuda_forward(ipr_unet_cuda *g, const float *x, const float *t, int B, float *y);
-/* Same, with device buffers x (B, d_in, H, W), t (B, 1, H, W), y (B, d_out, H, W). */
+/* Same, with device buffers x (B, d_in, H, W), t (B, 1, H, W), y (B, d_out, H, W); x and y other than the net's
+ * own buffers (ipr_unet_cuda_buffers) are copied in and out on the net's stream. Asynchronous after the
+ * level-finding (ipr_unet_cuda_synchronize). */
 int ipr_unet_cuda_forward_device(ipr_unet_cuda *g, const float *x, const float *t, int B, float *y);
 /* The net's own device input/output buffers (sized for max_batch), for callers that keep data resident. */
 void ipr_unet_cuda_buffers(ipr_unet_cuda *g, float **x, float **t, float **y);

@@ -56,6 +56,18 @@ int ipr_unet_cuda_last_distinct(const ipr_unet_cuda *g) {
     return 0;
 }
 
+void ipr_unet_cuda_set_graphs(ipr_unet_cuda *g, int on) { (void)g, (void)on; }
+
+int ipr_unet_cuda_graphs(const ipr_unet_cuda *g) {
+    (void)g;
+    return 0;
+}
+
+long ipr_unet_cuda_graph_captures(const ipr_unet_cuda *g) {
+    (void)g;
+    return 0;
+}
+
 const char *ipr_unet_cuda_device_name(const ipr_unet_cuda *g) {
     (void)g;
     return "none";

@@ -50,11 +50,15 @@ int ipr_cu_sinusoid(float *out, const float *t, int n, ipr_cuda_stream s);
 /* Linear epilogue: y (n, C) += bias[c], optional SiLU. */
 int ipr_cu_bias_act(float *y, const float *bias, int n, int C, int silu, ipr_cuda_stream s);
 
-/* Distinct levels of a float map (n values): sorted unique values (count to *n_unique) and, per value,
- * its index among them. tmp is scratch of ipr_cu_unique_scratch(n) bytes. */
+/* Distinct levels of a float map (n values): sorted unique values, their count to the DEVICE int *count (the
+ * caller reads it back, one copy for several maps), and per value its index among them. tmp is scratch of
+ * ipr_cu_unique_scratch(n) bytes. Asynchronous. */
 size_t ipr_cu_unique_scratch(int n);
-int ipr_cu_unique_index(float *uniq, int *n_unique, int32_t *index, const float *values, int n, void *tmp,
+int ipr_cu_unique_index(float *uniq, int *count, int32_t *index, const float *values, int n, void *tmp,
                         ipr_cuda_stream s);
+/* uniq[i] = 0 for *count <= i < n (count on the device): the rows of a level table past its distinct levels,
+ * which a fixed-shape (graph-captured) embedding computes but never reads, hold a finite level. */
+int ipr_cu_pad_levels(float *uniq, const int *count, int n, ipr_cuda_stream s);
 
 
 /* ---- the region-token DiT (dit_tokens.cu, dit_norm.cu, dit_attention.cu; spec dit.md) ---- */
