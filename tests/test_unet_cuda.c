@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "ipr/common.h"
@@ -204,6 +205,12 @@ static void test_fixture(void **state) {
     (void)state;
     char path[4096];
     snprintf(path, sizeof path, "%s/srm_unet_tiny.h5", IPR_FIXTURES_DIR);
+    if (access(path, R_OK) != 0) {
+        /* a GPU machine may not receive the 14 MB reference fixture (the tree it gets is capped); the CPU suite's
+         * test_unet checks the same file wherever the fixtures are */
+        printf("  fixture %s not found: the CUDA engine's fixture check SKIPPED\n", path);
+        skip();
+    }
     ipr_unet *net = ipr_unet_load(path, 3, 0, 0);
     if (!net) ipr_error_print("test");
     assert_non_null(net);
