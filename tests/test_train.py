@@ -654,6 +654,22 @@ def case_dit_val_split(args):
     check(out["val_n"] == n and set(out) >= {"valid_k0", "error_k0", "valid_k1", "error_k1", "val_passes"},
           f"validator output {out}")
     check(np.isfinite(out["error_k0"]) and np.isfinite(out["error_k1"]) and out["val_passes"] > 0, f"{out}")
+    pk = f"probe{dit_validate.PROBE_BLANKS}"
+    check(0.0 <= out.get(f"{pk}_valid", -1) <= 1.0 and np.isfinite(out.get(f"{pk}_error", np.nan)),
+          f"validator completion probe: {out}")
+    # the probe's blanks are exactly `blanks` cells of each grid: with every cell blank the filled grid is all x_hat
+    check(v.completion(model, blanks=0)[f"probe0_error"] <= v.completion(model, blanks=81)[f"probe81_error"],
+          "completion probe: a solved grid scores worse than a fully generated one")
+    # val.csv of a continued model: new columns extend the header, earlier rows keep their values
+    import train_dit
+    with tempfile.TemporaryDirectory() as d:
+        pth = os.path.join(d, "val.csv")
+        train_dit.append_csv(pth, ["step", "valid_k0"], {"step": 1, "valid_k0": 0.5})
+        train_dit.append_csv(pth, ["step", "valid_k0", "probe10_valid"], {"step": 2, "valid_k0": 0.25,
+                                                                          "probe10_valid": 0.125})
+        with open(pth) as f:
+            lines = f.read().split()
+        check(lines == ["step,valid_k0,probe10_valid", "1,0.5,", "2,0.25,0.125"], f"append_csv: {lines}")
     clean, given = v.data
     tr_gen = srm_data.Generator("sudoku", seed, srm_data.SPLIT_TRAIN, difficulty="hard", lib=args.lib)
     te_gen = srm_data.Generator("sudoku", seed, srm_data.SPLIT_TEST, difficulty="hard", lib=args.lib)

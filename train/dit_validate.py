@@ -20,6 +20,7 @@ import srm_dit
 VAL_START = 1 << 40  # first held-out index of the TRAIN stream (training instances stay below it)
 BENCH_CODE = {"sudoku": 0, "even_pixels": 1, "counting_polygons": 2}
 DIFFICULTY = {"easy": 0, "medium": 1, "hard": 2, "any": 3}
+PROBE_BLANKS = 10  # Validator.completion: cells blanked in a solved grid
 WAIT, CLEAN = 1 << 30, -(1 << 30)  # start-step markers of a region still waiting / kept clean (torch ints)
 
 
@@ -284,4 +285,31 @@ class Validator:
             valid, err = res[k]
             out[f"valid_k{k}"] = float(valid.mean())
             out[f"error_k{k}"] = float(np.nanmean(err)) if np.isfinite(err).any() else float("nan")
+        if self.bench == "sudoku":
+            model.eval()
+            out.update(self.completion(model))
+            model.train(was)
         return out
+
+    @torch.no_grad()
+    def completion(self, model, blanks=PROBE_BLANKS):
+        """Sudoku: the reasoning alone, without the sampler. Each validation grid's full solution image, with
+        `blanks` random cells at t = 1 (fresh noise) and every other cell clean at t = 0; one forward; the blank
+        cells replaced by x_hat; the grid scored. probe_valid: the fraction of grids whose every blank reads as a
+        digit that completes a valid grid (a forced choice: 71 of 81 cells known); probe_error: the mean rule
+        distance. A leading indicator: it moves while the hard-puzzle valid rate is still 0."""
+        clean = self.data[0]
+        sm = Sampler(model, self.task, self.device, amp=self.device.type == "cuda")
+        g = torch.Generator(device=self.device)
+        g.manual_seed(self.seed + 1)
+        cr = sm.to_regions(torch.from_numpy(clean).to(self.device))
+        B, R = cr.shape[0], cr.shape[1]
+        key = torch.rand((B, R), generator=g, device=self.device)
+        blank = torch.argsort(torch.argsort(key, dim=1), dim=1) < blanks
+        t = blank.float()
+        z = torch.where(blank[..., None], torch.randn(cr.shape, generator=g, device=self.device), cr)
+        u, _, _ = sm.net(z, t)
+        x_hat = torch.clamp(z - t[..., None] * u, -1.0, 1.0)
+        filled = torch.where(blank[..., None], x_hat, cr)
+        valid, err = self.task.score(sm.to_images(filled).cpu().numpy())
+        return {f"probe{blanks}_valid": float(valid.mean()), f"probe{blanks}_error": float(np.nanmean(err))}

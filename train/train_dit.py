@@ -409,12 +409,34 @@ class Trainer:
 
 
 def append_csv(path, fields, row):
-    new = not os.path.exists(path)
-    with open(path, "a", newline="") as f:
+    """Append row to the CSV at path. An existing file keeps its column order; fields it lacks (a run that logs more
+    than the one before it, e.g. a continued model) extend its header, earlier rows blank there (rewritten
+    atomically)."""
+    def cell(k):
+        v = row.get(k, "")
+        return f"{v:.6g}" if isinstance(v, float) else v
+
+    if os.path.exists(path):
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+        header = rows[0] if rows else []
+        extra = [k for k in fields if k not in header]
+        if extra or not rows:
+            header = header + extra
+            tmp = path + ".tmp"
+            with open(tmp, "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(header)
+                for r in rows[1:]:
+                    w.writerow(r + [""] * (len(header) - len(r)))
+            os.replace(tmp, path)
+        with open(path, "a", newline="") as f:
+            csv.writer(f).writerow([cell(k) for k in header])
+        return
+    with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        if new:
-            w.writerow(fields)
-        w.writerow([row.get(k, "") if not isinstance(row.get(k), float) else f"{row[k]:.6g}" for k in fields])
+        w.writerow(fields)
+        w.writerow([cell(k) for k in fields])
 
 
 def main(argv=None):
@@ -518,7 +540,8 @@ def main(argv=None):
         summary_val = dict(res, step=tr.step, samples=tr.samples, train_minutes=round(tr.train_seconds / 60, 3))
         if val_path:
             fields = ["step", "samples", "train_minutes", "val_n", "val_passes"] + \
-                [f"{p}_k{k}" for k in validator.score_at for p in ("valid", "error")]
+                [f"{p}_k{k}" for k in validator.score_at for p in ("valid", "error")] + \
+                sorted(k for k in res if k.startswith("probe"))
             append_csv(val_path, fields, summary_val)
         say("validate: " + " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                     for k, v in summary_val.items()) + f" ({dt:.1f} s)")
