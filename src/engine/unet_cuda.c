@@ -74,6 +74,12 @@ struct ipr_unet_cuda {
     long captures;
     unsigned long long tick;
     int use_graphs;
+    /* 3x3 convolutions in BF16: im2col or implicit GEMM (conv3x3.cu) with weights packed for it */
+    ipr_unet_conv conv_path;
+    uint16_t *wpack;      /* every 3x3 conv's packed bf16 weights, one allocation */
+    const float **pack_w; /* host weight pointer of entry i ... */
+    size_t *pack_off;     /* ... and its offset in wpack (elements, 16-byte aligned) */
+    int n_pack;
 };
 
 int ipr_cuda_available(int *count) {
@@ -92,6 +98,79 @@ static const uint16_t *dW16(const ipr_unet_cuda *g, const float *host) { return 
 
 static cublasComputeType_t compute_type(const ipr_unet_cuda *g) {
     return g->prec == IPR_PREC_FP32 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
+}
+
+/* ---- 3x3 weights packed for the implicit GEMM ---- */
+
+static void add_conv3(const ipr_conv_w *cv, const ipr_conv_w **out, int *n) {
+    if (cv->k != 3) return;
+    if (out) out[*n] = cv;
+    ++*n;
+}
+
+/* The 3x3 convolutions of the net (conv_in, ResBlocks, down/up samplers, the output conv), in plan order; with
+ * out NULL only counts them. */
+static int list_conv3(const ipr_unet *net, const ipr_conv_w **out) {
+    int n = 0;
+    for (int i = 0; i < net->n_enc; ++i) {
+        const ipr_unet_stage *st = &net->enc[i];
+        if (st->is_conv_in || st->has_down) add_conv3(&st->resample, out, &n);
+        if (st->has_res) add_conv3(&st->res.conv1, out, &n), add_conv3(&st->res.conv2, out, &n);
+    }
+    add_conv3(&net->mid0.conv1, out, &n), add_conv3(&net->mid0.conv2, out, &n);
+    add_conv3(&net->mid1.conv1, out, &n), add_conv3(&net->mid1.conv2, out, &n);
+    for (int i = 0; i < net->n_dec; ++i) {
+        const ipr_unet_stage *st = &net->dec[i];
+        add_conv3(&st->res.conv1, out, &n), add_conv3(&st->res.conv2, out, &n);
+        if (st->has_up) add_conv3(&st->resample, out, &n);
+    }
+    add_conv3(&net->out_conv, out, &n);
+    return n;
+}
+
+/* Pack every 3x3 weight once (first selection of the implicit path): bf16, zero-padded to the kernel's tiles. */
+static int pack_conv3(ipr_unet_cuda *g) {
+    if (g->wpack) return IPR_OK;
+    const ipr_unet *net = g->net;
+    const int n = list_conv3(net, NULL);
+    const ipr_conv_w **cv = ipr_calloc((size_t)n, sizeof *cv, "3x3 convolution list");
+    IPR_TRY_PTR(cv);
+    g->pack_w = ipr_calloc((size_t)n, sizeof *g->pack_w, "packed weight table");
+    g->pack_off = ipr_calloc((size_t)n, sizeof *g->pack_off, "packed weight table");
+    if (!g->pack_w || !g->pack_off) {
+        free(cv);
+        goto fail;
+    }
+    list_conv3(net, cv);
+    size_t total = 0;
+    for (int i = 0; i < n; ++i) {
+        g->pack_w[i] = cv[i]->w;
+        g->pack_off[i] = total;
+        total += (ipr_cu_conv3x3_packed_elems(cv[i]->c_out, cv[i]->c_in) + 7) / 8 * 8; /* 16-byte aligned */
+    }
+    cudaError_t e = cudaMalloc((void **)&g->wpack, total * sizeof(uint16_t));
+    int rc = e == cudaSuccess ? IPR_OK : IPR_ERR;
+    if (rc != IPR_OK) ipr_error_set(__FILE__, __LINE__, "CUDA: packing 3x3 weights: %s", cudaGetErrorString(e));
+    for (int i = 0; i < n && rc == IPR_OK; ++i)
+        rc = ipr_cu_conv3x3_pack(g->wpack + g->pack_off[i], dW(g, cv[i]->w), cv[i]->c_out, cv[i]->c_in, g->stream);
+    free(cv);
+    IPR_TRY(rc);
+    g->n_pack = n;
+    g->wbytes += total * sizeof(uint16_t);
+    CU(cudaStreamSynchronize(g->stream));
+    return IPR_OK;
+fail:
+    if (g->wpack) cudaFree(g->wpack);
+    g->wpack = NULL;
+    free(g->pack_w), free(g->pack_off);
+    g->pack_w = NULL, g->pack_off = NULL;
+    return IPR_ERR;
+}
+
+static const uint16_t *packed(const ipr_unet_cuda *g, const ipr_conv_w *cv) {
+    for (int i = 0; i < g->n_pack; ++i)
+        if (g->pack_w[i] == cv->w) return g->wpack + g->pack_off[i];
+    return NULL;
 }
 
 /* ---- plan ---- */
@@ -247,6 +326,15 @@ ipr_unet_cuda *ipr_unet_cuda_new(ipr_unet *net, int device, ipr_precision precis
     /* after cublasSetStream, which resets the workspace to the library's pool */
     CUBLAS(cublasSetWorkspace(g->blas, g->blas_ws, IPR_CUDA_BLAS_WORKSPACE));
     CU(cudaMallocHost((void **)&g->h_nuniq, IPR_UNET_MAX_LEVELS * sizeof(int)));
+    /* implicit stays opt-in (IPR_UNET_CONV=implicit or ipr_unet_cuda_set_conv) until a GPU run has measured and
+     * validated it against im2col (docs/bench/README.md); FP32 and TF32 ignore the variable */
+    g->conv_path = IPR_UNET_CONV_IM2COL;
+    const char *ev = getenv("IPR_UNET_CONV");
+    if (ev && *ev) {
+        ipr_unet_conv cp;
+        IPR_TRY(ipr_unet_conv_from_name(ev, &cp));
+        if (precision == IPR_PREC_BF16) IPR_TRY(ipr_unet_cuda_set_conv(g, cp));
+    }
     CU(cudaStreamSynchronize(g->stream));
     free(tmpw);
     return g;
@@ -262,6 +350,8 @@ void ipr_unet_cuda_free(ipr_unet_cuda *g) {
     for (int i = 0; i < g->n_graphs; ++i) cudaGraphExecDestroy(g->graphs[i].exec);
     if (g->h_nuniq) cudaFreeHost(g->h_nuniq);
     if (g->arena) cudaFree(g->arena);
+    if (g->wpack) cudaFree(g->wpack);
+    free(g->pack_w), free(g->pack_off);
     if (g->dw16) cudaFree(g->dw16);
     if (g->dw) cudaFree(g->dw);
     if (g->blas) cublasDestroy(g->blas);
@@ -279,6 +369,26 @@ int ipr_unet_cuda_last_distinct(const ipr_unet_cuda *g) { return g->last_distinc
 void ipr_unet_cuda_set_graphs(ipr_unet_cuda *g, int on) { g->use_graphs = on != 0; }
 int ipr_unet_cuda_graphs(const ipr_unet_cuda *g) { return g->n_graphs; }
 long ipr_unet_cuda_graph_captures(const ipr_unet_cuda *g) { return g->captures; }
+
+int ipr_unet_cuda_set_conv(ipr_unet_cuda *g, ipr_unet_conv conv) {
+    IPR_CHECK(conv == IPR_UNET_CONV_IM2COL || conv == IPR_UNET_CONV_IMPLICIT, "unknown convolution path %d", (int)conv);
+    IPR_CHECK(conv == IPR_UNET_CONV_IM2COL || g->prec == IPR_PREC_BF16,
+              "the implicit-GEMM convolution is BF16 only (this net runs %s)", ipr_precision_name(g->prec));
+    if (conv == IPR_UNET_CONV_IMPLICIT) {
+        CU(cudaSetDevice(g->device));
+        IPR_TRY(pack_conv3(g));
+    }
+    if (conv != g->conv_path) { /* the captured graphs launch the other path's kernels */
+        for (int i = 0; i < g->n_graphs; ++i) cudaGraphExecDestroy(g->graphs[i].exec);
+        g->n_graphs = 0;
+    }
+    g->conv_path = conv;
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+ipr_unet_conv ipr_unet_cuda_conv(const ipr_unet_cuda *g) { return g->conv_path; }
 const char *ipr_unet_cuda_device_name(const ipr_unet_cuda *g) { return g->name; }
 
 /* ---- layers ---- */
@@ -332,8 +442,17 @@ fail:
     return IPR_ERR;
 }
 
+/* the implicit GEMM's weights for cv, or NULL where cv runs through im2col / cuBLAS */
+static const uint16_t *implicit_w(const ipr_unet_cuda *g, const ipr_conv_w *cv) {
+    return g->conv_path == IPR_UNET_CONV_IMPLICIT && cv->k == 3 ? packed(g, cv) : NULL;
+}
+
 static int conv(ipr_unet_cuda *g, float *out, const float *in, const ipr_conv_w *cv, int B, int H, int W, int stride,
                 int Ho, int Wo) {
+    const uint16_t *wp = implicit_w(g, cv);
+    if (wp) /* bias in the epilogue */
+        return ipr_cu_conv3x3_bf16(out, in, wp, dW(g, cv->b), NULL, 0.0f, B, cv->c_in, cv->c_out, H, W, stride, Ho, Wo,
+                                   g->stream);
     IPR_TRY(conv_nobias(g, out, in, cv, B, H, W, stride, Ho, Wo, 0.0f));
     IPR_TRY(ipr_cu_bias_residual(out, dW(g, cv->b), NULL, B, cv->c_out, Ho * Wo, g->stream));
     return IPR_OK;
@@ -403,6 +522,17 @@ static int resblock(ipr_unet_cuda *g, const ipr_resblock_w *rb, const float *in,
     IPR_TRY(linear(g, g->P, g->E[l], g->nb[l], &rb->emb, 0));
     IPR_TRY(ipr_cu_group_norm(g->tmp, g->u, dW(g, rb->norm2.gamma), dW(g, rb->norm2.beta), g->P, g->tidx[l], B,
                               rb->c_out, hw, IPR_GN_GROUPS, IPR_GN_EPS, 1, g->stream));
+    const uint16_t *wp2 = implicit_w(g, &rb->conv2);
+    if (wp2) { /* out = shortcut(in) or in, + conv2 + bias, in the epilogue (no copy of in) */
+        const float *res = in;
+        float beta = 0.0f;
+        if (rb->has_shortcut) {
+            IPR_TRY(conv(g, out, in, &rb->shortcut, B, h, w, 1, h, w));
+            res = NULL, beta = 1.0f;
+        }
+        return ipr_cu_conv3x3_bf16(out, g->tmp, wp2, dW(g, rb->conv2.b), res, beta, B, rb->c_out, rb->c_out, h, w, 1,
+                                   h, w, g->stream);
+    }
     if (rb->has_shortcut) {
         IPR_TRY(conv(g, out, in, &rb->shortcut, B, h, w, 1, h, w));
     } else {

@@ -28,6 +28,18 @@ int ipr_cu_im2col3x3(void *col, ipr_cu_dtype dt, const float *x, int B, int C, i
 /* Convert float32 to bf16 (n elements). */
 int ipr_cu_to_bf16(uint16_t *out, const float *x, size_t n, ipr_cuda_stream s);
 
+/* Implicit-GEMM 3x3 convolution, padding 1, stride 1 or 2, on BF16 tensor cores (conv3x3.cu): out (B, Cout, Ho, Wo)
+ * = beta * out + conv(x (B, Cin, H, W)) + bias[co] (if not NULL) + residual (B, Cout, Ho, Wo) (if not NULL), x
+ * rounded to bf16 as it is read, float32 accumulation. beta 0 never reads out. x may not alias out; residual may.
+ * wp: the weights packed by ipr_cu_conv3x3_pack (16-byte aligned). */
+int ipr_cu_conv3x3_bf16(float *out, const float *x, const uint16_t *wp, const float *bias, const float *residual,
+                        float beta, int B, int Cin, int Cout, int H, int W, int stride, int Ho, int Wo,
+                        ipr_cuda_stream s);
+/* bf16 elements of a packed (Cout, Cin, 3, 3) weight: zero-padded to the kernel's tile multiples. */
+size_t ipr_cu_conv3x3_packed_elems(int Cout, int Cin);
+/* Pack float32 weights w (Cout, Cin, 3, 3) (device) into wp (ipr_cu_conv3x3_packed_elems bf16). */
+int ipr_cu_conv3x3_pack(uint16_t *wp, const float *w, int Cout, int Cin, ipr_cuda_stream s);
+
 /* y (B, C, HW) += bias[c] (+ residual (B, C, HW) if not NULL). */
 int ipr_cu_bias_residual(float *y, const float *bias, const float *residual, int B, int C, int HW,
                          ipr_cuda_stream s);
