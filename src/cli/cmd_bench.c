@@ -145,7 +145,7 @@ static int bench_rows(bench_out *o, run_fn fn, void *ctx, const char *config, co
         IPR_TRY(time_median(fn, ctx, B, o->min_time, &sec, &reps));
         if (secs) secs[bi] = sec;
         const double tf = gflop * B / sec / 1e3;
-        printf("%-10s %5d %-17s %12.1f %10.3f %9.2f %9.2f %8.1f\n", config, B, backend, B / sec, 1e3 * sec, gflop, tf,
+        printf("%-10s %5d %-26s %12.1f %10.3f %9.2f %9.2f %8.1f\n", config, B, backend, B / sec, 1e3 * sec, gflop, tf,
                o->peak > 0 ? 100.0 * tf / o->peak : 0.0);
         fflush(stdout);
         if (o->js)
@@ -188,7 +188,7 @@ static int bench_gpu_rows(bench_out *o, graphs_mode gm, void (*set_graphs)(void 
         IPR_TRY(bench_rows(o, run_net, ctx, config, name, 0, gflop, extra, secs[on]));
     }
     if (gm == GRAPHS_BOTH) {
-        printf("%-10s %-17s graphs on / off, passes/s:", config, backend);
+        printf("%-10s %-26s graphs on / off, passes/s:", config, backend);
         for (int bi = 0; bi < o->nb; ++bi) printf(" B=%d %.2fx", o->batches[bi], secs[0][bi] / secs[1][bi]);
         printf("\n");
     }
@@ -208,7 +208,9 @@ static void usage(FILE *to) {
             "  --configs LIST     ep_4,cp_ffhq_8,ms1000_28 (default), tiny, and the DiTs dit_ms,dit_ep,\n"
             "                     dit_cp (d 384, depth 12, 6 heads; 81, 64, 256 tokens), dit_tiny\n"
             "  --batches LIST     batch sizes (default 1,16,64)\n"
-            "  --backends LIST    cpu,cuda-fp32,cuda-tf32,cuda-bf16 (default: all available)\n"
+            "  --backends LIST    cpu,cuda-fp32,cuda-tf32,cuda-bf16,cuda-bf16-implicit (default: all available);\n"
+            "                     U-Net cuda-bf16 is im2col + cuBLAS whatever IPR_UNET_CONV says, cuda-bf16-implicit\n"
+            "                     the implicit-GEMM 3x3 convolutions (the DiTs have no such row)\n"
             "  --cpu-max-batch N  largest batch timed on the CPU (default 1)\n"
             "  --graphs MODE      GPU forwards with CUDA graphs (on, the default), without (off: backends\n"
             "                     named cuda-PREC-nograph), or both, then the ratio on / off per batch\n"
@@ -285,7 +287,7 @@ int ipr_cmd_bench(int argc, char **argv) {
     }
     int ndev = 0;
     int have_cuda = ipr_cuda_available(&ndev);
-    if (!backends) backends = have_cuda ? "cpu,cuda-fp32,cuda-tf32,cuda-bf16" : "cpu";
+    if (!backends) backends = have_cuda ? "cpu,cuda-fp32,cuda-tf32,cuda-bf16,cuda-bf16-implicit" : "cpu";
     IPR_CHECK(have_cuda || !strstr(backends, "cuda"), "--backends asks for cuda, but no CUDA device is available");
     double peak = 0.0;
     if (have_cuda) {
@@ -295,9 +297,12 @@ int ipr_cmd_bench(int argc, char **argv) {
     if (output) IPR_IO((js = fopen(output, "w")) != NULL, output);
     if (js) fprintf(js, "{\"bf16_gemm_tflops\": %.1f, \"results\": [\n", peak);
     bench_out bo = {batches, nb, cpu_max, min_time, peak, js, 1};
-    printf("%-10s %5s %-17s %12s %10s %9s %9s %8s\n", "config", "batch", "backend", "passes/s", "ms/pass", "GFLOP/pass",
+    printf("%-10s %5s %-26s %12s %10s %9s %9s %8s\n", "config", "batch", "backend", "passes/s", "ms/pass", "GFLOP/pass",
            "TFLOP/s", "%bf16pk");
-    static const char *const k_back[] = {"cpu", "cuda-fp32", "cuda-tf32", "cuda-bf16"};
+    /* the U-Net's rows; the DiT's are the first four */
+    static const char *const k_back[] = {"cpu", "cuda-fp32", "cuda-tf32", "cuda-bf16", "cuda-bf16-implicit"};
+    static const ipr_precision k_back_prec[] = {IPR_PREC_FP32, IPR_PREC_FP32, IPR_PREC_TF32, IPR_PREC_BF16,
+                                                IPR_PREC_BF16};
     for (int ci = 0; ci < NUM_CFGS; ++ci) {
         const bench_cfg *bc = &k_cfgs[ci];
         if (!in_list(configs, bc->name)) continue;
@@ -319,7 +324,7 @@ int ipr_cmd_bench(int argc, char **argv) {
         printf("%s: %lld parameters, %.1f GFLOP/pass in convolutions and attention (+%.1f GFLOP the reference "
                "spends on the per-pixel embedding)\n",
                bc->name, (long long)ipr_unet_param_count(net), fl / 1e9, emb / 1e9);
-        for (int k = 0; k < 4; ++k) {
+        for (int k = 0; k < 5; ++k) {
             if (!in_list(backends, k_back[k])) continue;
             run_ctx ctx = {net, NULL, x, t, y, NULL, NULL, NULL, NULL, NULL};
             char extra[96];
@@ -328,7 +333,9 @@ int ipr_cmd_bench(int argc, char **argv) {
                 IPR_TRY(bench_rows(&bo, run_net, &ctx, bc->name, k_back[k], 1, fl / 1e9, extra, NULL));
                 continue;
             }
-            IPR_TRY_PTR(gpu = ipr_unet_cuda_new(net, 0, (ipr_precision)(k - 1)));
+            IPR_TRY_PTR(gpu = ipr_unet_cuda_new(net, 0, k_back_prec[k]));
+            if (k_back_prec[k] == IPR_PREC_BF16) /* cuda-bf16 pins im2col whatever $IPR_UNET_CONV says */
+                IPR_TRY(ipr_unet_cuda_set_conv(gpu, k == 4 ? IPR_UNET_CONV_IMPLICIT : IPR_UNET_CONV_IM2COL));
             ctx.gpu = gpu;
             ipr_unet_cuda_buffers(gpu, &ctx.dx, &ctx.dt, &ctx.dy);
             IPR_TRY(ipr_unet_cuda_upload(gpu, ctx.dx, x, (size_t)bmax * bc->d_in * px));
