@@ -329,10 +329,10 @@ ipr_unet_cuda *ipr_unet_cuda_new(ipr_unet *net, int device, ipr_precision precis
     /* implicit stays opt-in (IPR_UNET_CONV=implicit or ipr_unet_cuda_set_conv) until a GPU run has measured and
      * validated it against im2col (docs/bench/README.md); FP32 and TF32 ignore the variable */
     g->conv_path = IPR_UNET_CONV_IM2COL;
-    const char *ev = getenv("IPR_UNET_CONV");
-    if (ev && *ev) {
+    const char *conv_env = getenv("IPR_UNET_CONV");
+    if (conv_env && *conv_env) {
         ipr_unet_conv cp;
-        IPR_TRY(ipr_unet_conv_from_name(ev, &cp));
+        IPR_TRY(ipr_unet_conv_from_name(conv_env, &cp));
         if (precision == IPR_PREC_BF16) IPR_TRY(ipr_unet_cuda_set_conv(g, cp));
     }
     CU(cudaStreamSynchronize(g->stream));
