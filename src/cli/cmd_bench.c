@@ -1,6 +1,6 @@
 /* cmd_bench.c: `ipr bench`: denoiser forward passes per second for the paper's U-Net configurations and the
- * region-token DiT configurations (random weights, per-region noise maps) on the CPU and the GPU in each precision.
- * Prints a table and JSON. */
+ * region-token DiT configurations (random weights, per-region noise maps) on the CPU and the GPU in each precision,
+ * the GPU with CUDA graphs, without, or both (then with the ratio). Prints a table and JSON. */
 #define _POSIX_C_SOURCE 200809L
 #include <getopt.h>
 #include <math.h>
@@ -134,16 +134,18 @@ typedef struct {
     int first; /* no JSON record written yet */
 } bench_out;
 
+/* secs (o->nb, optional) gets each batch's median seconds. */
 static int bench_rows(bench_out *o, run_fn fn, void *ctx, const char *config, const char *backend, int is_cpu,
-                      double gflop, const char *json_extra) {
+                      double gflop, const char *json_extra, double *secs) {
     for (int bi = 0; bi < o->nb; ++bi) {
         const int B = o->batches[bi];
         if (is_cpu && (uint64_t)B > o->cpu_max) continue;
         double sec;
         int reps;
         IPR_TRY(time_median(fn, ctx, B, o->min_time, &sec, &reps));
+        if (secs) secs[bi] = sec;
         const double tf = gflop * B / sec / 1e3;
-        printf("%-10s %5d %-10s %12.1f %10.3f %9.2f %9.2f %8.1f\n", config, B, backend, B / sec, 1e3 * sec, gflop, tf,
+        printf("%-10s %5d %-26s %12.1f %10.3f %9.2f %9.2f %8.1f\n", config, B, backend, B / sec, 1e3 * sec, gflop, tf,
                o->peak > 0 ? 100.0 * tf / o->peak : 0.0);
         fflush(stdout);
         if (o->js)
@@ -158,6 +160,46 @@ fail:
     return IPR_ERR;
 }
 
+/* CUDA graph settings to time: on (1), off (0), or both (on first) */
+typedef enum { GRAPHS_ON = 0, GRAPHS_OFF = 1, GRAPHS_BOTH = 2 } graphs_mode;
+
+static int graphs_from_name(const char *s, graphs_mode *out) {
+    static const char *const names[] = {"on", "off", "both"};
+    for (int i = 0; i < 3; ++i)
+        if (strcmp(s, names[i]) == 0) {
+            *out = (graphs_mode)i;
+            return IPR_OK;
+        }
+    ipr_error_set(__FILE__, __LINE__, "bad --graphs '%s' (expected on, off or both)", s);
+    return IPR_ERR;
+}
+
+/* One GPU backend of a net: its rows with graphs on and/or off (set_graphs flips the net's setting), the ratio
+ * on / off per batch when both. */
+static int bench_gpu_rows(bench_out *o, graphs_mode gm, void (*set_graphs)(void *net, int on), void *gnet,
+                          run_ctx *ctx, const char *config, const char *backend, double gflop, const char *json_extra) {
+    double secs[2][16];
+    for (int on = 1; on >= 0; --on) {
+        if ((on && gm == GRAPHS_OFF) || (!on && gm == GRAPHS_ON)) continue;
+        set_graphs(gnet, on);
+        char name[32], extra[160];
+        snprintf(name, sizeof name, "%s%s", backend, on ? "" : "-nograph");
+        snprintf(extra, sizeof extra, "%s, \"graphs\": %s", json_extra, on ? "true" : "false");
+        IPR_TRY(bench_rows(o, run_net, ctx, config, name, 0, gflop, extra, secs[on]));
+    }
+    if (gm == GRAPHS_BOTH) {
+        printf("%-10s %-26s graphs on / off, passes/s:", config, backend);
+        for (int bi = 0; bi < o->nb; ++bi) printf(" B=%d %.2fx", o->batches[bi], secs[0][bi] / secs[1][bi]);
+        printf("\n");
+    }
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+static void unet_set_graphs(void *g, int on) { ipr_unet_cuda_set_graphs(g, on); }
+static void dit_set_graphs(void *g, int on) { ipr_dit_cuda_set_graphs(g, on); }
+
 static void usage(FILE *to) {
     fprintf(to,
             "usage: ipr bench [options]\n\n"
@@ -166,8 +208,12 @@ static void usage(FILE *to) {
             "  --configs LIST     ep_4,cp_ffhq_8,ms1000_28 (default), tiny, and the DiTs dit_ms,dit_ep,\n"
             "                     dit_cp (d 384, depth 12, 6 heads; 81, 64, 256 tokens), dit_tiny\n"
             "  --batches LIST     batch sizes (default 1,16,64)\n"
-            "  --backends LIST    cpu,cuda-fp32,cuda-tf32,cuda-bf16 (default: all available)\n"
+            "  --backends LIST    cpu,cuda-fp32,cuda-tf32,cuda-bf16,cuda-bf16-implicit (default: all available);\n"
+            "                     U-Net cuda-bf16 is im2col + cuBLAS whatever IPR_UNET_CONV says, cuda-bf16-implicit\n"
+            "                     the implicit-GEMM 3x3 convolutions (the DiTs have no such row)\n"
             "  --cpu-max-batch N  largest batch timed on the CPU (default 1)\n"
+            "  --graphs MODE      GPU forwards with CUDA graphs (on, the default), without (off: backends\n"
+            "                     named cuda-PREC-nograph), or both, then the ratio on / off per batch\n"
             "  --min-time S       seconds of timed calls per measurement (default 1)\n"
             "  --output FILE      also write the results as JSON\n"
             "  -h, --help         this text\n");
@@ -189,10 +235,12 @@ int ipr_cmd_bench(int argc, char **argv) {
         {"configs", required_argument, 0, 'c'}, {"batches", required_argument, 0, 'b'},
         {"backends", required_argument, 0, 'k'}, {"cpu-max-batch", required_argument, 0, 'm'},
         {"min-time", required_argument, 0, 't'}, {"output", required_argument, 0, 'o'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+        {"graphs", required_argument, 0, 'g'},   {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     const char *configs = "ep_4,cp_ffhq_8,ms1000_28", *batches_s = "1,16,64", *backends = NULL, *output = NULL;
     uint64_t cpu_max = 1;
     double min_time = 1.0;
+    graphs_mode gm = GRAPHS_ON;
     FILE *js = NULL;
     ipr_unet *net = NULL;
     ipr_unet_cuda *gpu = NULL;
@@ -210,6 +258,7 @@ int ipr_cmd_bench(int argc, char **argv) {
         case 'm': IPR_TRY(ipr_parse_u64(optarg, 4096, "--cpu-max-batch", &cpu_max)); break;
         case 't': IPR_TRY(ipr_parse_double(optarg, "--min-time", &min_time)); break;
         case 'o': output = optarg; break;
+        case 'g': IPR_TRY(graphs_from_name(optarg, &gm)); break;
         case 'h': usage(stdout); return IPR_EXIT_OK;
         case ':': IPR_FAIL("option %s needs a value", argv[optind - 1]);
         default: IPR_FAIL("unknown option %s (see `ipr bench --help`)", argv[optind - 1]);
@@ -238,7 +287,7 @@ int ipr_cmd_bench(int argc, char **argv) {
     }
     int ndev = 0;
     int have_cuda = ipr_cuda_available(&ndev);
-    if (!backends) backends = have_cuda ? "cpu,cuda-fp32,cuda-tf32,cuda-bf16" : "cpu";
+    if (!backends) backends = have_cuda ? "cpu,cuda-fp32,cuda-tf32,cuda-bf16,cuda-bf16-implicit" : "cpu";
     IPR_CHECK(have_cuda || !strstr(backends, "cuda"), "--backends asks for cuda, but no CUDA device is available");
     double peak = 0.0;
     if (have_cuda) {
@@ -248,9 +297,12 @@ int ipr_cmd_bench(int argc, char **argv) {
     if (output) IPR_IO((js = fopen(output, "w")) != NULL, output);
     if (js) fprintf(js, "{\"bf16_gemm_tflops\": %.1f, \"results\": [\n", peak);
     bench_out bo = {batches, nb, cpu_max, min_time, peak, js, 1};
-    printf("%-10s %5s %-10s %12s %10s %9s %9s %8s\n", "config", "batch", "backend", "passes/s", "ms/pass", "GFLOP/pass",
+    printf("%-10s %5s %-26s %12s %10s %9s %9s %8s\n", "config", "batch", "backend", "passes/s", "ms/pass", "GFLOP/pass",
            "TFLOP/s", "%bf16pk");
-    static const char *const k_back[] = {"cpu", "cuda-fp32", "cuda-tf32", "cuda-bf16"};
+    /* the U-Net's rows; the DiT's are the first four */
+    static const char *const k_back[] = {"cpu", "cuda-fp32", "cuda-tf32", "cuda-bf16", "cuda-bf16-implicit"};
+    static const ipr_precision k_back_prec[] = {IPR_PREC_FP32, IPR_PREC_FP32, IPR_PREC_TF32, IPR_PREC_BF16,
+                                                IPR_PREC_BF16};
     for (int ci = 0; ci < NUM_CFGS; ++ci) {
         const bench_cfg *bc = &k_cfgs[ci];
         if (!in_list(configs, bc->name)) continue;
@@ -272,20 +324,23 @@ int ipr_cmd_bench(int argc, char **argv) {
         printf("%s: %lld parameters, %.1f GFLOP/pass in convolutions and attention (+%.1f GFLOP the reference "
                "spends on the per-pixel embedding)\n",
                bc->name, (long long)ipr_unet_param_count(net), fl / 1e9, emb / 1e9);
-        for (int k = 0; k < 4; ++k) {
+        for (int k = 0; k < 5; ++k) {
             if (!in_list(backends, k_back[k])) continue;
             run_ctx ctx = {net, NULL, x, t, y, NULL, NULL, NULL, NULL, NULL};
-            run_fn fn = run_net;
-            if (k > 0) {
-                IPR_TRY_PTR(gpu = ipr_unet_cuda_new(net, 0, (ipr_precision)(k - 1)));
-                ctx.gpu = gpu;
-                ipr_unet_cuda_buffers(gpu, &ctx.dx, &ctx.dt, &ctx.dy);
-                IPR_TRY(ipr_unet_cuda_upload(gpu, ctx.dx, x, (size_t)bmax * bc->d_in * px));
-                IPR_TRY(ipr_unet_cuda_upload(gpu, ctx.dt, t, (size_t)bmax * px));
-            }
             char extra[96];
             snprintf(extra, sizeof extra, ", \"reference_embedding_gflop\": %.3f", emb / 1e9);
-            IPR_TRY(bench_rows(&bo, fn, &ctx, bc->name, k_back[k], k == 0, fl / 1e9, extra));
+            if (k == 0) {
+                IPR_TRY(bench_rows(&bo, run_net, &ctx, bc->name, k_back[k], 1, fl / 1e9, extra, NULL));
+                continue;
+            }
+            IPR_TRY_PTR(gpu = ipr_unet_cuda_new(net, 0, k_back_prec[k]));
+            if (k_back_prec[k] == IPR_PREC_BF16) /* cuda-bf16 pins im2col whatever $IPR_UNET_CONV says */
+                IPR_TRY(ipr_unet_cuda_set_conv(gpu, k == 4 ? IPR_UNET_CONV_IMPLICIT : IPR_UNET_CONV_IM2COL));
+            ctx.gpu = gpu;
+            ipr_unet_cuda_buffers(gpu, &ctx.dx, &ctx.dt, &ctx.dy);
+            IPR_TRY(ipr_unet_cuda_upload(gpu, ctx.dx, x, (size_t)bmax * bc->d_in * px));
+            IPR_TRY(ipr_unet_cuda_upload(gpu, ctx.dt, t, (size_t)bmax * px));
+            IPR_TRY(bench_gpu_rows(&bo, gm, unet_set_graphs, gpu, &ctx, bc->name, k_back[k], fl / 1e9, extra));
             ipr_unet_cuda_free(gpu);
             gpu = NULL;
         }
@@ -321,16 +376,17 @@ int ipr_cmd_bench(int argc, char **argv) {
         for (int k = 0; k < 4; ++k) {
             if (!in_list(backends, k_back[k])) continue;
             run_ctx ctx = {NULL, NULL, x, t, y, NULL, NULL, NULL, dnet, NULL};
-            run_fn fn = run_net;
-            if (k > 0) {
-                IPR_TRY_PTR(dgpu = ipr_dit_cuda_new(dnet, 0, (ipr_precision)(k - 1)));
-                ctx.dgpu = dgpu;
-                ipr_dit_cuda_buffers(dgpu, &ctx.dx, &ctx.dy);
-                IPR_TRY(ipr_dit_cuda_upload(dgpu, ctx.dx, x, (size_t)bmax * bc->d_in * px));
-            }
             char extra[96];
             snprintf(extra, sizeof extra, ", \"reference_gflop_per_pass\": %.4f, \"tokens\": %d", fl_ref / 1e9, tokens);
-            IPR_TRY(bench_rows(&bo, fn, &ctx, bc->name, k_back[k], k == 0, fl_done / 1e9, extra));
+            if (k == 0) {
+                IPR_TRY(bench_rows(&bo, run_net, &ctx, bc->name, k_back[k], 1, fl_done / 1e9, extra, NULL));
+                continue;
+            }
+            IPR_TRY_PTR(dgpu = ipr_dit_cuda_new(dnet, 0, (ipr_precision)(k - 1)));
+            ctx.dgpu = dgpu;
+            ipr_dit_cuda_buffers(dgpu, &ctx.dx, &ctx.dy);
+            IPR_TRY(ipr_dit_cuda_upload(dgpu, ctx.dx, x, (size_t)bmax * bc->d_in * px));
+            IPR_TRY(bench_gpu_rows(&bo, gm, dit_set_graphs, dgpu, &ctx, bc->name, k_back[k], fl_done / 1e9, extra));
             ipr_dit_cuda_free(dgpu);
             dgpu = NULL;
         }
