@@ -6,7 +6,9 @@
 # (its report comes back as $OUT/gpu_check.txt).
 # Each job resumes from /tmp/dit/NAME/state.pt when an earlier command on this (warm) machine left one, else
 # starts from models/NAME.h5 when IPR_DIT_INIT=1 and that file exists (weights only, counters carried on), else
-# from scratch. Validation (train/dit_validate.py) runs every IPR_DIT_VAL_MINUTES (default 1) on IPR_DIT_VAL_COUNT
+# from scratch; IPR_DIT_INIT_FROM=MODEL starts every job from models/MODEL.h5 instead (variants of one model side by
+# side, e.g. "sudoku_dit_a:ms:5:--mu-tau 0.4" "sudoku_dit_b:ms:5:--mu-tau 1" from MODEL sudoku_dit).
+# Validation (train/dit_validate.py) runs every IPR_DIT_VAL_MINUTES (default 1) on IPR_DIT_VAL_COUNT
 # (default 256) held-out TRAIN-stream instances with the reference settings.
 # IPR_GIT_SHA=COMMIT (set it in the command: the GPU machine receives no .git) records the code in the exports.
 # Comes back: $OUT/NAME.tar (the exported EMA weights NAME.h5, log.csv, val.csv, summary.json, the job's output)
@@ -45,9 +47,11 @@ job() {
   local dir=/tmp/dit/$name
   mkdir -p "$dir"
   local init=()
-  if [ ! -f "$dir/state.pt" ] && [ "${IPR_DIT_INIT:-0}" = 1 ] && [ -f "models/$name.h5" ]; then
-    init=(--init "models/$name.h5")
-    [ -f "models/${name}_log.csv" ] && init+=(--init-log "models/${name}_log.csv")
+  local from=models/$name
+  [ -n "${IPR_DIT_INIT_FROM:-}" ] && from=models/$IPR_DIT_INIT_FROM
+  if [ ! -f "$dir/state.pt" ] && [ "${IPR_DIT_INIT:-0}" = 1 ] && [ -f "$from.h5" ]; then
+    init=(--init "$from.h5")
+    [ -f "${from}_log.csv" ] && init+=(--init-log "${from}_log.csv")
   fi
   local scorer=()
   case $preset in
