@@ -660,6 +660,22 @@ def case_dit_val_split(args):
     # the probe's blanks are exactly `blanks` cells of each grid: with every cell blank the filled grid is all x_hat
     check(v.completion(model, blanks=0)["probe0_error"] <= v.completion(model, blanks=81)["probe81_error"],
           "completion probe: a solved grid scores worse than a fully generated one")
+    # probe_sudoku: open digits per blank cell from the known cells, and the probe's table on the tiny model
+    import probe_sudoku
+    sol = np.array([[(3 * (r % 3) + r // 3 + c) % 9 + 1 for c in range(9)] for r in range(9)])[None]
+    one = np.zeros((1, 9, 9), dtype=bool)
+    one[0, 4, 4] = True
+    check(list(probe_sudoku.candidates(sol, one)) == [1], "probe: a single blank cell has one open digit")
+    check(list(probe_sudoku.candidates(sol, np.ones((1, 9, 9), dtype=bool))) == [9] * 81, "probe: all blank")
+    cross = np.zeros((1, 9, 9), dtype=bool)
+    cross[0, 0, :] = cross[0, :, 0] = True  # row 0 and column 0 blank: (0, 0) sees only its box's 4 known digits
+    check(list(probe_sudoku.candidates(sol, cross)) == [5] + [1] * 16, "probe: open digits of a blank row + column")
+    import classifiers
+    clf = classifiers.load_h5(scorer)
+    rows = probe_sudoku.probe(model, clf, 2, [1, 81], lib=args.lib)
+    check([r["blanks"] for r in rows] == [1, 81] and [r["cells"] for r in rows] == [2, 162], f"probe rows {rows}")
+    check(all(sum(b["n"] for b in r["by_candidates"].values()) == r["cells"] for r in rows), "probe: cells by open")
+    check(set(rows[0]["by_candidates"]) == {1} and set(rows[1]["by_candidates"]) == {9}, f"probe: {rows}")
     # val.csv of a continued model: new columns extend the header, earlier rows keep their values
     import train_dit
     with tempfile.TemporaryDirectory() as d:
