@@ -1,13 +1,18 @@
 /* cmd_bench.c: `ipr bench`: denoiser forward passes per second for the paper's U-Net configurations and the
  * region-token DiT configurations (random weights, per-region noise maps) on the CPU and the GPU in each precision,
- * the GPU with CUDA graphs, without, or both (then with the ratio). Prints a table and JSON. */
+ * the GPU with CUDA graphs, without, or both (then with the ratio). Prints a table and JSON. `--save-checkpoint`
+ * writes one of those random-weight nets as a checkpoint instead (for end-to-end timing studies with `ipr run`). */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "ipr/clock.h"
@@ -45,6 +50,26 @@ static const bench_dit_cfg k_dits[] = {
     {"dit_tiny", 1, 28, 7, 1, 32, 2, 2},
 };
 #define NUM_DITS (int)(sizeof k_dits / sizeof k_dits[0])
+#define CFG_NAMES "ep_4, cp_ffhq_8, ms1000_28, tiny, dit_ms, dit_ep, dit_cp, dit_tiny"
+
+/* the seed of every bench net's random weights: --save-checkpoint writes the very net the timing rows measure */
+#define BENCH_WEIGHT_SEED 1
+
+static void unet_config_of(const bench_cfg *bc, ipr_unet_config *cfg) {
+    ipr_unet_config_init(cfg);
+    cfg->n_levels = bc->levels;
+    for (int l = 0; l < bc->levels; ++l) cfg->hid_dims[l] = bc->hid[l], cfg->attention[l] = bc->att[l];
+    cfg->d_in = bc->d_in, cfg->d_out = bc->d_out, cfg->patch_size = bc->patch;
+    cfg->image_size[0] = cfg->image_size[1] = bc->size;
+}
+
+static void dit_config_of(const bench_dit_cfg *bc, ipr_dit_config *cfg) {
+    ipr_dit_config_init(cfg);
+    cfg->d_in = bc->d_in, cfg->d_out = 2 * bc->d_in + 1, cfg->patch_size = bc->patch, cfg->tokens_per_side = bc->s;
+    cfg->image_size[0] = cfg->image_size[1] = bc->size;
+    cfg->d_hid = bc->d, cfg->depth = bc->depth, cfg->num_heads = bc->heads, cfg->mlp_ratio = 4;
+    cfg->parameterization = IPR_DIT_PARAM_X, cfg->t_min = IPR_DIT_T_MIN_DEFAULT;
+}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -200,6 +225,71 @@ fail:
 static void unet_set_graphs(void *g, int on) { ipr_unet_cuda_set_graphs(g, on); }
 static void dit_set_graphs(void *g, int on) { ipr_dit_cuda_set_graphs(g, on); }
 
+/* --save-checkpoint CONFIG=PATH: the random-weight net whose rows CONFIG times (same architecture, same seed) through
+ * the engine's saver, which writes PATH.tmp.PID, fsyncs and renames it (never a half-written PATH). Refused before
+ * anything is built: an unknown CONFIG, an existing PATH (unless force), a directory PATH, a missing or read-only
+ * directory (H5Fcreate's own report of those is a page of HDF5 stack). */
+static int save_checkpoint(const char *spec, int force) {
+    ipr_unet *net = NULL;
+    ipr_dit *dnet = NULL;
+    const char *eq = strchr(spec, '=');
+    IPR_CHECK(eq && eq > spec && eq[1], "--save-checkpoint wants CONFIG=PATH.h5, got '%s'", spec);
+    const size_t len = (size_t)(eq - spec);
+    const char *path = eq + 1;
+    const bench_cfg *uc = NULL;
+    const bench_dit_cfg *dc = NULL;
+    for (int i = 0; i < NUM_CFGS; ++i)
+        if (strlen(k_cfgs[i].name) == len && !strncmp(k_cfgs[i].name, spec, len)) uc = &k_cfgs[i];
+    for (int i = 0; i < NUM_DITS; ++i)
+        if (strlen(k_dits[i].name) == len && !strncmp(k_dits[i].name, spec, len)) dc = &k_dits[i];
+    IPR_CHECK(uc || dc, "unknown config '%.*s' in --save-checkpoint (" CFG_NAMES ")", (int)len, spec);
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        IPR_CHECK(!S_ISDIR(st.st_mode), "%s is a directory, not a checkpoint file", path);
+        IPR_CHECK(force, "%s exists (use --force to overwrite)", path);
+    }
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    IPR_CHECK(strlen(path) < sizeof dir, "path too long: %s", path);
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    IPR_CHECK(stat(dir, &st) == 0, "cannot write %s: no directory %s", path, dir);
+    IPR_CHECK(S_ISDIR(st.st_mode), "cannot write %s: %s is not a directory", path, dir);
+    IPR_CHECK(access(dir, W_OK) == 0, "cannot write %s: directory %s is not writable (%s)", path, dir, strerror(errno));
+    long long params;
+    const char *backbone;
+    if (uc) {
+        ipr_unet_config cfg;
+        unet_config_of(uc, &cfg);
+        IPR_TRY_PTR(net = ipr_unet_new(&cfg, 1, uc->size, uc->size, 0)); /* the weights do not depend on the batch */
+        ipr_unet_init_random(net, BENCH_WEIGHT_SEED);
+        IPR_TRY(ipr_unet_save(net, path));
+        params = (long long)ipr_unet_param_count(net);
+        backbone = "SRM U-Net";
+    } else {
+        ipr_dit_config cfg;
+        dit_config_of(dc, &cfg);
+        IPR_TRY_PTR(dnet = ipr_dit_new(&cfg, 1));
+        ipr_dit_init_random(dnet, BENCH_WEIGHT_SEED);
+        IPR_TRY(ipr_dit_save(dnet, path));
+        params = (long long)ipr_dit_param_count(dnet);
+        backbone = "region-token DiT";
+    }
+    printf("wrote %s: %.*s, %s, %lld parameters, RANDOM weights (seed %d; for timing only, not a trained model)\n",
+           path, (int)len, spec, backbone, params, BENCH_WEIGHT_SEED);
+    ipr_unet_free(net);
+    ipr_dit_free(dnet);
+    return IPR_OK;
+fail:
+    ipr_unet_free(net);
+    ipr_dit_free(dnet);
+    return IPR_ERR;
+}
+
 static void usage(FILE *to) {
     fprintf(to,
             "usage: ipr bench [options]\n\n"
@@ -216,6 +306,12 @@ static void usage(FILE *to) {
             "                     named cuda-PREC-nograph), or both, then the ratio on / off per batch\n"
             "  --min-time S       seconds of timed calls per measurement (default 1)\n"
             "  --output FILE      also write the results as JSON\n"
+            "  --save-checkpoint CONFIG=PATH.h5\n"
+            "                     write CONFIG's random-weight net (the one its rows time: same architecture,\n"
+            "                     same seed) as a checkpoint that `ipr run`, `ipr sample` and `ipr forward`\n"
+            "                     load, then exit without timing (the other options are not used); PATH is\n"
+            "                     refused if it exists, unless --force\n"
+            "  --force            with --save-checkpoint: overwrite PATH\n"
             "  -h, --help         this text\n");
 }
 
@@ -235,9 +331,12 @@ int ipr_cmd_bench(int argc, char **argv) {
         {"configs", required_argument, 0, 'c'}, {"batches", required_argument, 0, 'b'},
         {"backends", required_argument, 0, 'k'}, {"cpu-max-batch", required_argument, 0, 'm'},
         {"min-time", required_argument, 0, 't'}, {"output", required_argument, 0, 'o'},
-        {"graphs", required_argument, 0, 'g'},   {"help", no_argument, 0, 'h'},
+        {"graphs", required_argument, 0, 'g'},   {"save-checkpoint", required_argument, 0, 's'},
+        {"force", no_argument, 0, 'f'},          {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *configs = "ep_4,cp_ffhq_8,ms1000_28", *batches_s = "1,16,64", *backends = NULL, *output = NULL;
+    const char *save = NULL;
+    int force = 0;
     uint64_t cpu_max = 1;
     double min_time = 1.0;
     graphs_mode gm = GRAPHS_ON;
@@ -259,21 +358,26 @@ int ipr_cmd_bench(int argc, char **argv) {
         case 't': IPR_TRY(ipr_parse_double(optarg, "--min-time", &min_time)); break;
         case 'o': output = optarg; break;
         case 'g': IPR_TRY(graphs_from_name(optarg, &gm)); break;
+        case 's': save = optarg; break;
+        case 'f': force = 1; break;
         case 'h': usage(stdout); return IPR_EXIT_OK;
         case ':': IPR_FAIL("option %s needs a value", argv[optind - 1]);
         default: IPR_FAIL("unknown option %s (see `ipr bench --help`)", argv[optind - 1]);
         }
     }
     IPR_CHECK(optind == argc, "unexpected argument '%s'", optind < argc ? argv[optind] : "");
+    IPR_CHECK(!force || save, "--force only applies to --save-checkpoint");
+    if (save) {
+        IPR_TRY(save_checkpoint(save, force));
+        return IPR_EXIT_OK;
+    }
     for (const char *p = configs; p && *p;) {
         const char *e = strchr(p, ',');
         size_t len = e ? (size_t)(e - p) : strlen(p);
         int ok = 0;
         for (int i = 0; i < NUM_CFGS; ++i) ok |= strlen(k_cfgs[i].name) == len && !strncmp(k_cfgs[i].name, p, len);
         for (int i = 0; i < NUM_DITS; ++i) ok |= strlen(k_dits[i].name) == len && !strncmp(k_dits[i].name, p, len);
-        IPR_CHECK(ok, "unknown config '%.*s' in --configs (ep_4, cp_ffhq_8, ms1000_28, tiny, dit_ms, dit_ep, dit_cp, "
-                      "dit_tiny)",
-                  (int)len, p);
+        IPR_CHECK(ok, "unknown config '%.*s' in --configs (" CFG_NAMES ")", (int)len, p);
         p = e ? e + 1 : NULL;
     }
     int batches[16], nb = 0, bmax = 1;
@@ -307,13 +411,9 @@ int ipr_cmd_bench(int argc, char **argv) {
         const bench_cfg *bc = &k_cfgs[ci];
         if (!in_list(configs, bc->name)) continue;
         ipr_unet_config cfg;
-        ipr_unet_config_init(&cfg);
-        cfg.n_levels = bc->levels;
-        for (int l = 0; l < bc->levels; ++l) cfg.hid_dims[l] = bc->hid[l], cfg.attention[l] = bc->att[l];
-        cfg.d_in = bc->d_in, cfg.d_out = bc->d_out, cfg.patch_size = bc->patch;
-        cfg.image_size[0] = cfg.image_size[1] = bc->size;
+        unet_config_of(bc, &cfg);
         IPR_TRY_PTR(net = ipr_unet_new(&cfg, bmax, bc->size, bc->size, 0));
-        ipr_unet_init_random(net, 1);
+        ipr_unet_init_random(net, BENCH_WEIGHT_SEED);
         double fl, emb;
         ipr_unet_flops(net, &fl, &emb);
         size_t px = (size_t)bc->size * bc->size;
@@ -353,13 +453,9 @@ int ipr_cmd_bench(int argc, char **argv) {
         const bench_dit_cfg *bc = &k_dits[ci];
         if (!in_list(configs, bc->name)) continue;
         ipr_dit_config cfg;
-        ipr_dit_config_init(&cfg);
-        cfg.d_in = bc->d_in, cfg.d_out = 2 * bc->d_in + 1, cfg.patch_size = bc->patch, cfg.tokens_per_side = bc->s;
-        cfg.image_size[0] = cfg.image_size[1] = bc->size;
-        cfg.d_hid = bc->d, cfg.depth = bc->depth, cfg.num_heads = bc->heads, cfg.mlp_ratio = 4;
-        cfg.parameterization = IPR_DIT_PARAM_X, cfg.t_min = IPR_DIT_T_MIN_DEFAULT;
+        dit_config_of(bc, &cfg);
         IPR_TRY_PTR(dnet = ipr_dit_new(&cfg, bmax));
-        ipr_dit_init_random(dnet, 1);
+        ipr_dit_init_random(dnet, BENCH_WEIGHT_SEED);
         int tokens = 0;
         ipr_dit_geometry(&cfg, NULL, NULL, &tokens, NULL);
         double fl_ref, fl_done;
