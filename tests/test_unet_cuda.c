@@ -43,10 +43,13 @@ static const variant k_variants[] = {{IPR_PREC_FP32, IPR_UNET_CONV_IM2COL, "fp32
                                      {IPR_PREC_BF16, IPR_UNET_CONV_IMPLICIT, "bf16-impl"}};
 #define NUM_VARIANTS (int)(sizeof k_variants / sizeof k_variants[0])
 
-/* BF16 implicit against BF16 im2col on a whole net (relative L2). Each convolution agrees to ~1e-5 (see
- * k_conv_tol); through GroupNorm and 10-30 layers the difference grows but stays far below the 6e-2 both are held
- * to against the CPU. 1e-3 is a first bound, to tighten from the first GPU run's printed figures. */
-static const double k_impl_net_tol = 1e-3;
+/* BF16 implicit against BF16 im2col on a whole net (relative L2). Each convolution agrees to ~1e-6 (bitwise on most
+ * shapes: test_conv3x3_implicit), but the implicit path adds bias and residual in its float32 epilogue where im2col
+ * rounds between passes, so the activations' bf16 roundings fall differently and the difference grows to the size
+ * of the bf16 error itself. First GPU run (H100, 2026-12-06, tinyodd 27x25 B = 3): implicit vs CPU 7.52e-3, im2col
+ * vs CPU 7.48e-3, implicit vs im2col 5.05e-3. So: implicit vs im2col below 2e-2 (the two bf16 errors' sum, with
+ * room), and implicit no less accurate than im2col against the float32 CPU engine (within 25% + 1e-3). */
+static const double k_impl_net_tol = 2e-2;
 
 static ipr_unet_cuda *make_gpu(ipr_unet *net, const variant *v) {
     ipr_unet_cuda *g = ipr_unet_cuda_new(net, 0, v->prec);
@@ -98,7 +101,8 @@ static void run_case(const cfg_case *c) {
     float *y1 = malloc(ny * 4);
     make_inputs(x, t, c->B, c->d_in, c->H, c->W, c->patch, 99 + (uint64_t)c->W);
     assert_int_equal(ipr_unet_forward(net, x, t, c->B, ycpu), IPR_OK);
-    float *ybf = malloc(ny * 4); /* the BF16 im2col output, for the implicit variant */
+    float *ybf = malloc(ny * 4); /* the BF16 im2col output and its error, for the implicit variant */
+    double ebf = 0.0;
     for (int vi = 0; vi < NUM_VARIANTS; ++vi) {
         const variant *v = &k_variants[vi];
         const int p = (int)v->prec;
@@ -119,11 +123,13 @@ static void run_case(const cfg_case *c) {
         ipr_unet_cuda_set_graphs(g, 1);
         printf("  %-10s graphs on and off: %s\n", c->name, memcmp(y1, ygpu, ny * 4) ? "DIFFER" : "bitwise equal");
         assert_memory_equal(y1, ygpu, ny * 4);
-        if (v->prec == IPR_PREC_BF16 && v->conv == IPR_UNET_CONV_IM2COL) memcpy(ybf, ygpu, ny * 4);
+        if (v->prec == IPR_PREC_BF16 && v->conv == IPR_UNET_CONV_IM2COL) memcpy(ybf, ygpu, ny * 4), ebf = e;
         if (v->conv == IPR_UNET_CONV_IMPLICIT) {
             double ei = ipr_test_rel_l2_f(ygpu, ybf, ny);
-            printf("  %-10s implicit vs im2col (bf16): rel L2 %.3e (tol %.0e)\n", c->name, ei, k_impl_net_tol);
+            printf("  %-10s implicit vs im2col (bf16): rel L2 %.3e (tol %.0e); vs CPU %.3e, im2col's %.3e\n", c->name,
+                   ei, k_impl_net_tol, e, ebf);
             assert_true(ei < k_impl_net_tol);
+            assert_true(e <= 1.25 * ebf + 1e-3);
         }
         /* batch independence: the last sample alone */
         if (c->B > 1) {
@@ -432,6 +438,7 @@ static void test_conv_selection(void **state) {
     cfg.n_levels = 2;
     cfg.hid_dims[0] = cfg.hid_dims[1] = 32;
     cfg.attention[0] = 0, cfg.attention[1] = 1;
+    cfg.num_head_channels = 32; /* the default 64 does not divide 32 channels: ipr_unet_new refuses the net */
     cfg.d_in = 1, cfg.d_out = 3, cfg.patch_size = 7;
     cfg.image_size[0] = cfg.image_size[1] = 14;
     ipr_unet *net = ipr_unet_new(&cfg, 1, 14, 14, 0);

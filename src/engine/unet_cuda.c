@@ -326,8 +326,8 @@ ipr_unet_cuda *ipr_unet_cuda_new(ipr_unet *net, int device, ipr_precision precis
     /* after cublasSetStream, which resets the workspace to the library's pool */
     CUBLAS(cublasSetWorkspace(g->blas, g->blas_ws, IPR_CUDA_BLAS_WORKSPACE));
     CU(cudaMallocHost((void **)&g->h_nuniq, IPR_UNET_MAX_LEVELS * sizeof(int)));
-    /* implicit stays opt-in (IPR_UNET_CONV=implicit or ipr_unet_cuda_set_conv) until a GPU run has measured and
-     * validated it against im2col (docs/bench/README.md); FP32 and TF32 ignore the variable */
+    /* implicit stays opt-in (IPR_UNET_CONV=implicit or ipr_unet_cuda_set_conv) until a GPU run has measured it
+     * against im2col (validated: docs/bench/README.md); FP32 and TF32 ignore the variable */
     g->conv_path = IPR_UNET_CONV_IM2COL;
     const char *conv_env = getenv("IPR_UNET_CONV");
     if (conv_env && *conv_env) {
