@@ -1,5 +1,7 @@
-/* unet_cuda.h: the SRM U-Net on one CUDA GPU: cuBLAS GEMMs for every convolution and linear layer, the
- * ops of src/engine/cuda for the rest. Built from a loaded CPU net (same plan, same weights). */
+/* unet_cuda.h: the SRM U-Net on one CUDA GPU: cuBLAS GEMMs for every convolution and linear layer (or, in BF16, an
+ * implicit-GEMM kernel for the 3x3 ones), the ops of src/engine/cuda for the rest, and the forward after the
+ * level-finding replayed as a CUDA graph per (batch, level buckets). Built from a loaded CPU net (same plan, same
+ * weights). */
 #ifndef IPR_UNET_CUDA_H
 #define IPR_UNET_CUDA_H
 
@@ -20,6 +22,14 @@ int ipr_precision_from_name(const char *name, ipr_precision *out);
 
 typedef struct ipr_unet_cuda ipr_unet_cuda;
 
+/* How BF16 runs its 3x3 convolutions: im2col (columns in global memory, then cuBLAS) or an implicit GEMM that
+ * gathers the columns into shared memory (src/engine/cuda/conv3x3.cu). FP32 and TF32 always use im2col; 1x1
+ * convolutions always use cuBLAS. */
+typedef enum { IPR_UNET_CONV_IM2COL = 0, IPR_UNET_CONV_IMPLICIT = 1 } ipr_unet_conv;
+
+const char *ipr_unet_conv_name(ipr_unet_conv c);
+int ipr_unet_conv_from_name(const char *name, ipr_unet_conv *out);
+
 /* 1 if this build has the CUDA backend and a device is visible; *count gets the device count. */
 int ipr_cuda_available(int *count);
 
@@ -27,11 +37,28 @@ int ipr_cuda_available(int *count);
  * net must outlive the CUDA one (its plan is shared). NULL on error (no CUDA, out of memory, ...). */
 ipr_unet_cuda *ipr_unet_cuda_new(ipr_unet *net, int device, ipr_precision precision);
 void ipr_unet_cuda_free(ipr_unet_cuda *g);
-/* Device bytes of weights (both copies in BF16 mode) and of activations + workspaces. */
+/* Select the 3x3 convolution path (the default comes from $IPR_UNET_CONV at creation: im2col unless it says
+ * implicit). Implicit needs BF16 (an error otherwise); its packed weights are made on first use, not per pass. */
+int ipr_unet_cuda_set_conv(ipr_unet_cuda *g, ipr_unet_conv conv);
+ipr_unet_conv ipr_unet_cuda_conv(const ipr_unet_cuda *g);
+/* Device bytes of weights (both copies in BF16 mode, plus the packed 3x3 ones once implicit is used) and of
+ * activations + workspaces. */
 void ipr_unet_cuda_arena_bytes(const ipr_unet_cuda *g, size_t *weights, size_t *activations);
+/* CUDA graphs on (default; $IPR_UNET_GRAPHS=0 turns them off at creation) or off: bitwise the same numbers either
+ * way. A forward finds each resolution's distinct noise levels (one readback of their counts), rounds each count
+ * up to a bucket (powers of two from 64 to 4096, then multiples of 4096, at most the level table), and replays
+ * the graph of (B, buckets), capturing it on first use; at most IPR_UNET_CUDA_GRAPH_CAP graphs are kept, the
+ * least recently used dropped. A failed capture warns and turns graphs off. */
+#define IPR_UNET_CUDA_GRAPH_CAP 24
+void ipr_unet_cuda_set_graphs(ipr_unet_cuda *g, int on);
+/* Graphs held now (at most IPR_UNET_CUDA_GRAPH_CAP), and captured since creation (evicted ones included). */
+int ipr_unet_cuda_graphs(const ipr_unet_cuda *g);
+long ipr_unet_cuda_graph_captures(const ipr_unet_cuda *g);
 /* Same contract as ipr_unet_forward, host buffers. */
 int ipr_unet_cuda_forward(ipr_unet_cuda *g, const float *x, const float *t, int B, float *y);
-/* Same, with device buffers x (B, d_in, H, W), t (B, 1, H, W), y (B, d_out, H, W). */
+/* Same, with device buffers x (B, d_in, H, W), t (B, 1, H, W), y (B, d_out, H, W); x and y other than the net's
+ * own buffers (ipr_unet_cuda_buffers) are copied in and out on the net's stream. Asynchronous after the
+ * level-finding (ipr_unet_cuda_synchronize). */
 int ipr_unet_cuda_forward_device(ipr_unet_cuda *g, const float *x, const float *t, int B, float *y);
 /* The net's own device input/output buffers (sized for max_batch), for callers that keep data resident. */
 void ipr_unet_cuda_buffers(ipr_unet_cuda *g, float **x, float **t, float **y);

@@ -47,7 +47,8 @@ if [ "$mode" = bench ] || [ "$mode" = all ] || [ "$mode" = torch ]; then
   for p in "${warm_pids[@]}"; do wait "$p"; done
   echo "warm-up done after $(( $(date +%s) - tw )) s more"; cat "$out"/warmup_*.log 2>/dev/null | grep -h first_call > "$out/warmup.jsonl"; rm -f "$out"/warmup_*.log
   [ "$mode" = torch ] || $build/ipr bench --configs "$configs" --batches "${IPR_BENCH_BATCHES:-1,16,64}" \
-    --cpu-max-batch 1 --min-time "${IPR_BENCH_MIN_TIME:-1}" --output "$out/bench_ipr.json" 2>&1 | tee /tmp/bench_ipr.txt
+    --cpu-max-batch 1 --min-time "${IPR_BENCH_MIN_TIME:-1}" --graphs "${IPR_BENCH_GRAPHS:-on}" \
+    --output "$out/bench_ipr.json" 2>&1 | tee /tmp/bench_ipr.txt
   if [ "${IPR_SKIP_TORCH:-0}" = 1 ]; then exit $status; fi
   PYTHONUNBUFFERED=1 python3 bench/torch_unet_bench.py --output "$out/bench_torch.json" \
     --configs "$configs" --batches "${IPR_BENCH_BATCHES:-1,16,64}" \

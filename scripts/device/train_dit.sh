@@ -9,7 +9,10 @@
 # from scratch; IPR_DIT_INIT_FROM=MODEL starts every job from models/MODEL.h5 instead (variants of one model side by
 # side, e.g. "sudoku_dit_a:ms:5:--mu-tau 0.4" "sudoku_dit_b:ms:5:--mu-tau 1" from MODEL sudoku_dit).
 # Validation (train/dit_validate.py) runs every IPR_DIT_VAL_MINUTES (default 1) on IPR_DIT_VAL_COUNT
-# (default 256) held-out TRAIN-stream instances with the reference settings.
+# (default 256) held-out TRAIN-stream instances with the reference settings. A validation takes 1-4 minutes on a GPU
+# shared with other jobs (three jobs, a CUDA build and the GPU tests on one H100, 2026-12-06: 119-236 s each, and the
+# 4.5-minute runs trained 180 steps): in a short run set IPR_DIT_VAL_MINUTES above its minutes (only the final
+# validation runs) and keep builds and tests out of the same command.
 # IPR_GIT_SHA=COMMIT (set it in the command: the GPU machine receives no .git) records the code in the exports.
 # Comes back: $OUT/NAME.tar (the exported EMA weights NAME.h5, log.csv, val.csv, summary.json, the job's output)
 # per job, at most 8 files of 16 MiB (device tool limits).

@@ -1,13 +1,18 @@
 /* cmd_bench.c: `ipr bench`: denoiser forward passes per second for the paper's U-Net configurations and the
- * region-token DiT configurations (random weights, per-region noise maps) on the CPU and the GPU in each precision.
- * Prints a table and JSON. */
+ * region-token DiT configurations (random weights, per-region noise maps) on the CPU and the GPU in each precision,
+ * the GPU with CUDA graphs, without, or both (then with the ratio). Prints a table and JSON. `--save-checkpoint`
+ * writes one of those random-weight nets as a checkpoint instead (for end-to-end timing studies with `ipr run`). */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "ipr/clock.h"
@@ -45,6 +50,26 @@ static const bench_dit_cfg k_dits[] = {
     {"dit_tiny", 1, 28, 7, 1, 32, 2, 2},
 };
 #define NUM_DITS (int)(sizeof k_dits / sizeof k_dits[0])
+#define CFG_NAMES "ep_4, cp_ffhq_8, ms1000_28, tiny, dit_ms, dit_ep, dit_cp, dit_tiny"
+
+/* the seed of every bench net's random weights: --save-checkpoint writes the very net the timing rows measure */
+#define BENCH_WEIGHT_SEED 1
+
+static void unet_config_of(const bench_cfg *bc, ipr_unet_config *cfg) {
+    ipr_unet_config_init(cfg);
+    cfg->n_levels = bc->levels;
+    for (int l = 0; l < bc->levels; ++l) cfg->hid_dims[l] = bc->hid[l], cfg->attention[l] = bc->att[l];
+    cfg->d_in = bc->d_in, cfg->d_out = bc->d_out, cfg->patch_size = bc->patch;
+    cfg->image_size[0] = cfg->image_size[1] = bc->size;
+}
+
+static void dit_config_of(const bench_dit_cfg *bc, ipr_dit_config *cfg) {
+    ipr_dit_config_init(cfg);
+    cfg->d_in = bc->d_in, cfg->d_out = 2 * bc->d_in + 1, cfg->patch_size = bc->patch, cfg->tokens_per_side = bc->s;
+    cfg->image_size[0] = cfg->image_size[1] = bc->size;
+    cfg->d_hid = bc->d, cfg->depth = bc->depth, cfg->num_heads = bc->heads, cfg->mlp_ratio = 4;
+    cfg->parameterization = IPR_DIT_PARAM_X, cfg->t_min = IPR_DIT_T_MIN_DEFAULT;
+}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -134,16 +159,18 @@ typedef struct {
     int first; /* no JSON record written yet */
 } bench_out;
 
+/* secs (o->nb, optional) gets each batch's median seconds. */
 static int bench_rows(bench_out *o, run_fn fn, void *ctx, const char *config, const char *backend, int is_cpu,
-                      double gflop, const char *json_extra) {
+                      double gflop, const char *json_extra, double *secs) {
     for (int bi = 0; bi < o->nb; ++bi) {
         const int B = o->batches[bi];
         if (is_cpu && (uint64_t)B > o->cpu_max) continue;
         double sec;
         int reps;
         IPR_TRY(time_median(fn, ctx, B, o->min_time, &sec, &reps));
+        if (secs) secs[bi] = sec;
         const double tf = gflop * B / sec / 1e3;
-        printf("%-10s %5d %-10s %12.1f %10.3f %9.2f %9.2f %8.1f\n", config, B, backend, B / sec, 1e3 * sec, gflop, tf,
+        printf("%-10s %5d %-26s %12.1f %10.3f %9.2f %9.2f %8.1f\n", config, B, backend, B / sec, 1e3 * sec, gflop, tf,
                o->peak > 0 ? 100.0 * tf / o->peak : 0.0);
         fflush(stdout);
         if (o->js)
@@ -158,6 +185,111 @@ fail:
     return IPR_ERR;
 }
 
+/* CUDA graph settings to time: on (1), off (0), or both (on first) */
+typedef enum { GRAPHS_ON = 0, GRAPHS_OFF = 1, GRAPHS_BOTH = 2 } graphs_mode;
+
+static int graphs_from_name(const char *s, graphs_mode *out) {
+    static const char *const names[] = {"on", "off", "both"};
+    for (int i = 0; i < 3; ++i)
+        if (strcmp(s, names[i]) == 0) {
+            *out = (graphs_mode)i;
+            return IPR_OK;
+        }
+    ipr_error_set(__FILE__, __LINE__, "bad --graphs '%s' (expected on, off or both)", s);
+    return IPR_ERR;
+}
+
+/* One GPU backend of a net: its rows with graphs on and/or off (set_graphs flips the net's setting), the ratio
+ * on / off per batch when both. */
+static int bench_gpu_rows(bench_out *o, graphs_mode gm, void (*set_graphs)(void *net, int on), void *gnet,
+                          run_ctx *ctx, const char *config, const char *backend, double gflop, const char *json_extra) {
+    double secs[2][16];
+    for (int on = 1; on >= 0; --on) {
+        if ((on && gm == GRAPHS_OFF) || (!on && gm == GRAPHS_ON)) continue;
+        set_graphs(gnet, on);
+        char name[32], extra[160];
+        snprintf(name, sizeof name, "%s%s", backend, on ? "" : "-nograph");
+        snprintf(extra, sizeof extra, "%s, \"graphs\": %s", json_extra, on ? "true" : "false");
+        IPR_TRY(bench_rows(o, run_net, ctx, config, name, 0, gflop, extra, secs[on]));
+    }
+    if (gm == GRAPHS_BOTH) {
+        printf("%-10s %-26s graphs on / off, passes/s:", config, backend);
+        for (int bi = 0; bi < o->nb; ++bi) printf(" B=%d %.2fx", o->batches[bi], secs[0][bi] / secs[1][bi]);
+        printf("\n");
+    }
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+static void unet_set_graphs(void *g, int on) { ipr_unet_cuda_set_graphs(g, on); }
+static void dit_set_graphs(void *g, int on) { ipr_dit_cuda_set_graphs(g, on); }
+
+/* --save-checkpoint CONFIG=PATH: the random-weight net whose rows CONFIG times (same architecture, same seed) through
+ * the engine's saver, which writes PATH.tmp.PID, fsyncs and renames it (never a half-written PATH). Refused before
+ * anything is built: an unknown CONFIG, an existing PATH (unless force), a directory PATH, a missing or read-only
+ * directory (H5Fcreate's own report of those is a page of HDF5 stack). */
+static int save_checkpoint(const char *spec, int force) {
+    ipr_unet *net = NULL;
+    ipr_dit *dnet = NULL;
+    const char *eq = strchr(spec, '=');
+    IPR_CHECK(eq && eq > spec && eq[1], "--save-checkpoint wants CONFIG=PATH.h5, got '%s'", spec);
+    const size_t len = (size_t)(eq - spec);
+    const char *path = eq + 1;
+    const bench_cfg *uc = NULL;
+    const bench_dit_cfg *dc = NULL;
+    for (int i = 0; i < NUM_CFGS; ++i)
+        if (strlen(k_cfgs[i].name) == len && !strncmp(k_cfgs[i].name, spec, len)) uc = &k_cfgs[i];
+    for (int i = 0; i < NUM_DITS; ++i)
+        if (strlen(k_dits[i].name) == len && !strncmp(k_dits[i].name, spec, len)) dc = &k_dits[i];
+    IPR_CHECK(uc || dc, "unknown config '%.*s' in --save-checkpoint (" CFG_NAMES ")", (int)len, spec);
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        IPR_CHECK(!S_ISDIR(st.st_mode), "%s is a directory, not a checkpoint file", path);
+        IPR_CHECK(force, "%s exists (use --force to overwrite)", path);
+    }
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    IPR_CHECK(strlen(path) < sizeof dir, "path too long: %s", path);
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    IPR_CHECK(stat(dir, &st) == 0, "cannot write %s: no directory %s", path, dir);
+    IPR_CHECK(S_ISDIR(st.st_mode), "cannot write %s: %s is not a directory", path, dir);
+    IPR_CHECK(access(dir, W_OK) == 0, "cannot write %s: directory %s is not writable (%s)", path, dir, strerror(errno));
+    long long params;
+    const char *backbone;
+    if (uc) {
+        ipr_unet_config cfg;
+        unet_config_of(uc, &cfg);
+        IPR_TRY_PTR(net = ipr_unet_new(&cfg, 1, uc->size, uc->size, 0)); /* the weights do not depend on the batch */
+        ipr_unet_init_random(net, BENCH_WEIGHT_SEED);
+        IPR_TRY(ipr_unet_save(net, path));
+        params = (long long)ipr_unet_param_count(net);
+        backbone = "SRM U-Net";
+    } else {
+        ipr_dit_config cfg;
+        dit_config_of(dc, &cfg);
+        IPR_TRY_PTR(dnet = ipr_dit_new(&cfg, 1));
+        ipr_dit_init_random(dnet, BENCH_WEIGHT_SEED);
+        IPR_TRY(ipr_dit_save(dnet, path));
+        params = (long long)ipr_dit_param_count(dnet);
+        backbone = "region-token DiT";
+    }
+    printf("wrote %s: %.*s, %s, %lld parameters, RANDOM weights (seed %d; for timing only, not a trained model)\n",
+           path, (int)len, spec, backbone, params, BENCH_WEIGHT_SEED);
+    ipr_unet_free(net);
+    ipr_dit_free(dnet);
+    return IPR_OK;
+fail:
+    ipr_unet_free(net);
+    ipr_dit_free(dnet);
+    return IPR_ERR;
+}
+
 static void usage(FILE *to) {
     fprintf(to,
             "usage: ipr bench [options]\n\n"
@@ -166,10 +298,20 @@ static void usage(FILE *to) {
             "  --configs LIST     ep_4,cp_ffhq_8,ms1000_28 (default), tiny, and the DiTs dit_ms,dit_ep,\n"
             "                     dit_cp (d 384, depth 12, 6 heads; 81, 64, 256 tokens), dit_tiny\n"
             "  --batches LIST     batch sizes (default 1,16,64)\n"
-            "  --backends LIST    cpu,cuda-fp32,cuda-tf32,cuda-bf16 (default: all available)\n"
+            "  --backends LIST    cpu,cuda-fp32,cuda-tf32,cuda-bf16,cuda-bf16-implicit (default: all available);\n"
+            "                     U-Net cuda-bf16 is im2col + cuBLAS whatever IPR_UNET_CONV says, cuda-bf16-implicit\n"
+            "                     the implicit-GEMM 3x3 convolutions (the DiTs have no such row)\n"
             "  --cpu-max-batch N  largest batch timed on the CPU (default 1)\n"
+            "  --graphs MODE      GPU forwards with CUDA graphs (on, the default), without (off: backends\n"
+            "                     named cuda-PREC-nograph), or both, then the ratio on / off per batch\n"
             "  --min-time S       seconds of timed calls per measurement (default 1)\n"
             "  --output FILE      also write the results as JSON\n"
+            "  --save-checkpoint CONFIG=PATH.h5\n"
+            "                     write CONFIG's random-weight net (the one its rows time: same architecture,\n"
+            "                     same seed) as a checkpoint that `ipr run`, `ipr sample` and `ipr forward`\n"
+            "                     load, then exit without timing (the other options are not used); PATH is\n"
+            "                     refused if it exists, unless --force\n"
+            "  --force            with --save-checkpoint: overwrite PATH\n"
             "  -h, --help         this text\n");
 }
 
@@ -189,10 +331,15 @@ int ipr_cmd_bench(int argc, char **argv) {
         {"configs", required_argument, 0, 'c'}, {"batches", required_argument, 0, 'b'},
         {"backends", required_argument, 0, 'k'}, {"cpu-max-batch", required_argument, 0, 'm'},
         {"min-time", required_argument, 0, 't'}, {"output", required_argument, 0, 'o'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+        {"graphs", required_argument, 0, 'g'},   {"save-checkpoint", required_argument, 0, 's'},
+        {"force", no_argument, 0, 'f'},          {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     const char *configs = "ep_4,cp_ffhq_8,ms1000_28", *batches_s = "1,16,64", *backends = NULL, *output = NULL;
+    const char *save = NULL;
+    int force = 0;
     uint64_t cpu_max = 1;
     double min_time = 1.0;
+    graphs_mode gm = GRAPHS_ON;
     FILE *js = NULL;
     ipr_unet *net = NULL;
     ipr_unet_cuda *gpu = NULL;
@@ -210,21 +357,27 @@ int ipr_cmd_bench(int argc, char **argv) {
         case 'm': IPR_TRY(ipr_parse_u64(optarg, 4096, "--cpu-max-batch", &cpu_max)); break;
         case 't': IPR_TRY(ipr_parse_double(optarg, "--min-time", &min_time)); break;
         case 'o': output = optarg; break;
+        case 'g': IPR_TRY(graphs_from_name(optarg, &gm)); break;
+        case 's': save = optarg; break;
+        case 'f': force = 1; break;
         case 'h': usage(stdout); return IPR_EXIT_OK;
         case ':': IPR_FAIL("option %s needs a value", argv[optind - 1]);
         default: IPR_FAIL("unknown option %s (see `ipr bench --help`)", argv[optind - 1]);
         }
     }
     IPR_CHECK(optind == argc, "unexpected argument '%s'", optind < argc ? argv[optind] : "");
+    IPR_CHECK(!force || save, "--force only applies to --save-checkpoint");
+    if (save) {
+        IPR_TRY(save_checkpoint(save, force));
+        return IPR_EXIT_OK;
+    }
     for (const char *p = configs; p && *p;) {
         const char *e = strchr(p, ',');
         size_t len = e ? (size_t)(e - p) : strlen(p);
         int ok = 0;
         for (int i = 0; i < NUM_CFGS; ++i) ok |= strlen(k_cfgs[i].name) == len && !strncmp(k_cfgs[i].name, p, len);
         for (int i = 0; i < NUM_DITS; ++i) ok |= strlen(k_dits[i].name) == len && !strncmp(k_dits[i].name, p, len);
-        IPR_CHECK(ok, "unknown config '%.*s' in --configs (ep_4, cp_ffhq_8, ms1000_28, tiny, dit_ms, dit_ep, dit_cp, "
-                      "dit_tiny)",
-                  (int)len, p);
+        IPR_CHECK(ok, "unknown config '%.*s' in --configs (" CFG_NAMES ")", (int)len, p);
         p = e ? e + 1 : NULL;
     }
     int batches[16], nb = 0, bmax = 1;
@@ -238,7 +391,7 @@ int ipr_cmd_bench(int argc, char **argv) {
     }
     int ndev = 0;
     int have_cuda = ipr_cuda_available(&ndev);
-    if (!backends) backends = have_cuda ? "cpu,cuda-fp32,cuda-tf32,cuda-bf16" : "cpu";
+    if (!backends) backends = have_cuda ? "cpu,cuda-fp32,cuda-tf32,cuda-bf16,cuda-bf16-implicit" : "cpu";
     IPR_CHECK(have_cuda || !strstr(backends, "cuda"), "--backends asks for cuda, but no CUDA device is available");
     double peak = 0.0;
     if (have_cuda) {
@@ -248,20 +401,19 @@ int ipr_cmd_bench(int argc, char **argv) {
     if (output) IPR_IO((js = fopen(output, "w")) != NULL, output);
     if (js) fprintf(js, "{\"bf16_gemm_tflops\": %.1f, \"results\": [\n", peak);
     bench_out bo = {batches, nb, cpu_max, min_time, peak, js, 1};
-    printf("%-10s %5s %-10s %12s %10s %9s %9s %8s\n", "config", "batch", "backend", "passes/s", "ms/pass", "GFLOP/pass",
+    printf("%-10s %5s %-26s %12s %10s %9s %9s %8s\n", "config", "batch", "backend", "passes/s", "ms/pass", "GFLOP/pass",
            "TFLOP/s", "%bf16pk");
-    static const char *const k_back[] = {"cpu", "cuda-fp32", "cuda-tf32", "cuda-bf16"};
+    /* the U-Net's rows; the DiT's are the first four */
+    static const char *const k_back[] = {"cpu", "cuda-fp32", "cuda-tf32", "cuda-bf16", "cuda-bf16-implicit"};
+    static const ipr_precision k_back_prec[] = {IPR_PREC_FP32, IPR_PREC_FP32, IPR_PREC_TF32, IPR_PREC_BF16,
+                                                IPR_PREC_BF16};
     for (int ci = 0; ci < NUM_CFGS; ++ci) {
         const bench_cfg *bc = &k_cfgs[ci];
         if (!in_list(configs, bc->name)) continue;
         ipr_unet_config cfg;
-        ipr_unet_config_init(&cfg);
-        cfg.n_levels = bc->levels;
-        for (int l = 0; l < bc->levels; ++l) cfg.hid_dims[l] = bc->hid[l], cfg.attention[l] = bc->att[l];
-        cfg.d_in = bc->d_in, cfg.d_out = bc->d_out, cfg.patch_size = bc->patch;
-        cfg.image_size[0] = cfg.image_size[1] = bc->size;
+        unet_config_of(bc, &cfg);
         IPR_TRY_PTR(net = ipr_unet_new(&cfg, bmax, bc->size, bc->size, 0));
-        ipr_unet_init_random(net, 1);
+        ipr_unet_init_random(net, BENCH_WEIGHT_SEED);
         double fl, emb;
         ipr_unet_flops(net, &fl, &emb);
         size_t px = (size_t)bc->size * bc->size;
@@ -272,20 +424,23 @@ int ipr_cmd_bench(int argc, char **argv) {
         printf("%s: %lld parameters, %.1f GFLOP/pass in convolutions and attention (+%.1f GFLOP the reference "
                "spends on the per-pixel embedding)\n",
                bc->name, (long long)ipr_unet_param_count(net), fl / 1e9, emb / 1e9);
-        for (int k = 0; k < 4; ++k) {
+        for (int k = 0; k < 5; ++k) {
             if (!in_list(backends, k_back[k])) continue;
             run_ctx ctx = {net, NULL, x, t, y, NULL, NULL, NULL, NULL, NULL};
-            run_fn fn = run_net;
-            if (k > 0) {
-                IPR_TRY_PTR(gpu = ipr_unet_cuda_new(net, 0, (ipr_precision)(k - 1)));
-                ctx.gpu = gpu;
-                ipr_unet_cuda_buffers(gpu, &ctx.dx, &ctx.dt, &ctx.dy);
-                IPR_TRY(ipr_unet_cuda_upload(gpu, ctx.dx, x, (size_t)bmax * bc->d_in * px));
-                IPR_TRY(ipr_unet_cuda_upload(gpu, ctx.dt, t, (size_t)bmax * px));
-            }
             char extra[96];
             snprintf(extra, sizeof extra, ", \"reference_embedding_gflop\": %.3f", emb / 1e9);
-            IPR_TRY(bench_rows(&bo, fn, &ctx, bc->name, k_back[k], k == 0, fl / 1e9, extra));
+            if (k == 0) {
+                IPR_TRY(bench_rows(&bo, run_net, &ctx, bc->name, k_back[k], 1, fl / 1e9, extra, NULL));
+                continue;
+            }
+            IPR_TRY_PTR(gpu = ipr_unet_cuda_new(net, 0, k_back_prec[k]));
+            if (k_back_prec[k] == IPR_PREC_BF16) /* cuda-bf16 pins im2col whatever $IPR_UNET_CONV says */
+                IPR_TRY(ipr_unet_cuda_set_conv(gpu, k == 4 ? IPR_UNET_CONV_IMPLICIT : IPR_UNET_CONV_IM2COL));
+            ctx.gpu = gpu;
+            ipr_unet_cuda_buffers(gpu, &ctx.dx, &ctx.dt, &ctx.dy);
+            IPR_TRY(ipr_unet_cuda_upload(gpu, ctx.dx, x, (size_t)bmax * bc->d_in * px));
+            IPR_TRY(ipr_unet_cuda_upload(gpu, ctx.dt, t, (size_t)bmax * px));
+            IPR_TRY(bench_gpu_rows(&bo, gm, unet_set_graphs, gpu, &ctx, bc->name, k_back[k], fl / 1e9, extra));
             ipr_unet_cuda_free(gpu);
             gpu = NULL;
         }
@@ -298,13 +453,9 @@ int ipr_cmd_bench(int argc, char **argv) {
         const bench_dit_cfg *bc = &k_dits[ci];
         if (!in_list(configs, bc->name)) continue;
         ipr_dit_config cfg;
-        ipr_dit_config_init(&cfg);
-        cfg.d_in = bc->d_in, cfg.d_out = 2 * bc->d_in + 1, cfg.patch_size = bc->patch, cfg.tokens_per_side = bc->s;
-        cfg.image_size[0] = cfg.image_size[1] = bc->size;
-        cfg.d_hid = bc->d, cfg.depth = bc->depth, cfg.num_heads = bc->heads, cfg.mlp_ratio = 4;
-        cfg.parameterization = IPR_DIT_PARAM_X, cfg.t_min = IPR_DIT_T_MIN_DEFAULT;
+        dit_config_of(bc, &cfg);
         IPR_TRY_PTR(dnet = ipr_dit_new(&cfg, bmax));
-        ipr_dit_init_random(dnet, 1);
+        ipr_dit_init_random(dnet, BENCH_WEIGHT_SEED);
         int tokens = 0;
         ipr_dit_geometry(&cfg, NULL, NULL, &tokens, NULL);
         double fl_ref, fl_done;
@@ -321,16 +472,17 @@ int ipr_cmd_bench(int argc, char **argv) {
         for (int k = 0; k < 4; ++k) {
             if (!in_list(backends, k_back[k])) continue;
             run_ctx ctx = {NULL, NULL, x, t, y, NULL, NULL, NULL, dnet, NULL};
-            run_fn fn = run_net;
-            if (k > 0) {
-                IPR_TRY_PTR(dgpu = ipr_dit_cuda_new(dnet, 0, (ipr_precision)(k - 1)));
-                ctx.dgpu = dgpu;
-                ipr_dit_cuda_buffers(dgpu, &ctx.dx, &ctx.dy);
-                IPR_TRY(ipr_dit_cuda_upload(dgpu, ctx.dx, x, (size_t)bmax * bc->d_in * px));
-            }
             char extra[96];
             snprintf(extra, sizeof extra, ", \"reference_gflop_per_pass\": %.4f, \"tokens\": %d", fl_ref / 1e9, tokens);
-            IPR_TRY(bench_rows(&bo, fn, &ctx, bc->name, k_back[k], k == 0, fl_done / 1e9, extra));
+            if (k == 0) {
+                IPR_TRY(bench_rows(&bo, run_net, &ctx, bc->name, k_back[k], 1, fl_done / 1e9, extra, NULL));
+                continue;
+            }
+            IPR_TRY_PTR(dgpu = ipr_dit_cuda_new(dnet, 0, (ipr_precision)(k - 1)));
+            ctx.dgpu = dgpu;
+            ipr_dit_cuda_buffers(dgpu, &ctx.dx, &ctx.dy);
+            IPR_TRY(ipr_dit_cuda_upload(dgpu, ctx.dx, x, (size_t)bmax * bc->d_in * px));
+            IPR_TRY(bench_gpu_rows(&bo, gm, dit_set_graphs, dgpu, &ctx, bc->name, k_back[k], fl_done / 1e9, extra));
             ipr_dit_cuda_free(dgpu);
             dgpu = NULL;
         }

@@ -1,5 +1,8 @@
 /* unet_cuda.c: the SRM U-Net forward pass on one GPU. It walks the CPU net's plan (unet_internal.h) with
- * device copies of the weights (same offsets as the host arena), cuBLAS for GEMMs and src/engine/cuda ops. */
+ * device copies of the weights (same offsets as the host arena), cuBLAS for GEMMs and src/engine/cuda ops. The
+ * distinct noise levels of each resolution are found first (one readback of their counts); the rest of the
+ * forward, from the level embeddings to the output head, is captured once per (batch, level buckets) as a CUDA
+ * graph and replayed, as the DiT's (dit_cuda.c). */
 #include "ipr/unet_cuda.h"
 
 #include <cublas_v2.h>
@@ -18,12 +21,23 @@
 #define IPR_CUDA_TEMB_CAP 65536
 /* im2col workspace: at least one sample of the largest convolution, else up to this many bytes */
 #define IPR_CUDA_COL_BUDGET ((size_t)1 << 30)
+/* cuBLAS workspace of our own: a GEMM captured into a graph must not allocate (cuBLAS recommends 32 MiB on
+ * Hopper), and graphs on and off then pick the same algorithms */
+#define IPR_CUDA_BLAS_WORKSPACE ((size_t)32 << 20)
+#define GRAPH_CAP IPR_UNET_CUDA_GRAPH_CAP
 
 #define CUBLAS(expr)                                                                                      \
     do {                                                                                                  \
         cublasStatus_t s_ = (expr);                                                                       \
         if (s_ != CUBLAS_STATUS_SUCCESS) IPR_FAIL("cuBLAS: %s failed: status %d", #expr, (int)s_);        \
     } while (0)
+
+/* One captured forward: its key (batch, embedding rows per level) and its executable graph. */
+typedef struct {
+    int B, nb[IPR_UNET_MAX_LEVELS];
+    cudaGraphExec_t exec;
+    unsigned long long used;
+} graph_entry;
 
 struct ipr_unet_cuda {
     ipr_unet *net;
@@ -41,16 +55,31 @@ struct ipr_unet_cuda {
     float *hA, *hB, *cat, *tmp, *u, *qkv, *attn, *scores, *x, *t, *y;
     void *col;
     size_t col_elems;
+    void *blas_ws;    /* (IPR_CUDA_BLAS_WORKSPACE bytes) */
     /* time embedding, per level */
-    float *tmap[IPR_UNET_MAX_LEVELS];
-    int32_t *tidx[IPR_UNET_MAX_LEVELS];
-    float *tuniq[IPR_UNET_MAX_LEVELS];
+    float *tmap[IPR_UNET_MAX_LEVELS];  /* (B, 1, h, w) */
+    int32_t *tidx[IPR_UNET_MAX_LEVELS]; /* (B, h, w) row of E per pixel */
+    float *tuniq[IPR_UNET_MAX_LEVELS]; /* (nb) distinct levels, then zeros up to the bucket */
     float *E[IPR_UNET_MAX_LEVELS]; /* SiLU(mlp(sinusoid(level))) rows, (cap, t_emb_dim) */
     int tcap[IPR_UNET_MAX_LEVELS];
-    int n_uniq[IPR_UNET_MAX_LEVELS];
+    int *d_nuniq;     /* (L) distinct levels per resolution, device */
+    int *h_nuniq;     /* (L) pinned copy */
+    int nb[IPR_UNET_MAX_LEVELS]; /* embedding rows per level of the forward being run: bucket(distinct levels) */
     float *sinus, *hid, *P;
     void *uscratch;
     int last_distinct;
+    /* graphs */
+    graph_entry graphs[GRAPH_CAP];
+    int n_graphs;
+    long captures;
+    unsigned long long tick;
+    int use_graphs;
+    /* 3x3 convolutions in BF16: im2col or implicit GEMM (conv3x3.cu) with weights packed for it */
+    ipr_unet_conv conv_path;
+    uint16_t *wpack;      /* every 3x3 conv's packed bf16 weights, one allocation */
+    const float **pack_w; /* host weight pointer of entry i ... */
+    size_t *pack_off;     /* ... and its offset in wpack (elements, 16-byte aligned) */
+    int n_pack;
 };
 
 int ipr_cuda_available(int *count) {
@@ -69,6 +98,79 @@ static const uint16_t *dW16(const ipr_unet_cuda *g, const float *host) { return 
 
 static cublasComputeType_t compute_type(const ipr_unet_cuda *g) {
     return g->prec == IPR_PREC_FP32 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
+}
+
+/* ---- 3x3 weights packed for the implicit GEMM ---- */
+
+static void add_conv3(const ipr_conv_w *cv, const ipr_conv_w **out, int *n) {
+    if (cv->k != 3) return;
+    if (out) out[*n] = cv;
+    ++*n;
+}
+
+/* The 3x3 convolutions of the net (conv_in, ResBlocks, down/up samplers, the output conv), in plan order; with
+ * out NULL only counts them. */
+static int list_conv3(const ipr_unet *net, const ipr_conv_w **out) {
+    int n = 0;
+    for (int i = 0; i < net->n_enc; ++i) {
+        const ipr_unet_stage *st = &net->enc[i];
+        if (st->is_conv_in || st->has_down) add_conv3(&st->resample, out, &n);
+        if (st->has_res) add_conv3(&st->res.conv1, out, &n), add_conv3(&st->res.conv2, out, &n);
+    }
+    add_conv3(&net->mid0.conv1, out, &n), add_conv3(&net->mid0.conv2, out, &n);
+    add_conv3(&net->mid1.conv1, out, &n), add_conv3(&net->mid1.conv2, out, &n);
+    for (int i = 0; i < net->n_dec; ++i) {
+        const ipr_unet_stage *st = &net->dec[i];
+        add_conv3(&st->res.conv1, out, &n), add_conv3(&st->res.conv2, out, &n);
+        if (st->has_up) add_conv3(&st->resample, out, &n);
+    }
+    add_conv3(&net->out_conv, out, &n);
+    return n;
+}
+
+/* Pack every 3x3 weight once (first selection of the implicit path): bf16, zero-padded to the kernel's tiles. */
+static int pack_conv3(ipr_unet_cuda *g) {
+    if (g->wpack) return IPR_OK;
+    const ipr_unet *net = g->net;
+    const int n = list_conv3(net, NULL);
+    const ipr_conv_w **cv = ipr_calloc((size_t)n, sizeof *cv, "3x3 convolution list");
+    IPR_TRY_PTR(cv);
+    g->pack_w = ipr_calloc((size_t)n, sizeof *g->pack_w, "packed weight table");
+    g->pack_off = ipr_calloc((size_t)n, sizeof *g->pack_off, "packed weight table");
+    if (!g->pack_w || !g->pack_off) {
+        free(cv);
+        goto fail;
+    }
+    list_conv3(net, cv);
+    size_t total = 0;
+    for (int i = 0; i < n; ++i) {
+        g->pack_w[i] = cv[i]->w;
+        g->pack_off[i] = total;
+        total += (ipr_cu_conv3x3_packed_elems(cv[i]->c_out, cv[i]->c_in) + 7) / 8 * 8; /* 16-byte aligned */
+    }
+    cudaError_t e = cudaMalloc((void **)&g->wpack, total * sizeof(uint16_t));
+    int rc = e == cudaSuccess ? IPR_OK : IPR_ERR;
+    if (rc != IPR_OK) ipr_error_set(__FILE__, __LINE__, "CUDA: packing 3x3 weights: %s", cudaGetErrorString(e));
+    for (int i = 0; i < n && rc == IPR_OK; ++i)
+        rc = ipr_cu_conv3x3_pack(g->wpack + g->pack_off[i], dW(g, cv[i]->w), cv[i]->c_out, cv[i]->c_in, g->stream);
+    free(cv);
+    IPR_TRY(rc);
+    g->n_pack = n;
+    g->wbytes += total * sizeof(uint16_t);
+    CU(cudaStreamSynchronize(g->stream));
+    return IPR_OK;
+fail:
+    if (g->wpack) cudaFree(g->wpack);
+    g->wpack = NULL;
+    free(g->pack_w), free(g->pack_off);
+    g->pack_w = NULL, g->pack_off = NULL;
+    return IPR_ERR;
+}
+
+static const uint16_t *packed(const ipr_unet_cuda *g, const ipr_conv_w *cv) {
+    for (int i = 0; i < g->n_pack; ++i)
+        if (g->pack_w[i] == cv->w) return g->wpack + g->pack_off[i];
+    return NULL;
 }
 
 /* ---- plan ---- */
@@ -177,6 +279,8 @@ static size_t layout(ipr_unet_cuda *g, unsigned char *base, const sizes_t *s) {
     g->hid = ipr_bump_take(&b, (size_t)cap_max * net->cfg.t_emb_dim * f);
     g->P = ipr_bump_take(&b, (size_t)cap_max * net->c_max * f);
     g->uscratch = ipr_bump_take(&b, ipr_cu_unique_scratch((int)(B * HW)));
+    g->d_nuniq = ipr_bump_take(&b, IPR_UNET_MAX_LEVELS * sizeof(int));
+    g->blas_ws = ipr_bump_take(&b, IPR_CUDA_BLAS_WORKSPACE);
     return b.off + 256;
 }
 
@@ -198,6 +302,8 @@ ipr_unet_cuda *ipr_unet_cuda_new(ipr_unet *net, int device, ipr_precision precis
     CUBLAS(cublasCreate(&g->blas));
     CUBLAS(cublasSetStream(g->blas, g->stream));
     CUBLAS(cublasSetMathMode(g->blas, precision == IPR_PREC_FP32 ? CUBLAS_PEDANTIC_MATH : CUBLAS_DEFAULT_MATH));
+    const char *ev = getenv("IPR_UNET_GRAPHS");
+    g->use_graphs = !(ev && strcmp(ev, "0") == 0);
 
     /* weights: the whole host arena, so that offsets carry over */
     g->wbytes = net->wbytes;
@@ -217,6 +323,18 @@ ipr_unet_cuda *ipr_unet_cuda_new(ipr_unet *net, int device, ipr_precision precis
     g->abytes = layout(g, NULL, &s);
     CU(cudaMalloc((void **)&g->arena, g->abytes));
     layout(g, g->arena, &s);
+    /* after cublasSetStream, which resets the workspace to the library's pool */
+    CUBLAS(cublasSetWorkspace(g->blas, g->blas_ws, IPR_CUDA_BLAS_WORKSPACE));
+    CU(cudaMallocHost((void **)&g->h_nuniq, IPR_UNET_MAX_LEVELS * sizeof(int)));
+    /* implicit stays opt-in (IPR_UNET_CONV=implicit or ipr_unet_cuda_set_conv) until a GPU run has measured it
+     * against im2col (validated: docs/bench/README.md); FP32 and TF32 ignore the variable */
+    g->conv_path = IPR_UNET_CONV_IM2COL;
+    const char *conv_env = getenv("IPR_UNET_CONV");
+    if (conv_env && *conv_env) {
+        ipr_unet_conv cp;
+        IPR_TRY(ipr_unet_conv_from_name(conv_env, &cp));
+        if (precision == IPR_PREC_BF16) IPR_TRY(ipr_unet_cuda_set_conv(g, cp));
+    }
     CU(cudaStreamSynchronize(g->stream));
     free(tmpw);
     return g;
@@ -229,7 +347,11 @@ fail:
 
 void ipr_unet_cuda_free(ipr_unet_cuda *g) {
     if (!g) return;
+    for (int i = 0; i < g->n_graphs; ++i) cudaGraphExecDestroy(g->graphs[i].exec);
+    if (g->h_nuniq) cudaFreeHost(g->h_nuniq);
     if (g->arena) cudaFree(g->arena);
+    if (g->wpack) cudaFree(g->wpack);
+    free(g->pack_w), free(g->pack_off);
     if (g->dw16) cudaFree(g->dw16);
     if (g->dw) cudaFree(g->dw);
     if (g->blas) cublasDestroy(g->blas);
@@ -244,6 +366,29 @@ void ipr_unet_cuda_arena_bytes(const ipr_unet_cuda *g, size_t *weights, size_t *
 }
 
 int ipr_unet_cuda_last_distinct(const ipr_unet_cuda *g) { return g->last_distinct; }
+void ipr_unet_cuda_set_graphs(ipr_unet_cuda *g, int on) { g->use_graphs = on != 0; }
+int ipr_unet_cuda_graphs(const ipr_unet_cuda *g) { return g->n_graphs; }
+long ipr_unet_cuda_graph_captures(const ipr_unet_cuda *g) { return g->captures; }
+
+int ipr_unet_cuda_set_conv(ipr_unet_cuda *g, ipr_unet_conv conv) {
+    IPR_CHECK(conv == IPR_UNET_CONV_IM2COL || conv == IPR_UNET_CONV_IMPLICIT, "unknown convolution path %d", (int)conv);
+    IPR_CHECK(conv == IPR_UNET_CONV_IM2COL || g->prec == IPR_PREC_BF16,
+              "the implicit-GEMM convolution is BF16 only (this net runs %s)", ipr_precision_name(g->prec));
+    if (conv == IPR_UNET_CONV_IMPLICIT) {
+        CU(cudaSetDevice(g->device));
+        IPR_TRY(pack_conv3(g));
+    }
+    if (conv != g->conv_path) { /* the captured graphs launch the other path's kernels */
+        for (int i = 0; i < g->n_graphs; ++i) cudaGraphExecDestroy(g->graphs[i].exec);
+        g->n_graphs = 0;
+    }
+    g->conv_path = conv;
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+ipr_unet_conv ipr_unet_cuda_conv(const ipr_unet_cuda *g) { return g->conv_path; }
 const char *ipr_unet_cuda_device_name(const ipr_unet_cuda *g) { return g->name; }
 
 /* ---- layers ---- */
@@ -297,8 +442,17 @@ fail:
     return IPR_ERR;
 }
 
+/* the implicit GEMM's weights for cv, or NULL where cv runs through im2col / cuBLAS */
+static const uint16_t *implicit_w(const ipr_unet_cuda *g, const ipr_conv_w *cv) {
+    return g->conv_path == IPR_UNET_CONV_IMPLICIT && cv->k == 3 ? packed(g, cv) : NULL;
+}
+
 static int conv(ipr_unet_cuda *g, float *out, const float *in, const ipr_conv_w *cv, int B, int H, int W, int stride,
                 int Ho, int Wo) {
+    const uint16_t *wp = implicit_w(g, cv);
+    if (wp) /* bias in the epilogue */
+        return ipr_cu_conv3x3_bf16(out, in, wp, dW(g, cv->b), NULL, 0.0f, B, cv->c_in, cv->c_out, H, W, stride, Ho, Wo,
+                                   g->stream);
     IPR_TRY(conv_nobias(g, out, in, cv, B, H, W, stride, Ho, Wo, 0.0f));
     IPR_TRY(ipr_cu_bias_residual(out, dW(g, cv->b), NULL, B, cv->c_out, Ho * Wo, g->stream));
     return IPR_OK;
@@ -306,23 +460,52 @@ fail:
     return IPR_ERR;
 }
 
-/* spec 1.4 per resolution: resize t, find its distinct levels, embed each once: E_l = SiLU(mlp(sin)) */
-static int temb_prepare(ipr_unet_cuda *g, const float *t, int B) {
+/* Embedding rows per level: powers of two from 64 to 4096, then multiples of 4096, never past the table, so that a
+ * sampler's passes share a few graph shapes (fewer where a pass is short: small tables, small batches) while the
+ * padded rows of a large table stay under 4096 (each costs its share of the float32 embedding GEMMs). */
+static int bucket(int n, int cap) {
+    int b = 64;
+    while (b < n && b < 4096) b <<= 1;
+    if (b < n) b = (n + 4095) / 4096 * 4096;
+    return b < cap ? b : cap;
+}
+
+/* spec 1.4 per resolution: resize t (B, 1, H, W) on the device and find its distinct levels (sorted, with each
+ * pixel's index among them); then one readback of the counts, which fixes g->nb, the rows the embedding runs
+ * on. Outside any graph: the counts are data. Waits for the stream. */
+static int find_levels(ipr_unet_cuda *g, const float *t, int B) {
     ipr_unet *net = g->net;
-    const ipr_unet_config *cfg = &net->cfg;
-    g->last_distinct = 0;
     for (int l = 0; l < net->L; ++l) {
-        int h = net->lh[l], w = net->lw[l], n = B * h * w;
+        const int h = net->lh[l], w = net->lw[l], n = B * h * w;
         IPR_TRY(ipr_cu_resize_bilinear(g->tmap[l], t, B, net->H, net->W, h, w, g->stream));
-        IPR_TRY(ipr_cu_unique_index(g->tuniq[l], &g->n_uniq[l], g->tidx[l], g->tmap[l], n, g->uscratch, g->stream));
-        int nu = g->n_uniq[l];
-        IPR_CHECK(nu <= g->tcap[l], "%d distinct noise levels at resolution %dx%d exceed the table (%d)", nu, h, w,
-                  g->tcap[l]);
+        IPR_TRY(ipr_cu_unique_index(g->tuniq[l], g->d_nuniq + l, g->tidx[l], g->tmap[l], n, g->uscratch, g->stream));
+    }
+    CU(cudaMemcpyAsync(g->h_nuniq, g->d_nuniq, (size_t)net->L * sizeof(int), cudaMemcpyDeviceToHost, g->stream));
+    CU(cudaStreamSynchronize(g->stream));
+    g->last_distinct = 0;
+    memset(g->nb, 0, sizeof g->nb);
+    for (int l = 0; l < net->L; ++l) {
+        const int nu = g->h_nuniq[l];
+        IPR_CHECK(nu <= g->tcap[l], "%d distinct noise levels at resolution %dx%d exceed the table (%d)",
+                  nu, net->lh[l], net->lw[l], g->tcap[l]);
         g->last_distinct += nu;
-        IPR_TRY(ipr_cu_sinusoid(g->sinus, g->tuniq[l], nu, g->stream));
-        IPR_TRY(linear(g, g->hid, g->sinus, nu, &net->temb1, 1));
-        IPR_TRY(linear(g, g->E[l], g->hid, nu, &net->temb2, 1)); /* the SiLU of every embedding_layer */
-        (void)cfg;
+        g->nb[l] = bucket(nu, g->tcap[l]);
+    }
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+/* spec 1.4: E_l = SiLU(mlp(sinusoid(level))) for the g->nb[l] rows of each level's table; the rows past its
+ * distinct levels embed level 0 and are never indexed. */
+static int temb_embed(ipr_unet_cuda *g) {
+    ipr_unet *net = g->net;
+    for (int l = 0; l < net->L; ++l) {
+        const int nb = g->nb[l];
+        IPR_TRY(ipr_cu_pad_levels(g->tuniq[l], g->d_nuniq + l, nb, g->stream));
+        IPR_TRY(ipr_cu_sinusoid(g->sinus, g->tuniq[l], nb, g->stream));
+        IPR_TRY(linear(g, g->hid, g->sinus, nb, &net->temb1, 1));
+        IPR_TRY(linear(g, g->E[l], g->hid, nb, &net->temb2, 1)); /* the SiLU of every embedding_layer */
     }
     return IPR_OK;
 fail:
@@ -336,9 +519,20 @@ static int resblock(ipr_unet_cuda *g, const ipr_resblock_w *rb, const float *in,
     IPR_TRY(ipr_cu_group_norm(g->tmp, in, dW(g, rb->norm1.gamma), dW(g, rb->norm1.beta), NULL, NULL, B, rb->c_in, hw,
                               IPR_GN_GROUPS, IPR_GN_EPS, 1, g->stream));
     IPR_TRY(conv(g, g->u, g->tmp, &rb->conv1, B, h, w, 1, h, w));
-    IPR_TRY(linear(g, g->P, g->E[l], g->n_uniq[l], &rb->emb, 0));
+    IPR_TRY(linear(g, g->P, g->E[l], g->nb[l], &rb->emb, 0));
     IPR_TRY(ipr_cu_group_norm(g->tmp, g->u, dW(g, rb->norm2.gamma), dW(g, rb->norm2.beta), g->P, g->tidx[l], B,
                               rb->c_out, hw, IPR_GN_GROUPS, IPR_GN_EPS, 1, g->stream));
+    const uint16_t *wp2 = implicit_w(g, &rb->conv2);
+    if (wp2) { /* out = shortcut(in) or in, + conv2 + bias, in the epilogue (no copy of in) */
+        const float *res = in;
+        float beta = 0.0f;
+        if (rb->has_shortcut) {
+            IPR_TRY(conv(g, out, in, &rb->shortcut, B, h, w, 1, h, w));
+            res = NULL, beta = 1.0f;
+        }
+        return ipr_cu_conv3x3_bf16(out, g->tmp, wp2, dW(g, rb->conv2.b), res, beta, B, rb->c_out, rb->c_out, h, w, 1,
+                                   h, w, g->stream);
+    }
     if (rb->has_shortcut) {
         IPR_TRY(conv(g, out, in, &rb->shortcut, B, h, w, 1, h, w));
     } else {
@@ -379,13 +573,17 @@ fail:
     return IPR_ERR;
 }
 
-int ipr_unet_cuda_forward_device(ipr_unet_cuda *g, const float *x, const float *t, int B, float *y) {
+/* ---- the forward (capturable) ---- */
+
+/* Everything after the level-finding: the level embeddings (g->nb rows each), the encoder, bottleneck, decoder
+ * and output head, from g->x (B, d_in, H, W) to g->y (B, d_out, H, W). Fixed shapes for a given (B, g->nb), no
+ * host synchronization, allocation or host copy: what a CUDA graph captures. */
+static int forward_core(ipr_unet_cuda *g, int B) {
     ipr_unet *net = g->net;
-    const ipr_unet_config *cfg = &net->cfg;
     const int H = net->H, W = net->W;
-    IPR_CHECK(B >= 1 && B <= net->max_batch, "CUDA forward: batch %d outside 1..%d", B, net->max_batch);
-    CU(cudaSetDevice(g->device));
-    IPR_TRY(temb_prepare(g, t, B));
+    const float *x = g->x;
+    float *y = g->y;
+    IPR_TRY(temb_embed(g));
 
     /* encoder: every output is a skip */
     const ipr_unet_stage *st = &net->enc[0];
@@ -434,7 +632,75 @@ int ipr_unet_cuda_forward_device(ipr_unet_cuda *g, const float *x, const float *
     IPR_TRY(ipr_cu_group_norm(g->tmp, cur, dW(g, net->out_norm.gamma), dW(g, net->out_norm.beta), NULL, NULL, B, c,
                               H * W, IPR_GN_GROUPS, IPR_GN_EPS, 1, g->stream));
     IPR_TRY(conv(g, y, g->tmp, &net->out_conv, B, H, W, 1, H, W));
-    (void)cfg;
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+/* Run forward_core for (B, g->nb): replay its graph, capturing it first (the least recently used of GRAPH_CAP
+ * goes); without graphs, or if a capture fails, run it directly (the same kernels, the same numbers). */
+static int run_core(ipr_unet_cuda *g, int B) {
+    const int L = g->net->L;
+    if (g->use_graphs) {
+        graph_entry *e = NULL;
+        for (int i = 0; i < g->n_graphs && !e; ++i)
+            if (g->graphs[i].B == B && memcmp(g->graphs[i].nb, g->nb, (size_t)L * sizeof(int)) == 0)
+                e = &g->graphs[i];
+        if (!e) {
+            /* capture; a failure falls back to direct launches for good */
+            cudaGraph_t graph = NULL;
+            cudaGraphExec_t exec = NULL;
+            if (cudaStreamBeginCapture(g->stream, cudaStreamCaptureModeRelaxed) != cudaSuccess) goto nograph;
+            const int rc = forward_core(g, B);
+            const cudaError_t ce = cudaStreamEndCapture(g->stream, &graph);
+            if (rc != IPR_OK || ce != cudaSuccess || !graph ||
+                cudaGraphInstantiate(&exec, graph, 0) != cudaSuccess) {
+                if (graph) cudaGraphDestroy(graph);
+                cudaGetLastError();
+                ipr_log(IPR_LOG_WARN, "CUDA U-Net: graph capture failed (%s); running without graphs",
+                        rc != IPR_OK ? ipr_error_message() : cudaGetErrorString(ce));
+                goto nograph;
+            }
+            cudaGraphDestroy(graph);
+            if (g->n_graphs == GRAPH_CAP) { /* evict the least recently used */
+                int old = 0;
+                for (int i = 1; i < g->n_graphs; ++i)
+                    if (g->graphs[i].used < g->graphs[old].used) old = i;
+                cudaGraphExecDestroy(g->graphs[old].exec);
+                g->graphs[old] = g->graphs[--g->n_graphs];
+            }
+            e = &g->graphs[g->n_graphs++];
+            memset(e, 0, sizeof *e);
+            e->B = B, e->exec = exec;
+            memcpy(e->nb, g->nb, (size_t)L * sizeof(int));
+            g->captures++;
+        }
+        e->used = ++g->tick;
+        CU(cudaGraphLaunch(e->exec, g->stream));
+        return IPR_OK;
+    nograph:
+        g->use_graphs = 0;
+    }
+    return forward_core(g, B);
+fail:
+    return IPR_ERR;
+}
+
+/* The graphs read x from and write y to the net's own buffers: a caller's other device buffers are copied in and
+ * out on the stream (t is read only by the level-finding, outside the graph, so it is used where it is). */
+int ipr_unet_cuda_forward_device(ipr_unet_cuda *g, const float *x, const float *t, int B, float *y) {
+    ipr_unet *net = g->net;
+    const size_t HW = (size_t)net->H * net->W;
+    IPR_CHECK(B >= 1 && B <= net->max_batch, "CUDA forward: batch %d outside 1..%d", B, net->max_batch);
+    CU(cudaSetDevice(g->device));
+    IPR_TRY(find_levels(g, t, B));
+    if (x != g->x)
+        CU(cudaMemcpyAsync(g->x, x, (size_t)B * net->cfg.d_in * HW * sizeof(float), cudaMemcpyDeviceToDevice,
+                           g->stream));
+    IPR_TRY(run_core(g, B));
+    if (y != g->y)
+        CU(cudaMemcpyAsync(y, g->y, (size_t)B * net->cfg.d_out * HW * sizeof(float), cudaMemcpyDeviceToDevice,
+                           g->stream));
     return IPR_OK;
 fail:
     return IPR_ERR;

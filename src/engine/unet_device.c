@@ -20,6 +20,19 @@ int ipr_precision_from_name(const char *name, ipr_precision *out) {
     return IPR_OK;
 }
 
+const char *ipr_unet_conv_name(ipr_unet_conv c) { return c == IPR_UNET_CONV_IMPLICIT ? "implicit" : "im2col"; }
+
+int ipr_unet_conv_from_name(const char *name, ipr_unet_conv *out) {
+    if (name && strcmp(name, "im2col") == 0) *out = IPR_UNET_CONV_IM2COL;
+    else if (name && strcmp(name, "implicit") == 0) *out = IPR_UNET_CONV_IMPLICIT;
+    else {
+        ipr_error_set(__FILE__, __LINE__, "unknown convolution path '%s' (expected im2col or implicit)",
+                      name ? name : "");
+        return IPR_ERR;
+    }
+    return IPR_OK;
+}
+
 #ifndef IPR_HAVE_CUDA
 int ipr_cuda_available(int *count) {
     if (count) *count = 0;
@@ -42,6 +55,16 @@ void ipr_unet_cuda_arena_bytes(const ipr_unet_cuda *g, size_t *weights, size_t *
 
 static int no_cuda(void);
 
+int ipr_unet_cuda_set_conv(ipr_unet_cuda *g, ipr_unet_conv conv) {
+    (void)g, (void)conv;
+    return no_cuda();
+}
+
+ipr_unet_conv ipr_unet_cuda_conv(const ipr_unet_cuda *g) {
+    (void)g;
+    return IPR_UNET_CONV_IM2COL;
+}
+
 int ipr_unet_cuda_forward(ipr_unet_cuda *g, const float *x, const float *t, int B, float *y) {
     (void)g, (void)x, (void)t, (void)B, (void)y;
     return no_cuda();
@@ -52,6 +75,18 @@ int ipr_unet_cuda_forward_device(ipr_unet_cuda *g, const float *x, const float *
 }
 
 int ipr_unet_cuda_last_distinct(const ipr_unet_cuda *g) {
+    (void)g;
+    return 0;
+}
+
+void ipr_unet_cuda_set_graphs(ipr_unet_cuda *g, int on) { (void)g, (void)on; }
+
+int ipr_unet_cuda_graphs(const ipr_unet_cuda *g) {
+    (void)g;
+    return 0;
+}
+
+long ipr_unet_cuda_graph_captures(const ipr_unet_cuda *g) {
     (void)g;
     return 0;
 }

@@ -39,7 +39,7 @@ extern "C" int ipr_cu_bias_act(float *y, const float *bias, int n, int C, int si
     return IPR_OK;
 }
 
-/* scratch layout: [sorted n floats][unique count int][cub temp] */
+/* scratch layout: [sorted n floats][cub temp] */
 static size_t cub_bytes(int n) {
     size_t a = 0, b = 0;
     cub::DeviceRadixSort::SortKeys(nullptr, a, (const float *)nullptr, (float *)nullptr, n);
@@ -47,7 +47,9 @@ static size_t cub_bytes(int n) {
     return a > b ? a : b;
 }
 
-extern "C" size_t ipr_cu_unique_scratch(int n) { return ((size_t)n * sizeof(float) + 256) + cub_bytes(n) + 256; }
+static size_t sorted_bytes(int n) { return ((size_t)n * sizeof(float) + 255) & ~(size_t)255; }
+
+extern "C" size_t ipr_cu_unique_scratch(int n) { return sorted_bytes(n) + cub_bytes(n) + 256; }
 
 static __global__ void lower_bound_kernel(int32_t *index, const float *values, const float *uniq, const int *count,
                                           int n) {
@@ -64,19 +66,27 @@ static __global__ void lower_bound_kernel(int32_t *index, const float *values, c
     }
 }
 
-extern "C" int ipr_cu_unique_index(float *uniq, int *n_unique, int32_t *index, const float *values, int n,
-                                   void *tmp, ipr_cuda_stream s) {
+extern "C" int ipr_cu_unique_index(float *uniq, int *count, int32_t *index, const float *values, int n, void *tmp,
+                                   ipr_cuda_stream s) {
     cudaStream_t st = (cudaStream_t)s;
-    char *base = (char *)tmp;
-    float *sorted = (float *)base;
-    int *d_count = (int *)(base + (((size_t)n * sizeof(float) + 255) & ~(size_t)255));
-    void *cub_tmp = (char *)d_count + 256;
+    float *sorted = (float *)tmp;
+    void *cub_tmp = (char *)tmp + sorted_bytes(n);
     size_t cub_sz = cub_bytes(n);
     IPR_CU_CHECK(cub::DeviceRadixSort::SortKeys(cub_tmp, cub_sz, values, sorted, n, 0, 32, st));
-    IPR_CU_CHECK(cub::DeviceSelect::Unique(cub_tmp, cub_sz, sorted, uniq, d_count, n, st));
-    lower_bound_kernel<<<ipr_cu_blocks((size_t)n, 256), 256, 0, st>>>(index, values, uniq, d_count, n);
+    IPR_CU_CHECK(cub::DeviceSelect::Unique(cub_tmp, cub_sz, sorted, uniq, count, n, st));
+    lower_bound_kernel<<<ipr_cu_blocks((size_t)n, 256), 256, 0, st>>>(index, values, uniq, count, n);
     IPR_CU_LAUNCHED();
-    IPR_CU_CHECK(cudaMemcpyAsync(n_unique, d_count, sizeof(int), cudaMemcpyDeviceToHost, st));
-    IPR_CU_CHECK(cudaStreamSynchronize(st));
+    return IPR_OK;
+}
+
+static __global__ void pad_levels_kernel(float *uniq, const int *count, int n) {
+    const int m = *count;
+    for (int i = m + (int)(blockIdx.x * blockDim.x + threadIdx.x); i < n; i += (int)(gridDim.x * blockDim.x))
+        uniq[i] = 0.0f;
+}
+
+extern "C" int ipr_cu_pad_levels(float *uniq, const int *count, int n, ipr_cuda_stream s) {
+    pad_levels_kernel<<<ipr_cu_blocks((size_t)n, 256), 256, 0, (cudaStream_t)s>>>(uniq, count, n);
+    IPR_CU_LAUNCHED();
     return IPR_OK;
 }

@@ -28,6 +28,18 @@ int ipr_cu_im2col3x3(void *col, ipr_cu_dtype dt, const float *x, int B, int C, i
 /* Convert float32 to bf16 (n elements). */
 int ipr_cu_to_bf16(uint16_t *out, const float *x, size_t n, ipr_cuda_stream s);
 
+/* Implicit-GEMM 3x3 convolution, padding 1, stride 1 or 2, on BF16 tensor cores (conv3x3.cu): out (B, Cout, Ho, Wo)
+ * = beta * out + conv(x (B, Cin, H, W)) + bias[co] (if not NULL) + residual (B, Cout, Ho, Wo) (if not NULL), x
+ * rounded to bf16 as it is read, float32 accumulation. beta 0 never reads out. x may not alias out; residual may.
+ * wp: the weights packed by ipr_cu_conv3x3_pack (16-byte aligned). */
+int ipr_cu_conv3x3_bf16(float *out, const float *x, const uint16_t *wp, const float *bias, const float *residual,
+                        float beta, int B, int Cin, int Cout, int H, int W, int stride, int Ho, int Wo,
+                        ipr_cuda_stream s);
+/* bf16 elements of a packed (Cout, Cin, 3, 3) weight: zero-padded to the kernel's tile multiples. */
+size_t ipr_cu_conv3x3_packed_elems(int Cout, int Cin);
+/* Pack float32 weights w (Cout, Cin, 3, 3) (device) into wp (ipr_cu_conv3x3_packed_elems bf16). */
+int ipr_cu_conv3x3_pack(uint16_t *wp, const float *w, int Cout, int Cin, ipr_cuda_stream s);
+
 /* y (B, C, HW) += bias[c] (+ residual (B, C, HW) if not NULL). */
 int ipr_cu_bias_residual(float *y, const float *bias, const float *residual, int B, int C, int HW,
                          ipr_cuda_stream s);
@@ -50,11 +62,15 @@ int ipr_cu_sinusoid(float *out, const float *t, int n, ipr_cuda_stream s);
 /* Linear epilogue: y (n, C) += bias[c], optional SiLU. */
 int ipr_cu_bias_act(float *y, const float *bias, int n, int C, int silu, ipr_cuda_stream s);
 
-/* Distinct levels of a float map (n values): sorted unique values (count to *n_unique) and, per value,
- * its index among them. tmp is scratch of ipr_cu_unique_scratch(n) bytes. */
+/* Distinct levels of a float map (n values): sorted unique values, their count to the DEVICE int *count (the
+ * caller reads it back, one copy for several maps), and per value its index among them. tmp is scratch of
+ * ipr_cu_unique_scratch(n) bytes. Asynchronous. */
 size_t ipr_cu_unique_scratch(int n);
-int ipr_cu_unique_index(float *uniq, int *n_unique, int32_t *index, const float *values, int n, void *tmp,
+int ipr_cu_unique_index(float *uniq, int *count, int32_t *index, const float *values, int n, void *tmp,
                         ipr_cuda_stream s);
+/* uniq[i] = 0 for *count <= i < n (count on the device): the rows of a level table past its distinct levels,
+ * which a fixed-shape (graph-captured) embedding computes but never reads, hold a finite level. */
+int ipr_cu_pad_levels(float *uniq, const int *count, int n, ipr_cuda_stream s);
 
 
 /* ---- the region-token DiT (dit_tokens.cu, dit_norm.cu, dit_attention.cu; spec dit.md) ---- */
