@@ -202,6 +202,7 @@ static void test_fixtures(void **state) {
     run_fixture("dit_even_pixels_s1_x", 109337);
     run_fixture("dit_even_pixels_s2_x", 19633);
     run_fixture("dit_polygons_s1_u", 113281);
+    run_fixture("dit_even_pixels_s1_x_wiener", 79937); /* input_scale wiener (ours) */
 }
 
 /* ---- batch independence with random weights ---- */
@@ -343,18 +344,80 @@ static void test_save_roundtrip(void **state) {
         ipr_dit_free(back);
         ipr_dit_free(net);
     }
-    /* a fixture (float16 storage) saved as float32 and reloaded: the same numbers */
-    char fx[4096];
-    fixture_path(fx, sizeof fx, "dit_even_pixels_s2_x");
-    ipr_dit *a = ipr_dit_load(fx, 1);
-    assert_non_null(a);
-    snprintf(path, sizeof path, "%s/fixture_f32.h5", g_tmpdir);
-    assert_int_equal(ipr_dit_save(a, path), IPR_OK);
-    ipr_dit *b = ipr_dit_load(path, 1);
-    assert_non_null(b);
-    assert_memory_equal(a->wt.arena, b->wt.arena, sizeof(float) * a->wt.floats);
-    ipr_dit_free(a);
-    ipr_dit_free(b);
+    /* fixtures (float16 storage) saved as float32 and reloaded: the same numbers, the same config (input_scale
+     * included) */
+    static const char *const saved[] = {"dit_even_pixels_s2_x", "dit_even_pixels_s1_x_wiener"};
+    for (size_t i = 0; i < sizeof saved / sizeof saved[0]; ++i) {
+        char fx[4096];
+        fixture_path(fx, sizeof fx, saved[i]);
+        ipr_dit *a = ipr_dit_load(fx, 1);
+        assert_non_null(a);
+        snprintf(path, sizeof path, "%s/fixture_f32_%zu.h5", g_tmpdir, i);
+        assert_int_equal(ipr_dit_save(a, path), IPR_OK);
+        ipr_dit *b = ipr_dit_load(path, 1);
+        assert_non_null(b);
+        assert_memory_equal(a->wt.arena, b->wt.arena, sizeof(float) * a->wt.floats);
+        assert_int_equal(ipr_dit_config_same_arch(ipr_dit_get_config(a), ipr_dit_get_config(b)), 1);
+        assert_int_equal((int)ipr_dit_get_config(b)->input_scale,
+                         i == 1 ? (int)IPR_DIT_INPUT_WIENER : (int)IPR_DIT_INPUT_NONE);
+        ipr_dit_free(a);
+        ipr_dit_free(b);
+    }
+}
+
+/* The input scale is part of the network: the wiener fixture's output is far from the same weights run without
+ * it (so its fixture check cannot pass by ignoring the attribute), c(t) is 1 at t = 0 and 0 at t = 1, and a net
+ * planned with the other scale refuses the file. */
+static void test_input_scale(void **state) {
+    (void)state;
+    assert_true(ipr_dit_input_factor(IPR_DIT_INPUT_WIENER, 0.0) == 1.0);
+    assert_true(ipr_dit_input_factor(IPR_DIT_INPUT_WIENER, 1.0) == 0.0);
+    assert_true(ipr_dit_input_factor(IPR_DIT_INPUT_WIENER, 0.5) == 1.0);
+    assert_true(fabs(ipr_dit_input_factor(IPR_DIT_INPUT_WIENER, 0.9) - 0.1 / 0.82) < 1e-15);
+    assert_true(ipr_dit_input_factor(IPR_DIT_INPUT_NONE, 0.9) == 1.0);
+
+    char path[4096];
+    fixture_path(path, sizeof path, "dit_even_pixels_s1_x_wiener");
+    hid_t f = ipr_h5_open_read(path);
+    assert_true(f >= 0);
+    hsize_t xd[8], td[8], yd[8];
+    float *x = ipr_test_read_tensor(f, "/input/x", H5T_NATIVE_FLOAT, 4, xd);
+    float *t = ipr_test_read_tensor(f, "/input/t", H5T_NATIVE_FLOAT, 4, td);
+    double *yref = ipr_test_read_tensor(f, "/output/y", H5T_NATIVE_DOUBLE, 4, yd);
+    H5Fclose(f);
+    const int B = (int)xd[0];
+    const size_t ny = (size_t)yd[0] * yd[1] * yd[2] * yd[3];
+    ipr_dit_config cfg;
+    assert_int_equal(ipr_dit_config_read(path, &cfg), IPR_OK);
+    assert_int_equal((int)cfg.input_scale, (int)IPR_DIT_INPUT_WIENER);
+
+    /* planned without the scale: the file is refused, naming the difference */
+    cfg.input_scale = IPR_DIT_INPUT_NONE;
+    ipr_dit *plain = ipr_dit_new(&cfg, B);
+    assert_non_null(plain);
+    ipr_error_clear();
+    assert_int_equal(ipr_dit_load_weights(plain, path), IPR_ERR);
+    expect_error(IPR_ERR, "input_scale differs", "input_scale \"wiener\" in the file, \"none\" planned");
+
+    /* the same weights without the scale (copied across) compute something else */
+    ipr_dit *net = ipr_dit_load(path, B);
+    assert_non_null(net);
+    assert_int_equal(net->wt.floats, plain->wt.floats);
+    memcpy(plain->wt.arena, net->wt.arena, sizeof(float) * net->wt.floats);
+    float *y = malloc(sizeof(float) * ny), *y0 = malloc(sizeof(float) * ny);
+    assert_int_equal(ipr_dit_forward(net, x, t, B, y), IPR_OK);
+    assert_int_equal(ipr_dit_forward(plain, x, t, B, y0), IPR_OK);
+    const double e = ipr_test_rel_l2(y, yref, ny), e0 = ipr_test_rel_l2(y0, yref, ny);
+    printf("  input_scale wiener: output rel L2 %.2e; the same weights without it %.2e\n", e, e0);
+    assert_true(e <= TOL[TOL_OUTPUT]);
+    assert_true(e0 > 1e-2);
+    free(y);
+    free(y0);
+    free(x);
+    free(t);
+    free(yref);
+    ipr_dit_free(net);
+    ipr_dit_free(plain);
 }
 
 /* ---- weight storage: float16 (the fixtures), bfloat16 as an HDF5 float type, bfloat16 as raw uint16 ---- */
@@ -549,6 +612,11 @@ static void test_loader_errors(void **state) {
     set_attr_str(f, "parameterization", "eps");
     H5Fclose(f);
     expect_load_error(path, "bad parameterization", "attribute 'parameterization' is \"eps\", expected \"u\" or \"x\"");
+
+    f = open_copy("dit_sudoku_s2_u", "scale.h5", path, sizeof path);
+    set_attr_str(f, "input_scale", "edm");
+    H5Fclose(f);
+    expect_load_error(path, "bad input_scale", "attribute 'input_scale' is \"edm\", expected \"none\" or \"wiener\"");
 
     static const int64_t v2[1] = {2}, dout4[1] = {4}, heads3[1] = {3}, img[2] = {250, 252}, s3[1] = {3};
     attr_case("version.h5", "format_version", v2, 1, "wrong format_version", "attribute 'format_version' is 2");
@@ -773,6 +841,7 @@ static void test_config(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixtures),
+        cmocka_unit_test(test_input_scale),
         cmocka_unit_test(test_batch_independence),
         cmocka_unit_test(test_save_roundtrip),
         cmocka_unit_test(test_storage_types),

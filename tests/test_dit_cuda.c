@@ -83,7 +83,7 @@ static void check_fixture(const char *name) {
 static void test_fixtures(void **state) {
     (void)state;
     static const char *const names[] = {"dit_sudoku_s1_x", "dit_sudoku_s2_u", "dit_even_pixels_s1_x",
-                                        "dit_even_pixels_s2_x", "dit_polygons_s1_u"};
+                                        "dit_even_pixels_s2_x", "dit_polygons_s1_u", "dit_even_pixels_s1_x_wiener"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; ++i) check_fixture(names[i]);
 }
 

@@ -528,6 +528,30 @@ def case_dit_step(args):
             continue
         check(False, f"train_dit accepted {bad}")
 
+    # --input-scale wiener: a pure-noise token (t = 1) enters the patch embedding as zeros, a clean one unchanged;
+    # the trainer steps, and a resumed state of the other input scale is refused (an architecture change)
+    tr4 = dit_tiny_trainer(args, ["--input-scale", "wiener"])
+    check(tr4.model.config["input_scale"] == "wiener", "--input-scale did not reach the model")
+    seen = {}
+    def grab(mod, inp, out):
+        seen["in"] = inp[0].detach()  # returns None: the output is left alone
+    hook = tr4.model.patch_emb.register_forward_hook(grab)
+    tt = torch.zeros(2, 81)
+    tt[0, :5] = 1.0
+    tok = torch.randn(2, 81, tr4.f)
+    with torch.no_grad():
+        tr4.model.forward_tokens(tok, tt)
+    hook.remove()
+    check(bool((seen["in"][0, :5] == 0).all()) and torch.equal(seen["in"][:, 5:], tok[:, 5:]),
+          "wiener: noise tokens not zeroed or clean tokens changed")
+    parts = tr4.train_step(a, given, 0.0)
+    check(all(bool(torch.isfinite(v)) for v in parts.values()), f"--input-scale wiener: non-finite losses {parts}")
+    try:
+        dit_tiny_trainer(args).load_state(tr4.state(0))
+        check(False, "a wiener state resumed into a none run")
+    except SystemExit:
+        pass
+
     # the script: 3 steps, export, state; then resumed from the state to 5 steps
     with tempfile.TemporaryDirectory() as d:
         argv = ["--preset", "tiny_ms", "--workers", "0", "--chunk", "16", "--density-samples", "2000", "--lib",
@@ -555,6 +579,8 @@ def case_dit_export(args):
                             num_heads=2, parameterization="x", t_min=0.05),
         "even_pixels_s2_u": dict(d_in=3, image_size=[32, 32], patch_size=4, tokens_per_side=2, d_hid=24, depth=2,
                                  num_heads=3, parameterization="u"),
+        "sudoku_s1_x_wiener": dict(d_in=1, image_size=[252, 252], patch_size=28, tokens_per_side=1, d_hid=32,
+                                   depth=1, num_heads=2, parameterization="x", t_min=0.05, input_scale="wiener"),
     }
     with tempfile.TemporaryDirectory() as d:
         for name, cfg in cfgs.items():
@@ -575,6 +601,8 @@ def case_dit_export(args):
                 srm_dit.export_h5(m, ck, storage, {"note": "test"})
                 back, attrs = srm_dit.load_model(ck)
                 check(attrs["format"] == "srm-dit-checkpoint" and attrs["weight_storage"] == storage, "attributes")
+                check(back.config["input_scale"] == cfg.get("input_scale", "none") and
+                      ("input_scale" in attrs) == ("input_scale" in cfg), f"input_scale attribute {attrs.get('input_scale')}")
                 if storage == "float32":
                     for (n, a), b in zip(m.state_dict().items(), back.state_dict().values()):
                         check(torch.equal(a, b), f"round trip changed {n}")

@@ -5,7 +5,7 @@ and `x` with t_min), the HDF5 checkpoint of spec dit.md, and the golden fixtures
 Interface (spec dit.md): forward(x (B, C, H, W), t (B, 1, H, W)) -> y (B, 2C + 1, H, W) exactly as the U-Net's;
 forward_tokens works in token space (what training uses: no image is ever built for s = 1).
 
-  python3 train/srm_dit.py fixtures OUT_DIR        # write the fixture files (float64 reference run)
+  python3 train/srm_dit.py fixtures OUT_DIR [NAME...]  # write the fixture files (float64 reference run)
   python3 train/srm_dit.py check CKPT.h5           # load a checkpoint, print its architecture and parameters
 """
 import json
@@ -197,26 +197,44 @@ class OutLayer(nn.Module):
         return self.linear(modulate(layer_norm(x), shift, scale))
 
 
+INPUT_SCALES = ("none", "wiener")
+
+
+def input_factor(t, mode):
+    """c(t) by which a token enters the patch embedding (root attribute input_scale, ours; absent = none, spec
+    dit.md's network). wiener: (1 - t) / ((1 - t)^2 + t^2), the least-squares linear estimate of a unit-variance x
+    from z = (1 - t) x + t eps: 1 at t = 0 (clean tokens unchanged), 0 at t = 1 (a pure-noise token enters as the
+    patch bias plus its position, like a masked-diffusion model's mask token). Computed in t's dtype (the C engines
+    take it in double and round it to float: within 1 ulp)."""
+    if mode == "none":
+        return torch.ones_like(t)
+    a = 1.0 - t
+    return a / (a * a + t * t)
+
+
 class SRMDiT(nn.Module):
     """The region-token DiT. config keys: d_in, image_size [H, W], patch_size, tokens_per_side, d_hid, depth,
-    num_heads, mlp_ratio, parameterization ("u" | "x"), t_min."""
+    num_heads, mlp_ratio, parameterization ("u" | "x"), t_min, input_scale ("none" | "wiener", ours: input_factor)."""
 
     def __init__(self, d_in, image_size, patch_size, d_hid, depth, num_heads, tokens_per_side=1, mlp_ratio=4,
-                 parameterization="x", t_min=0.05):
+                 parameterization="x", t_min=0.05, input_scale="none"):
         super().__init__()
         if parameterization not in ("u", "x"):
             raise ValueError(f"parameterization {parameterization!r} (u or x)")
+        if input_scale not in INPUT_SCALES:
+            raise ValueError(f"input_scale {input_scale!r} ({' or '.join(INPUT_SCALES)})")
         if d_hid % num_heads:
             raise ValueError(f"d_hid {d_hid} is not a multiple of num_heads {num_heads}")
         self.config = dict(d_in=int(d_in), d_out=2 * int(d_in) + 1, image_size=[int(v) for v in image_size],
                            patch_size=int(patch_size), tokens_per_side=int(tokens_per_side), d_hid=int(d_hid),
                            depth=int(depth), num_heads=int(num_heads), mlp_ratio=int(mlp_ratio),
-                           parameterization=parameterization, t_min=float(t_min))
+                           parameterization=parameterization, t_min=float(t_min), input_scale=input_scale)
         self.C, self.p, self.s = int(d_in), int(patch_size), int(tokens_per_side)
         self.H, self.W = self.config["image_size"]
         self.gh, self.gw, self.N, self.f = geometry(image_size, d_in, patch_size, tokens_per_side)
         self.param = parameterization
         self.t_min = float(t_min)
+        self.input_scale = input_scale
         self.t_emb = TimeEmbedding(d_hid)
         self.patch_emb = PatchEmbed(self.f, d_hid)
         self.register_buffer("pos", pos_embed(d_hid, self.gh, self.gw, self.s).float(), persistent=False)
@@ -245,7 +263,8 @@ class SRMDiT(nn.Module):
         log-variance] per token, the first block being u or x_hat by the parameterization. stages: a dict that
         receives the intermediates (the fixtures)."""
         c = self.t_emb(t_tok)
-        x = self.patch_emb(tok) + self.pos.to(tok.dtype)
+        tok_in = tok if self.input_scale == "none" else tok * input_factor(t_tok, self.input_scale)[..., None]
+        x = self.patch_emb(tok_in) + self.pos.to(tok.dtype)
         if stages is not None:
             stages["tokens"], stages["t_emb"], stages["embed"] = tok, c, x
         c = F.silu(c)  # every adaLN_modulation starts with SiLU: applied once here, as the C engine does
@@ -285,7 +304,7 @@ class SRMDiT(nn.Module):
 def from_config(cfg):
     return SRMDiT(cfg["d_in"], cfg["image_size"], cfg["patch_size"], cfg["d_hid"], cfg["depth"], cfg["num_heads"],
                   cfg.get("tokens_per_side", 1), cfg.get("mlp_ratio", 4), cfg.get("parameterization", "x"),
-                  cfg.get("t_min", 0.05))
+                  cfg.get("t_min", 0.05), cfg.get("input_scale", "none"))
 
 
 def param_count(cfg):
@@ -313,6 +332,8 @@ def save_h5(state, cfg, path, storage="float32", extra_attrs=None):
         f.attrs["parameterization"] = cfg["parameterization"]
         if cfg["parameterization"] == "x":
             f.attrs["t_min"] = np.float64(cfg["t_min"])
+        if cfg.get("input_scale", "none") != "none":
+            f.attrs["input_scale"] = cfg["input_scale"]
         f.attrs["weight_storage"] = storage
         for k, v in (extra_attrs or {}).items():
             if isinstance(v, str):
@@ -344,6 +365,10 @@ def read_config(f):
     p = f.attrs["parameterization"]
     cfg["parameterization"] = p.decode() if isinstance(p, bytes) else str(p)
     cfg["t_min"] = float(f.attrs["t_min"]) if "t_min" in f.attrs else 0.05
+    sc = f.attrs.get("input_scale", "none")
+    cfg["input_scale"] = sc.decode() if isinstance(sc, bytes) else str(sc)
+    if cfg["input_scale"] not in INPUT_SCALES:
+        raise CheckpointError(f"attribute 'input_scale' is {cfg['input_scale']!r}, expected one of {INPUT_SCALES}")
     if cfg["d_out"] != 2 * cfg["d_in"] + 1:
         raise CheckpointError(f"d_out {cfg['d_out']} is not 2 d_in + 1")
     return cfg
@@ -364,19 +389,23 @@ def load_model(path, dtype=torch.float32):
 # ---------------------------------------------------------------------------------------------------------------
 # golden fixtures for the C engine (tests/fixtures/dit_*.h5)
 
-# name: (config, batch). Small widths; every benchmark's token shape with s = 1, s = 2 on Sudoku, both
-# parameterizations, odd depth and head counts.
+# name: (config, batch, seed). Small widths; every benchmark's token shape with s = 1, s = 2 on Sudoku, both
+# parameterizations, odd depth and head counts, the wiener input scale (ours). The seeds are fixed per name: adding
+# a fixture leaves the others' bytes alone.
 FIXTURES = {
     "dit_sudoku_s1_x": (dict(d_in=1, image_size=[252, 252], patch_size=28, tokens_per_side=1, d_hid=32, depth=2,
-                             num_heads=2, mlp_ratio=4, parameterization="x", t_min=0.05), 1),
+                             num_heads=2, mlp_ratio=4, parameterization="x", t_min=0.05), 1, 1003),
     "dit_sudoku_s2_u": (dict(d_in=1, image_size=[252, 252], patch_size=28, tokens_per_side=2, d_hid=32, depth=1,
-                             num_heads=2, mlp_ratio=4, parameterization="u", t_min=0.05), 1),
+                             num_heads=2, mlp_ratio=4, parameterization="u", t_min=0.05), 1, 1004),
     "dit_even_pixels_s1_x": (dict(d_in=3, image_size=[32, 32], patch_size=4, tokens_per_side=1, d_hid=40, depth=3,
-                                  num_heads=5, mlp_ratio=4, parameterization="x", t_min=0.1), 3),
+                                  num_heads=5, mlp_ratio=4, parameterization="x", t_min=0.1), 3, 1000),
     "dit_polygons_s1_u": (dict(d_in=3, image_size=[128, 128], patch_size=8, tokens_per_side=1, d_hid=48, depth=2,
-                               num_heads=4, mlp_ratio=2, parameterization="u", t_min=0.05), 1),
+                               num_heads=4, mlp_ratio=2, parameterization="u", t_min=0.05), 1, 1002),
     "dit_even_pixels_s2_x": (dict(d_in=3, image_size=[32, 32], patch_size=4, tokens_per_side=2, d_hid=24, depth=1,
-                                  num_heads=1, mlp_ratio=4, parameterization="x", t_min=0.05), 2),
+                                  num_heads=1, mlp_ratio=4, parameterization="x", t_min=0.05), 2, 1001),
+    "dit_even_pixels_s1_x_wiener": (dict(d_in=3, image_size=[32, 32], patch_size=4, tokens_per_side=1, d_hid=40,
+                                         depth=2, num_heads=5, mlp_ratio=4, parameterization="x", t_min=0.05,
+                                         input_scale="wiener"), 3, 1005),
 }
 
 
@@ -439,10 +468,16 @@ def write_fixture(path, cfg, B, seed):
 def main(argv):
     if len(argv) >= 2 and argv[0] == "fixtures":
         out = argv[1]
+        names = argv[2:] or sorted(FIXTURES)
+        unknown = [n for n in names if n not in FIXTURES]
+        if unknown:
+            print(f"srm_dit: no fixture {', '.join(unknown)} (known: {', '.join(sorted(FIXTURES))})", file=sys.stderr)
+            return 2
         os.makedirs(out, exist_ok=True)
-        for i, (name, (cfg, B)) in enumerate(sorted(FIXTURES.items())):
+        for name in names:
+            cfg, B, seed = FIXTURES[name]
             path = os.path.join(out, f"{name}.h5")
-            write_fixture(path, cfg, B, 1000 + i)
+            write_fixture(path, cfg, B, seed)
             print(f"{path}: {param_count(cfg)} params, B {B}, {os.path.getsize(path) / 1024:.0f} KiB")
         return 0
     if len(argv) == 2 and argv[0] == "check":

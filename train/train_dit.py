@@ -59,7 +59,7 @@ PRESETS = {
                     t_min=0.05, sharpness=1.0, add_zeros=False, lr=1e-3, batch=8, ring=4096),
 }
 ARCH_KEYS = ("d_in", "image_size", "patch_size", "tokens_per_side", "d_hid", "depth", "num_heads", "mlp_ratio",
-             "parameterization", "t_min")
+             "parameterization", "t_min", "input_scale")
 LOG_FIELDS = ["step", "samples", "train_seconds", "lr", "loss", "mu", "vlb", "sigma", "grad_norm", "samples_per_s",
               "data_per_s", "reuse"]
 
@@ -73,6 +73,10 @@ def parse_args(argv=None):
     ap.add_argument("--tokens-per-side", type=int, help="s: s^2 tokens per region (1 or 2)")
     ap.add_argument("--param", choices=["u", "x"], help="parameterization (spec dit.md)")
     ap.add_argument("--t-min", type=float)
+    ap.add_argument("--input-scale", choices=list(srm_dit.INPUT_SCALES),
+                    help="how a token enters the patch embedding (default none, spec dit.md's network): wiener "
+                    "multiplies it by (1 - t) / ((1 - t)^2 + t^2), so a pure-noise token enters as a mask token (a "
+                    "departure of ours, models/sudoku_dit.md; the C engines read it from the checkpoint)")
     ap.add_argument("--mu-tau", type=float,
                     help="x-parameterization: weigh L_mu by (max(t, t_min) / max(t, TAU))^2, i.e. cap the 1 / t^2 "
                     "that u = (z - x_hat) / max(t, t_min) puts on x_hat's error at TAU instead of t_min (default: "
@@ -120,8 +124,10 @@ def parse_args(argv=None):
 def resolve(args):
     cfg = dict(PRESETS[args.preset])
     over = {"d_hid": args.d_hid, "depth": args.depth, "heads": args.heads, "s": args.tokens_per_side,
-            "param": args.param, "t_min": args.t_min, "batch": args.batch, "lr": args.lr, "ring": args.ring}
+            "param": args.param, "t_min": args.t_min, "input_scale": args.input_scale, "batch": args.batch,
+            "lr": args.lr, "ring": args.ring}
     cfg.update({k: v for k, v in over.items() if v is not None})
+    cfg.setdefault("input_scale", "none")
     cfg["mu_tau"] = float(args.mu_tau) if args.mu_tau is not None else float(cfg["t_min"])
     if cfg["mu_tau"] < cfg["t_min"] or cfg["mu_tau"] > 1.0:
         raise SystemExit(f"train_dit: --mu-tau {cfg['mu_tau']} outside [t_min = {cfg['t_min']}, 1]")
@@ -137,7 +143,7 @@ def resolve(args):
 def arch_of(cfg):
     return dict(d_in=cfg["d_in"], image_size=list(cfg["image"]), patch_size=cfg["patch"], tokens_per_side=cfg["s"],
                 d_hid=cfg["d_hid"], depth=cfg["depth"], num_heads=cfg["heads"], mlp_ratio=4,
-                parameterization=cfg["param"], t_min=float(cfg["t_min"]))
+                parameterization=cfg["param"], t_min=float(cfg["t_min"]), input_scale=cfg.get("input_scale", "none"))
 
 
 def step_seed(seed, step, purpose=0):

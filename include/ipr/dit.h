@@ -26,6 +26,16 @@ typedef enum {
     IPR_DIT_PARAM_X = 1  /* the clean token x_hat; u = (z - x_hat) / max(t, t_min) */
 } ipr_dit_param;
 
+/* How a token's features enter the patch embedding (root attribute `input_scale`; absent = none, the network of
+ * spec dit.md). A departure of ours (models/sudoku_dit.md, docs/dit-input-scale.md): with "wiener" the token z at
+ * level t is multiplied by c(t) = (1 - t) / ((1 - t)^2 + t^2) (the linear least-squares estimate of a unit-variance
+ * x from z = (1 - t) x + t eps), so c(0) = 1 (clean tokens unchanged) and c(1) = 0 (a pure-noise token enters as
+ * the patch bias plus its position, like a mask token). The velocity still uses the unscaled z. */
+typedef enum {
+    IPR_DIT_INPUT_NONE = 0,
+    IPR_DIT_INPUT_WIENER = 1
+} ipr_dit_input_scale;
+
 /* The architecture, as the checkpoint's root attributes state it. Plain data. */
 typedef struct {
     int d_in, d_out;            /* image channels C, raw outputs 2C + 1 */
@@ -35,9 +45,10 @@ typedef struct {
     int d_hid, depth, num_heads, mlp_ratio;
     ipr_dit_param parameterization;
     double t_min;               /* x parameterization only */
+    ipr_dit_input_scale input_scale;
 } ipr_dit_config;
 
-/* Zeroes, tokens_per_side 1, mlp_ratio 4, parameterization x, t_min 0.05. */
+/* Zeroes, tokens_per_side 1, mlp_ratio 4, parameterization x, t_min 0.05, input_scale none. */
 void ipr_dit_config_init(ipr_dit_config *cfg);
 /* Everything the network can build: H, W multiples of patch_size, C p^2 a multiple of s^2, d_hid a multiple
  * of num_heads and of 4 (the 2-D position embedding), d_out = 2 d_in + 1, t_min in (0, 1]. */
@@ -45,6 +56,9 @@ int ipr_dit_config_validate(const ipr_dit_config *cfg);
 /* Read and validate the root attributes (format, format_version, architecture) of a checkpoint. */
 int ipr_dit_config_read(const char *ckpt_path, ipr_dit_config *cfg);
 const char *ipr_dit_param_name(ipr_dit_param p);
+const char *ipr_dit_input_scale_name(ipr_dit_input_scale m);
+/* c(t) of an input scale (1 for none), in double; train/srm_dit.py input_factor computes the same in float32 */
+double ipr_dit_input_factor(ipr_dit_input_scale m, double t);
 
 /* Token geometry: gh x gw regions, N = gh gw s^2 tokens of f = C p^2 / s^2 features. Any pointer may be NULL. */
 void ipr_dit_geometry(const ipr_dit_config *cfg, int *gh, int *gw, int *tokens, int *features);

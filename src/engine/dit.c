@@ -94,6 +94,7 @@ static size_t layout_activations(ipr_dit *net, unsigned char *base) {
     const size_t L = (size_t)net->lcap, wide = d > (size_t)net->n_out ? d : (size_t)net->n_out;
     net->x = bump(&b, sizeof(float) * M * d);
     net->tok = bump(&b, sizeof(float) * M * net->f);
+    net->tokc = net->cfg.input_scale != IPR_DIT_INPUT_NONE ? bump(&b, sizeof(float) * N * net->f) : NULL;
     net->tmp = bump(&b, sizeof(float) * M * wide);
     net->h = bump(&b, sizeof(float) * N * d);
     net->qkv = bump(&b, sizeof(float) * N * 3 * d);
@@ -499,10 +500,20 @@ int ipr_dit_forward(ipr_dit *net, const float *x, const float *t, int B, float *
         stage(net, "t_emb", net->tmp, B, d);
     }
 
-    /* spec dit.md 2, 3: patch embedding + position */
+    /* spec dit.md 2, 3: patch embedding + position; with an input scale (ours) of the tokens times c(t), the
+     * factor taken in double and rounded to float, the product in float (train/srm_dit.py forward_tokens) */
     for (int b = 0; b < B; ++b) {
         float *xb = net->x + (size_t)b * Nd;
-        gemm_linear(xb, net->tok + (size_t)b * N * net->f, &net->patch, N);
+        const float *tb = net->tok + (size_t)b * N * net->f;
+        if (net->tokc) {
+            const int s2 = net->s * net->s, f = net->f;
+            for (int n = 0; n < N; ++n) {
+                const float c = (float)ipr_dit_input_factor(net->cfg.input_scale, net->rlev[(size_t)b * net->R + n / s2]);
+                for (int j = 0; j < f; ++j) net->tokc[(size_t)n * f + j] = tb[(size_t)n * f + j] * c;
+            }
+            tb = net->tokc;
+        }
+        gemm_linear(xb, tb, &net->patch, N);
         for (size_t i = 0; i < Nd; ++i) xb[i] += net->pos[i];
     }
     stage(net, "embed", net->x, B, d);

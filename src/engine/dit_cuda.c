@@ -404,7 +404,8 @@ static int forward_core(ipr_dit_cuda *g, int B, int nb) {
     IPR_TRY(linear_f32(g, g->outmod, g->sc, &n->out_ada, nb));
     IPR_TRY(linear_f32(g, g->mod[0], g->sc, &n->blocks[0].ada, nb));
     /* tokens -> x = patch_emb(tokens) + pos; h = modulated LN of block 0 */
-    IPR_TRY(ipr_cu_dit_tokenize(g->tok, g->adt, g->x_in, B, n->C, n->H, n->W, n->p, n->s, st));
+    IPR_TRY(ipr_cu_dit_tokenize(g->tok, g->adt, g->x_in, g->tlev, g->tidx, n->cfg.input_scale == IPR_DIT_INPUT_WIENER, B,
+                                n->C, n->H, n->W, n->p, n->s, st));
     IPR_TRY(linear_act(g, g->xres, 1, g->tok, &n->patch, rows, EPI_BIAS));
     IPR_TRY(ipr_cu_dit_ln_mod(g->h, g->adt, g->xres, g->pos, n->N, g->mod[0], 6 * d, 0, d, g->tidx, rows, d, eps, st));
     for (int l = 0; l < L; ++l) {

@@ -59,6 +59,7 @@ struct ipr_dit {
     int lcap;          /* max_batch R */
     float *x;          /* (M, d) residual stream */
     float *tok;        /* (M, f) tokens */
+    float *tokc;       /* (N, f) one image's tokens times c(t) (input_scale wiener only; else NULL) */
     float *tmp;        /* (M, max(d, 2f + 1)) output-layer rows; the t_emb stage gathered for the hook */
     float *h;          /* (N, d) one image's normalised + modulated input of attention / MLP */
     float *qkv;        /* (N, 3d) */

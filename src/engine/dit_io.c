@@ -30,6 +30,21 @@ void ipr_dit_config_init(ipr_dit_config *cfg) {
     cfg->mlp_ratio = 4;
     cfg->parameterization = IPR_DIT_PARAM_X;
     cfg->t_min = IPR_DIT_T_MIN_DEFAULT;
+    cfg->input_scale = IPR_DIT_INPUT_NONE;
+}
+
+const char *ipr_dit_input_scale_name(ipr_dit_input_scale m) {
+    switch (m) {
+    case IPR_DIT_INPUT_NONE: return "none";
+    case IPR_DIT_INPUT_WIENER: return "wiener";
+    }
+    return "?";
+}
+
+double ipr_dit_input_factor(ipr_dit_input_scale m, double t) {
+    if (m != IPR_DIT_INPUT_WIENER) return 1.0;
+    const double a = 1.0 - t;
+    return a / (a * a + t * t);
 }
 
 const char *ipr_dit_param_name(ipr_dit_param p) {
@@ -76,6 +91,8 @@ int ipr_dit_config_validate(const ipr_dit_config *cfg) {
     IPR_CHECK(cfg->parameterization == IPR_DIT_PARAM_U || cfg->parameterization == IPR_DIT_PARAM_X,
               "dit config: parameterization %d (u or x)", (int)cfg->parameterization);
     IPR_CHECK(cfg->t_min > 0.0 && cfg->t_min <= 1.0, "dit config: t_min %g outside (0, 1]", cfg->t_min);
+    IPR_CHECK(cfg->input_scale == IPR_DIT_INPUT_NONE || cfg->input_scale == IPR_DIT_INPUT_WIENER,
+              "dit config: input_scale %d (none or wiener)", (int)cfg->input_scale);
     return IPR_OK;
 fail:
     return IPR_ERR;
@@ -124,6 +141,18 @@ int ipr_dit_config_read_h5(hid_t f, const char *path, ipr_dit_config *cfg) {
         IPR_TRY(ipr_attr_f64(f, "t_min", &cfg->t_min));
         IPR_CHECK(cfg->t_min > 0.0 && cfg->t_min <= 1.0, "attribute 't_min' = %g outside (0, 1]", cfg->t_min);
     }
+    /* ours, not spec dit.md's: absent means none (every checkpoint of the spec's network) */
+    const htri_t has_scale = H5Aexists(f, "input_scale");
+    IPR_H5(has_scale);
+    if (has_scale > 0) {
+        IPR_TRY(ipr_h5_read_attr_str(f, "input_scale", s, sizeof s));
+        if (strcmp(s, "none") == 0)
+            cfg->input_scale = IPR_DIT_INPUT_NONE;
+        else if (strcmp(s, "wiener") == 0)
+            cfg->input_scale = IPR_DIT_INPUT_WIENER;
+        else
+            IPR_FAIL("attribute 'input_scale' is \"%s\", expected \"none\" or \"wiener\"", s);
+    }
     IPR_TRY(ipr_dit_config_validate(cfg));
     return IPR_OK;
 fail:
@@ -146,7 +175,7 @@ int ipr_dit_config_same_arch(const ipr_dit_config *a, const ipr_dit_config *b) {
            a->image_size[1] == b->image_size[1] && a->patch_size == b->patch_size &&
            a->tokens_per_side == b->tokens_per_side && a->d_hid == b->d_hid && a->depth == b->depth &&
            a->num_heads == b->num_heads && a->mlp_ratio == b->mlp_ratio &&
-           a->parameterization == b->parameterization &&
+           a->parameterization == b->parameterization && a->input_scale == b->input_scale &&
            (a->parameterization != IPR_DIT_PARAM_X || a->t_min == b->t_min);
 }
 
@@ -171,7 +200,10 @@ static void describe_difference(const ipr_dit_config *f, const ipr_dit_config *p
             snprintf(out, cap, "%s %d in the file, %d planned", ints[i].name, ints[i].a, ints[i].b);
             return;
         }
-    if (f->parameterization != p->parameterization)
+    if (f->input_scale != p->input_scale)
+        snprintf(out, cap, "input_scale \"%s\" in the file, \"%s\" planned", ipr_dit_input_scale_name(f->input_scale),
+                 ipr_dit_input_scale_name(p->input_scale));
+    else if (f->parameterization != p->parameterization)
         snprintf(out, cap, "parameterization \"%s\" in the file, \"%s\" planned", ipr_dit_param_name(f->parameterization),
                  ipr_dit_param_name(p->parameterization));
     else
@@ -247,6 +279,8 @@ int ipr_dit_save(const ipr_dit *net, const char *path) {
     IPR_TRY(ipr_h5_attr_i64_array(f, "image_size", size, 2));
     IPR_TRY(ipr_h5_attr_str(f, "parameterization", ipr_dit_param_name(cfg->parameterization)));
     if (cfg->parameterization == IPR_DIT_PARAM_X) IPR_TRY(ipr_h5_attr_f64(f, "t_min", cfg->t_min));
+    if (cfg->input_scale != IPR_DIT_INPUT_NONE)
+        IPR_TRY(ipr_h5_attr_str(f, "input_scale", ipr_dit_input_scale_name(cfg->input_scale)));
     IPR_TRY(ipr_h5_attr_str(f, "weight_storage", "float32"));
     /* provenance (the loaders ignore it) */
     IPR_TRY(ipr_h5_attr_str(f, "producer", "ipr_dit_save, libipr " IPR_VERSION " (git " IPR_GIT_SHA ")"));

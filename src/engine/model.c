@@ -39,6 +39,10 @@ static int read_dit(hid_t f, const char *path, ipr_model_info *m) {
     else
         snprintf(m->arch, sizeof m->arch, "dit d_hid %d depth %d heads %d mlp %d s %d u", c->d_hid, c->depth,
                  c->num_heads, c->mlp_ratio, c->tokens_per_side);
+    if (c->input_scale != IPR_DIT_INPUT_NONE) {
+        const size_t n = strlen(m->arch);
+        snprintf(m->arch + n, sizeof m->arch - n, " input %s", ipr_dit_input_scale_name(c->input_scale));
+    }
     return IPR_OK;
 fail:
     return IPR_ERR;

@@ -37,26 +37,35 @@ template <typename T> static __device__ __forceinline__ T from_float(float v);
 template <> __device__ __forceinline__ float from_float<float>(float v) { return v; }
 template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16(v); }
 
+/* tok = the image's tokens; with wiener (ours, ipr_dit_input_scale) each token times c(t) = (1 - t) / ((1 - t)^2 +
+ * t^2) of its level t = tlev[tidx[token]], taken in double and rounded to float as the CPU engine does */
 template <typename T>
-static __global__ void tokenize_kernel(T *tok, const float *x, dit_geom g, size_t total) {
+static __global__ void tokenize_kernel(T *tok, const float *x, const float *tlev, const int *tidx, int wiener,
+                                       dit_geom g, size_t total) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
         const size_t per = (size_t)g.N * g.f;
         const size_t b = i / per;
         const size_t rem = i - b * per;
         const int n = (int)(rem / g.f), k = (int)(rem - (size_t)n * g.f);
-        tok[i] = from_float<T>(x[b * (size_t)g.C * g.H * g.W + token_pixel(g, n, k)]);
+        float v = x[b * (size_t)g.C * g.H * g.W + token_pixel(g, n, k)];
+        if (wiener) {
+            const double t = tlev[tidx[b * (size_t)g.N + n]], a = 1.0 - t;
+            v *= (float)(a / (a * a + t * t));
+        }
+        tok[i] = from_float<T>(v);
     }
 }
 
-extern "C" int ipr_cu_dit_tokenize(void *tok, ipr_cu_dtype dt, const float *x, int B, int C, int H, int W, int p,
-                                   int s, ipr_cuda_stream st) {
+extern "C" int ipr_cu_dit_tokenize(void *tok, ipr_cu_dtype dt, const float *x, const float *tlev, const int *tidx,
+                                   int wiener, int B, int C, int H, int W, int p, int s, ipr_cuda_stream st) {
     const dit_geom g = geom(C, H, W, p, s);
     const size_t total = (size_t)B * g.N * g.f;
     if (dt == IPR_CU_BF16)
         tokenize_kernel<__nv_bfloat16><<<ipr_cu_blocks(total, 256), 256, 0, (cudaStream_t)st>>>(
-            (__nv_bfloat16 *)tok, x, g, total);
+            (__nv_bfloat16 *)tok, x, tlev, tidx, wiener, g, total);
     else
-        tokenize_kernel<float><<<ipr_cu_blocks(total, 256), 256, 0, (cudaStream_t)st>>>((float *)tok, x, g, total);
+        tokenize_kernel<float><<<ipr_cu_blocks(total, 256), 256, 0, (cudaStream_t)st>>>((float *)tok, x, tlev, tidx,
+                                                                                       wiener, g, total);
     IPR_CU_LAUNCHED();
     return IPR_OK;
 }

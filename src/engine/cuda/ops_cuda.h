@@ -76,9 +76,10 @@ int ipr_cu_pad_levels(float *uniq, const int *count, int n, ipr_cuda_stream s);
 /* ---- the region-token DiT (dit_tokens.cu, dit_norm.cu, dit_attention.cu; spec dit.md) ---- */
 
 /* tok (B N, f) in dtype = the tokens of x (B, C, H, W): regions row-major, each region's (c, p1, p2) vector
- * split into s^2 sub-tokens of f = C p^2 / s^2 values (sub-token (h, w) takes every s^2-th value). */
-int ipr_cu_dit_tokenize(void *tok, ipr_cu_dtype dt, const float *x, int B, int C, int H, int W, int p, int s,
-                        ipr_cuda_stream st);
+ * split into s^2 sub-tokens of f = C p^2 / s^2 values (sub-token (h, w) takes every s^2-th value). wiener: each
+ * token times c(t) of its level tlev[tidx[token]] (ipr_dit_input_factor); tlev, tidx unread otherwise. */
+int ipr_cu_dit_tokenize(void *tok, ipr_cu_dtype dt, const float *x, const float *tlev, const int *tidx, int wiener,
+                        int B, int C, int H, int W, int p, int s, ipr_cuda_stream st);
 /* y (B, 2C + 1, H, W) from out (B N, 2f + 1): u (or, with x_param, (x - x_hat) / max(t, t_min), t =
  * tlev[tidx[token]]), raw v, and the mean log-variance of each region's tokens broadcast to its pixels. */
 int ipr_cu_dit_untokenize(float *y, const float *out, const float *x, const float *tlev, const int *tidx, int B,
