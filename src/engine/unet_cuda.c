@@ -41,13 +41,6 @@
         if (s_ != CUBLAS_STATUS_SUCCESS) IPR_FAIL("cuBLAS: %s failed: status %d", #expr, (int)s_);        \
     } while (0)
 
-/* One captured forward: its key (batch, embedding rows per level) and its executable graph. */
-typedef struct {
-    int B, nb[IPR_UNET_MAX_LEVELS];
-    cudaGraphExec_t exec;
-    unsigned long long used;
-} graph_entry;
-
 struct ipr_unet_cuda {
     ipr_unet *net;
     int device;
@@ -77,12 +70,8 @@ struct ipr_unet_cuda {
     float *sinus, *hid, *P;
     void *uscratch;
     int last_distinct;
-    /* graphs */
-    graph_entry graphs[GRAPH_CAP];
-    int n_graphs;
-    long captures;
-    unsigned long long tick;
-    int use_graphs;
+    /* graphs, keyed by (batch, embedding rows per level) */
+    ipr_graph_cache gc;
     /* 3x3 convolutions in BF16: im2col or implicit GEMM (conv3x3.cu) with weights packed for it */
     ipr_unet_conv conv_path;
     uint16_t *wpack;      /* every 3x3 conv's packed bf16 weights, one allocation */
@@ -371,7 +360,9 @@ ipr_unet_cuda *ipr_unet_cuda_new(ipr_unet *net, int device, ipr_precision precis
     CUBLAS(cublasSetStream(g->blas, g->stream));
     CUBLAS(cublasSetMathMode(g->blas, precision == IPR_PREC_FP32 ? CUBLAS_PEDANTIC_MATH : CUBLAS_DEFAULT_MATH));
     const char *ev = getenv("IPR_UNET_GRAPHS");
-    g->use_graphs = !(ev && strcmp(ev, "0") == 0);
+    g->gc.on = !(ev && strcmp(ev, "0") == 0);
+    g->gc.cap = GRAPH_CAP;
+    g->gc.key_len = 1 + net->L;
 
     /* weights: the whole host arena, so that offsets carry over */
     g->wbytes = net->wbytes;
@@ -415,7 +406,7 @@ fail:
 
 void ipr_unet_cuda_free(ipr_unet_cuda *g) {
     if (!g) return;
-    for (int i = 0; i < g->n_graphs; ++i) cudaGraphExecDestroy(g->graphs[i].exec);
+    ipr_graph_cache_clear(&g->gc);
     if (g->h_nuniq) cudaFreeHost(g->h_nuniq);
     if (g->arena) cudaFree(g->arena);
     if (g->wpack) cudaFree(g->wpack);
@@ -439,9 +430,9 @@ void ipr_unet_cuda_arena_bytes(const ipr_unet_cuda *g, size_t *weights, size_t *
 }
 
 int ipr_unet_cuda_last_distinct(const ipr_unet_cuda *g) { return g->last_distinct; }
-void ipr_unet_cuda_set_graphs(ipr_unet_cuda *g, int on) { g->use_graphs = on != 0; }
-int ipr_unet_cuda_graphs(const ipr_unet_cuda *g) { return g->n_graphs; }
-long ipr_unet_cuda_graph_captures(const ipr_unet_cuda *g) { return g->captures; }
+void ipr_unet_cuda_set_graphs(ipr_unet_cuda *g, int on) { g->gc.on = on != 0; }
+int ipr_unet_cuda_graphs(const ipr_unet_cuda *g) { return g->gc.n; }
+long ipr_unet_cuda_graph_captures(const ipr_unet_cuda *g) { return g->gc.captures; }
 
 int ipr_unet_cuda_set_conv(ipr_unet_cuda *g, ipr_unet_conv conv) {
     IPR_CHECK(conv == IPR_UNET_CONV_IM2COL || conv == IPR_UNET_CONV_IMPLICIT || conv == IPR_UNET_CONV_CUDNN,
@@ -464,10 +455,7 @@ int ipr_unet_cuda_set_conv(ipr_unet_cuda *g, ipr_unet_conv conv) {
         IPR_TRY(setup_cudnn(g));
     }
 #endif
-    if (conv != g->conv_path) { /* the captured graphs launch the other path's kernels */
-        for (int i = 0; i < g->n_graphs; ++i) cudaGraphExecDestroy(g->graphs[i].exec);
-        g->n_graphs = 0;
-    }
+    if (conv != g->conv_path) ipr_graph_cache_clear(&g->gc); /* the held graphs launch the other path's kernels */
     g->conv_path = conv;
     return IPR_OK;
 fail:
@@ -768,11 +756,22 @@ fail:
     return IPR_ERR;
 }
 
-/* Run forward_core for (B, g->nb): replay its graph, capturing it first (the least recently used of GRAPH_CAP
- * goes); without graphs, or if a capture fails, run it directly (the same kernels, the same numbers). */
+typedef struct {
+    ipr_unet_cuda *g;
+    int B;
+} core_args;
+
+static int core_body(void *ctx) {
+    const core_args *a = ctx;
+    return forward_core(a->g, a->B);
+}
+
+/* Run forward_core for (B, g->nb) through the graph cache (cuda_host.h): replay its graph, capturing it first (the
+ * least recently used of GRAPH_CAP goes); without graphs, or if a capture fails, run it directly (the same kernels,
+ * the same numbers). */
 static int run_core(ipr_unet_cuda *g, int B) {
     const int L = g->net->L;
-    if (g->use_graphs && g->conv_path == IPR_UNET_CONV_CUDNN) {
+    if (g->gc.on && g->conv_path == IPR_UNET_CONV_CUDNN) {
         /* cuDNN's first run of a shape may load kernels, which a capture cannot hold: a batch size's first forward
          * runs directly (the same numbers), later ones are captured */
         int warm = 0;
@@ -782,49 +781,11 @@ static int run_core(ipr_unet_cuda *g, int B) {
             return forward_core(g, B);
         }
     }
-    if (g->use_graphs) {
-        graph_entry *e = NULL;
-        for (int i = 0; i < g->n_graphs && !e; ++i)
-            if (g->graphs[i].B == B && memcmp(g->graphs[i].nb, g->nb, (size_t)L * sizeof(int)) == 0)
-                e = &g->graphs[i];
-        if (!e) {
-            /* capture; a failure falls back to direct launches for good */
-            cudaGraph_t graph = NULL;
-            cudaGraphExec_t exec = NULL;
-            if (cudaStreamBeginCapture(g->stream, cudaStreamCaptureModeRelaxed) != cudaSuccess) goto nograph;
-            const int rc = forward_core(g, B);
-            const cudaError_t ce = cudaStreamEndCapture(g->stream, &graph);
-            if (rc != IPR_OK || ce != cudaSuccess || !graph ||
-                cudaGraphInstantiate(&exec, graph, 0) != cudaSuccess) {
-                if (graph) cudaGraphDestroy(graph);
-                cudaGetLastError();
-                ipr_log(IPR_LOG_WARN, "CUDA U-Net: graph capture failed (%s); running without graphs",
-                        rc != IPR_OK ? ipr_error_message() : cudaGetErrorString(ce));
-                goto nograph;
-            }
-            cudaGraphDestroy(graph);
-            if (g->n_graphs == GRAPH_CAP) { /* evict the least recently used */
-                int old = 0;
-                for (int i = 1; i < g->n_graphs; ++i)
-                    if (g->graphs[i].used < g->graphs[old].used) old = i;
-                cudaGraphExecDestroy(g->graphs[old].exec);
-                g->graphs[old] = g->graphs[--g->n_graphs];
-            }
-            e = &g->graphs[g->n_graphs++];
-            memset(e, 0, sizeof *e);
-            e->B = B, e->exec = exec;
-            memcpy(e->nb, g->nb, (size_t)L * sizeof(int));
-            g->captures++;
-        }
-        e->used = ++g->tick;
-        CU(cudaGraphLaunch(e->exec, g->stream));
-        return IPR_OK;
-    nograph:
-        g->use_graphs = 0;
-    }
-    return forward_core(g, B);
-fail:
-    return IPR_ERR;
+    int key[IPR_GRAPH_KEY_MAX];
+    key[0] = B;
+    memcpy(key + 1, g->nb, (size_t)L * sizeof(int));
+    core_args a = {g, B};
+    return ipr_graph_cache_run(&g->gc, g->stream, key, core_body, &a, "CUDA U-Net");
 }
 
 /* The graphs read x from and write y to the net's own buffers: a caller's other device buffers are copied in and
