@@ -11,6 +11,7 @@
 #   IPR_SCALING_SET     extra --set KEY=VALUE words (e.g. "instances.count=100 ipr.iterations=10")
 #   IPR_SCALING_LIMIT   seconds each run may take (default 540: a run cut off is reported, and resumes if re-run)
 #   IPR_SCALING_DEVICE  cuda (default) or cpu: the same on CPU ranks (a smoke test of this script on any machine)
+#   IPR_PYTHON          a python3 with h5py (default python3)
 # `ipr plan CONFIG --ranks G` sizes a run first: 500 instances need about 8.7 M passes of the 5.9 M-parameter DiT.
 # Prepare here first: scripts/device/prepare.sh; carry .deps/deproot.tar.xz.
 set -uo pipefail
@@ -20,6 +21,7 @@ exec > >(tee -a "$out/scaling.txt") 2>&1
 device=${IPR_SCALING_DEVICE:-cuda}
 cfg=${IPR_SCALING_CONFIG:-configs/scaling/sudoku_hard_dit.yaml}
 limit=${IPR_SCALING_LIMIT:-540}
+py=${IPR_PYTHON:-python3}
 if [ "$device" = cuda ]; then
   # shellcheck source=scripts/device/env.sh disable=SC1091
   source scripts/device/env.sh
@@ -35,10 +37,10 @@ else
   ngpu=$(nproc)
 fi
 t0=$(date +%s)
-cmake --build $build -j"$(nproc)" --target ipr >/tmp/scaling_build.log 2>&1 ||
+cmake --build "$build" -j"$(nproc)" --target ipr >/tmp/scaling_build.log 2>&1 ||
   { grep -E "error|Error" /tmp/scaling_build.log | head -40; exit 1; }
 echo "build: $(( $(date +%s) - t0 )) s"
-ipr=$build/ipr
+ipr="$build/ipr"
 gpus=("$@")
 if [ ${#gpus[@]} -eq 0 ]; then
   for g in 1 2 4; do [ "$g" -le "$ngpu" ] && gpus+=("$g"); done
@@ -58,11 +60,12 @@ for g in "${gpus[@]}"; do
   timeout -s TERM "$limit" mpirun -n "$g" --bind-to none --oversubscribe "$ipr" run "$cfg" "${sets[@]}" --output "$run" \
     --progress line >"$root/run_$g.log" 2>&1
   rc=$?
-  wall=$(python3 -c "print(round($(date +%s.%N) - $start, 1))")
-  units=$(grep -ohE "rank [0-9]+: [0-9]+ units?" "$root/run_$g.log" | tr '\n' ' ')
+  wall=$($py -c "print(round($(date +%s.%N) - $start, 1))")
+  units=$($py -c "import json, sys; print(' '.join(str(r['units_done']) for r in json.load(open(sys.argv[1]))['ranks']))" \
+    "$run/status.json" 2>/dev/null)
   same="-"
   if [ $rc -eq 0 ] && [ -n "$base" ]; then
-    if python3 tests/pipeline/compare_results.py "$base/results.h5" "$run/results.h5" >"$root/compare_$g.txt" 2>&1; then
+    if $py tests/pipeline/compare_results.py "$base/results.h5" "$run/results.h5" >"$root/compare_$g.txt" 2>&1; then
       same="identical"
     else
       same="differ ($(tail -1 "$root/compare_$g.txt"))"
@@ -73,7 +76,7 @@ for g in "${gpus[@]}"; do
   tail -4 "$root/run_$g.log"
   rows+=("$g|$rc|$wall|$units|$same")
   # the table so far (a cut-off command still returns it)
-  python3 - "$base_wall" "${base_g:-1}" "${rows[@]}" >"$out/scaling.md" <<'EOF'
+  $py - "$base_wall" "${base_g:-1}" "${rows[@]}" >"$out/scaling.md" <<'EOF'
 import json, os, sys
 base_wall, base_g = (float(sys.argv[1]) if sys.argv[1] else None), int(sys.argv[2])
 out = ["| ranks (one device each) | exit | wall s | speed-up | parallel efficiency | units per rank | results.h5 vs the first |",
