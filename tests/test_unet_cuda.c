@@ -2,7 +2,8 @@
  * the GPU machine, `ctest -L gpu`; exits 77, skipped, where no device is visible). Fresh random weights and inputs
  * per config; odd sizes; B = 1 and B > 1; float32, TF32, BF16 (im2col) and BF16 (implicit-GEMM 3x3 convolutions)
  * with their measured error printed; CUDA graphs on and off bitwise equal, through captures, replays and evictions
- * of the graph cache; the implicit 3x3 convolution alone against im2col + cuBLAS on the shapes the nets use. */
+ * of the graph cache; the implicit 3x3 convolution alone against im2col + cuBLAS on the shapes the nets use; in a
+ * build with cuDNN, the cuDNN path (IPR_UNET_CONV=cudnn) the same ways. */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>
 #include <setjmp.h>
@@ -23,6 +24,9 @@
 #include "ipr/unet.h"
 #include "ipr/unet_cuda.h"
 #include "engine/cuda/ops_cuda.h"
+#ifdef IPR_HAVE_CUDNN
+#include "engine/cudnn_conv.h"
+#endif
 #include "test_util.h"
 
 /* Tolerances (relative L2 against the CPU float32 engine). float32: different summation order and
@@ -40,7 +44,11 @@ typedef struct {
 static const variant k_variants[] = {{IPR_PREC_FP32, IPR_UNET_CONV_IM2COL, "fp32"},
                                      {IPR_PREC_TF32, IPR_UNET_CONV_IM2COL, "tf32"},
                                      {IPR_PREC_BF16, IPR_UNET_CONV_IM2COL, "bf16"},
-                                     {IPR_PREC_BF16, IPR_UNET_CONV_IMPLICIT, "bf16-impl"}};
+                                     {IPR_PREC_BF16, IPR_UNET_CONV_IMPLICIT, "bf16-impl"},
+#ifdef IPR_HAVE_CUDNN
+                                     {IPR_PREC_BF16, IPR_UNET_CONV_CUDNN, "bf16-cudnn"},
+#endif
+};
 #define NUM_VARIANTS (int)(sizeof k_variants / sizeof k_variants[0])
 
 /* BF16 implicit against BF16 im2col on a whole net (relative L2). Each convolution agrees to ~1e-6 (bitwise on most
@@ -50,6 +58,10 @@ static const variant k_variants[] = {{IPR_PREC_FP32, IPR_UNET_CONV_IM2COL, "fp32
  * vs CPU 7.48e-3, implicit vs im2col 5.05e-3. So: implicit vs im2col below 2e-2 (the two bf16 errors' sum, with
  * room), and implicit no less accurate than im2col against the float32 CPU engine (within 25% + 1e-3). */
 static const double k_impl_net_tol = 2e-2;
+/* cuDNN's BF16 convolutions also round their outputs to bf16 (about 2^-9 relative) before the float32 bias and
+ * residual: against the CPU engine at most twice im2col's error plus 2e-3 (a guess until its first GPU run; the
+ * hard bound is k_tol's), against im2col below k_impl_net_tol plus that rounding's share, 3e-2. */
+static const double k_dnn_net_tol = 3e-2;
 
 static ipr_unet_cuda *make_gpu(ipr_unet *net, const variant *v) {
     ipr_unet_cuda *g = ipr_unet_cuda_new(net, 0, v->prec);
@@ -130,6 +142,13 @@ static void run_case(const cfg_case *c) {
                    ei, k_impl_net_tol, e, ebf);
             assert_true(ei < k_impl_net_tol);
             assert_true(e <= 1.25 * ebf + 1e-3);
+        }
+        if (v->conv == IPR_UNET_CONV_CUDNN) {
+            double ed = ipr_test_rel_l2_f(ygpu, ybf, ny);
+            printf("  %-10s cudnn vs im2col (bf16): rel L2 %.3e (tol %.0e); vs CPU %.3e, im2col's %.3e\n", c->name, ed,
+                   k_dnn_net_tol, e, ebf);
+            assert_true(ed < k_dnn_net_tol);
+            assert_true(e <= 2.0 * ebf + 2e-3);
         }
         /* batch independence: the last sample alone */
         if (c->B > 1) {
@@ -243,6 +262,24 @@ static void test_graphs(void **state) {
         assert_int_equal(ipr_unet_cuda_graph_captures(g), GK_KEYS + 2);
         ipr_unet_cuda_free(g);
     }
+#ifdef IPR_HAVE_CUDNN
+    {
+        /* cuDNN: a batch size's first forward runs without a capture (cuDNN loads kernels lazily), the next ones are
+         * captured and replayed; bitwise the same as graphs off throughout */
+        ipr_unet_cuda *g = ipr_unet_cuda_new(net, 0, IPR_PREC_BF16);
+        assert_non_null(g);
+        assert_int_equal(ipr_unet_cuda_set_conv(g, IPR_UNET_CONV_CUDNN), IPR_OK);
+        graph_rig r = {g, x, t, y_on, y_off, HW, 3};
+        long caps = 0;
+        for (int k = 0; k < GK_KEYS; ++k) caps += run_key(&r, k);
+        for (int k = 0; k < GK_KEYS; ++k) caps += run_key(&r, k);
+        printf("  graphs cudnn: %d keys twice, %ld captures, %d held, graphs on = off bitwise on every call\n", GK_KEYS,
+               caps, ipr_unet_cuda_graphs(g));
+        assert_true(caps >= GK_KEYS - GK_MAXB); /* every key but each batch size's first call, at least once */
+        assert_true(ipr_unet_cuda_graphs(g) >= 1);
+        ipr_unet_cuda_free(g);
+    }
+#endif
     free(x), free(t), free(y_on), free(y_off);
     ipr_unet_free(net);
 }
@@ -297,6 +334,9 @@ static void test_fixture(void **state) {
  * truncates instead of rounding: a few times more). 1e-4 keeps a margin of 10 over that and is 30x below what
  * one side not rounding an operand to bf16 gives (~3e-3); a wrong tap, channel or border is O(1). */
 static const double k_conv_tol = 1e-4;
+/* cuDNN rounds each output to bf16 (relative 2^-9 = 1.95e-3 at most, 1.1e-3 RMS) before the bias: 5e-3 of the
+ * largest output (the bias added after rounding keeps each error under 2^-9 of |conv| <= |y| + |bias|) */
+static const double k_dnn_conv_tol = 5e-3;
 
 static float bf16_round(float f) {
     uint32_t u;
@@ -400,6 +440,46 @@ static void run_conv_case(cublasHandle_t blas, const conv_case *c, uint64_t seed
     for (size_t i = 0; i < ny; ++i) want[i] = y0[i] + res[i] + yref[i];
     double rmax2, ee = max_abs_diff(yimp, want, ny, &rmax2) / rmax2;
 
+#ifdef IPR_HAVE_CUDNN
+    {
+        /* cuDNN: x to NHWC bf16, the KRSC weights, the convolution, the epilogue back to NCHW float32 with the bias
+         * (beta 0, into NaN), then with beta 1 and a residual */
+        uint16_t *dxh = NULL, *dyh = NULL, *dwk = NULL;
+        assert_int_equal(cudaMalloc((void **)&dxh, nx * 2), cudaSuccess);
+        assert_int_equal(cudaMalloc((void **)&dyh, ny * 2), cudaSuccess);
+        assert_int_equal(cudaMalloc((void **)&dwk, nw * 2), cudaSuccess);
+        ipr_cudnn_conv *dnn = ipr_cudnn_conv_new(NULL, (size_t)64 << 20);
+        if (!dnn) ipr_error_print("test");
+        assert_non_null(dnn);
+        assert_int_equal(ipr_cu_nchw_to_nhwc_bf16(dxh, dx, c->b, c->cin, c->h * c->w, NULL), IPR_OK);
+        assert_int_equal(ipr_cu_pack_krsc_bf16(dwk, dw, c->cout, c->cin, NULL), IPR_OK);
+        if (ipr_cudnn_conv3x3(dnn, dyh, dxh, dwk, c->b, c->cin, c->cout, c->h, c->w, c->stride, Ho, Wo) != IPR_OK)
+            ipr_error_print("test");
+        assert_int_equal(cudaMemset(dy, 0xff, ny * 4), cudaSuccess);
+        assert_int_equal(ipr_cu_nhwc_bf16_epilogue(dy, dyh, db, NULL, 0.0f, c->b, c->cout, N, NULL), IPR_OK);
+        float *ydnn = malloc(ny * 4);
+        assert_non_null(ydnn);
+        assert_int_equal(cudaMemcpy(ydnn, dy, ny * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+        double rm, ed = ipr_test_rel_l2_f(ydnn, yref, ny), edm = max_abs_diff(ydnn, yref, ny, &rm) / rm;
+        assert_int_equal(cudaMemcpy(dy, y0, ny * 4, cudaMemcpyHostToDevice), cudaSuccess);
+        assert_int_equal(ipr_cu_nhwc_bf16_epilogue(dy, dyh, db, dres, 1.0f, c->b, c->cout, N, NULL), IPR_OK);
+        float *ydnn2 = malloc(ny * 4);
+        assert_non_null(ydnn2);
+        assert_int_equal(cudaMemcpy(ydnn2, dy, ny * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+        for (size_t i = 0; i < ny; ++i) want[i] = y0[i] + res[i] + ydnn[i];
+        double rm2, eed = max_abs_diff(ydnn2, want, ny, &rm2) / rm2;
+        printf("  conv3x3 %3d->%-3d %3dx%-3d s%d B=%d: cudnn vs im2col rel L2 %.2e, max %.2e (tol %.0e); epilogue "
+               "(beta 1, residual) max %.2e\n", c->cin, c->cout, c->h, c->w, c->stride, c->b, ed, edm, k_dnn_conv_tol,
+               eed);
+        assert_true(ed < k_dnn_conv_tol);
+        assert_true(edm < k_dnn_conv_tol);
+        assert_true(eed < k_conv_tol);
+        ipr_cudnn_conv_free(dnn);
+        free(ydnn), free(ydnn2);
+        cudaFree(dxh), cudaFree(dyh), cudaFree(dwk);
+    }
+#endif
+
     printf("  conv3x3 %3d->%-3d %3dx%-3d s%d B=%d: implicit vs im2col rel L2 %.2e, max %.2e; vs double: implicit "
            "%.2e, im2col %.2e; epilogue (beta 1, residual) max %.2e (tol %.0e)\n",
            c->cin, c->cout, c->h, c->w, c->stride, c->b, e, em, e_cpu, e_cpu_ref, ee, k_conv_tol);
@@ -430,7 +510,8 @@ static void test_conv3x3_implicit(void **state) {
     cublasDestroy(blas);
 }
 
-/* IPR_UNET_CONV picks the BF16 path at creation; FP32 and TF32 ignore it; implicit outside BF16 is refused */
+/* IPR_UNET_CONV picks the BF16 path at creation; FP32 and TF32 ignore it; implicit or cudnn outside BF16 is refused,
+ * cudnn without cuDNN in the build too */
 static void test_conv_selection(void **state) {
     (void)state;
     ipr_unet_config cfg;
@@ -457,7 +538,17 @@ static void test_conv_selection(void **state) {
     assert_non_null(g = ipr_unet_cuda_new(net, 0, IPR_PREC_FP32));
     assert_int_equal(ipr_unet_cuda_conv(g), IPR_UNET_CONV_IM2COL);
     assert_int_equal(ipr_unet_cuda_set_conv(g, IPR_UNET_CONV_IMPLICIT), IPR_ERR);
+    assert_int_equal(ipr_unet_cuda_set_conv(g, IPR_UNET_CONV_CUDNN), IPR_ERR);
     ipr_unet_cuda_free(g);
+    assert_int_equal(setenv("IPR_UNET_CONV", "cudnn", 1), 0);
+    g = ipr_unet_cuda_new(net, 0, IPR_PREC_BF16);
+    if (ipr_unet_conv_have_cudnn()) {
+        assert_non_null(g);
+        assert_int_equal(ipr_unet_cuda_conv(g), IPR_UNET_CONV_CUDNN);
+        ipr_unet_cuda_free(g);
+    } else {
+        assert_null(g); /* the build has no cuDNN: a clear error, not a silent im2col */
+    }
     assert_int_equal(setenv("IPR_UNET_CONV", "winograd", 1), 0);
     assert_null(g = ipr_unet_cuda_new(net, 0, IPR_PREC_BF16));
     assert_int_equal(unsetenv("IPR_UNET_CONV"), 0);

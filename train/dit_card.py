@@ -112,7 +112,10 @@ def main(argv=None):
              f"- {cfg['d_hid']} wide, {cfg['depth']} blocks, {cfg['num_heads']} heads, MLP ratio {cfg['mlp_ratio']}; "
              f"{model.N} tokens of {model.f} values ({cfg['tokens_per_side']}^2 per {cfg['patch_size']}x"
              f"{cfg['patch_size']} region), parameterization `{cfg['parameterization']}`"
-             + (f" (t_min {cfg['t_min']:g})" if cfg["parameterization"] == "x" else "") + ".",
+             + (f" (t_min {cfg['t_min']:g})" if cfg["parameterization"] == "x" else "")
+             + (f"; input scale `{cfg['input_scale']}` (tokens times (1 - t) / ((1 - t)^2 + t^2) before the patch "
+                "embedding: a departure of ours, README \"Input scale\")"
+                if cfg.get("input_scale", "none") != "none" else "") + ".",
              f"- {n_params:,} parameters; input {cfg['image_size'][0]}x{cfg['image_size'][1]}x{cfg['d_in']}, output "
              f"{cfg['d_out']} channels (velocity, variance interpolation, log-variance).", "",
              "## Data", f"- {DATA[bench].format(seed=c['data_seed'])}.",

@@ -22,13 +22,17 @@ int ipr_precision_from_name(const char *name, ipr_precision *out);
 
 typedef struct ipr_unet_cuda ipr_unet_cuda;
 
-/* How BF16 runs its 3x3 convolutions: im2col (columns in global memory, then cuBLAS) or an implicit GEMM that
- * gathers the columns into shared memory (src/engine/cuda/conv3x3.cu). FP32 and TF32 always use im2col; 1x1
- * convolutions always use cuBLAS. */
-typedef enum { IPR_UNET_CONV_IM2COL = 0, IPR_UNET_CONV_IMPLICIT = 1 } ipr_unet_conv;
+/* How BF16 runs its 3x3 convolutions: im2col (columns in global memory, then cuBLAS), an implicit GEMM that
+ * gathers the columns into shared memory (src/engine/cuda/conv3x3.cu), or cuDNN on NHWC bf16 copies of the
+ * activations (src/engine/cudnn_conv.c; builds with cuDNN only; its outputs are rounded to bf16 before the bias and
+ * residual, as PyTorch's BF16 convolutions are). FP32 and TF32 always use im2col; 1x1 convolutions always use
+ * cuBLAS. */
+typedef enum { IPR_UNET_CONV_IM2COL = 0, IPR_UNET_CONV_IMPLICIT = 1, IPR_UNET_CONV_CUDNN = 2 } ipr_unet_conv;
 
 const char *ipr_unet_conv_name(ipr_unet_conv c);
 int ipr_unet_conv_from_name(const char *name, ipr_unet_conv *out);
+/* 1 if this build has the cuDNN path (CMake found cuDNN). */
+int ipr_unet_conv_have_cudnn(void);
 
 /* 1 if this build has the CUDA backend and a device is visible; *count gets the device count. */
 int ipr_cuda_available(int *count);
@@ -38,7 +42,8 @@ int ipr_cuda_available(int *count);
 ipr_unet_cuda *ipr_unet_cuda_new(ipr_unet *net, int device, ipr_precision precision);
 void ipr_unet_cuda_free(ipr_unet_cuda *g);
 /* Select the 3x3 convolution path (the default comes from $IPR_UNET_CONV at creation: im2col unless it says
- * implicit). Implicit needs BF16 (an error otherwise); its packed weights are made on first use, not per pass. */
+ * implicit or cudnn). Implicit and cudnn need BF16 (an error otherwise), cudnn a build with cuDNN; their weight
+ * copies are made on first selection, not per pass. */
 int ipr_unet_cuda_set_conv(ipr_unet_cuda *g, ipr_unet_conv conv);
 ipr_unet_conv ipr_unet_cuda_conv(const ipr_unet_cuda *g);
 /* Device bytes of weights (both copies in BF16 mode, plus the packed 3x3 ones once implicit is used) and of

@@ -3,7 +3,7 @@
 # /tmp/ipr-build (kept for later commands on a warm machine), then each MODE in turn:
 #   check  the GPU tests (test_dit_cuda: every fixture and random nets in FP32/TF32/BF16 against the CPU engine,
 #          batch independence, graphs on/off) and compute-sanitizer memcheck + racecheck on `ipr forward` of a DiT
-#          fixture (FP32 and BF16: both attention kernels)
+#          fixture (FP32 and BF16: both attention kernels; $IPR_SANITIZERS lists the tools, "" skips them)
 #   bench  `ipr bench` on dit_ms, dit_ep, dit_cp at B = 1, 64, 512 beside the same network in PyTorch (eager FP32 and
 #          BF16, torch.compile BF16) in this one command; writes $OUT/bench_dit.md (the table) and the JSONs
 # Prepare here first: scripts/device/prepare.sh; carry .deps/deproot.tar.xz.
@@ -33,9 +33,9 @@ for mode in "$@"; do
     # the same with GELU as a kernel instead of cuBLASLt's epilogue: which one is the tanh approximation
     IPR_DIT_LT_GELU=0 $build/tests/test_dit_cuda 2>&1 | grep -E "fp32 graphs 0|FAILED|PASSED" | sed 's/^/[gelu kernel] /' | head -12
     for prec in fp32 bf16; do
-      for tool in memcheck racecheck; do
+      for tool in ${IPR_SANITIZERS-memcheck racecheck}; do
         rm -f /tmp/san_out.h5
-        compute-sanitizer --tool $tool --error-exitcode 9 $build/ipr forward \
+        compute-sanitizer --tool "$tool" --error-exitcode 9 $build/ipr forward \
           --checkpoint tests/fixtures/dit_sudoku_s1_x.h5 --input tests/fixtures/dit_sudoku_s1_x.h5 \
           --output /tmp/san_out.h5 --device cuda --precision $prec --force >/tmp/san.log 2>&1
         st=$?

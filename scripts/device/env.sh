@@ -16,5 +16,9 @@ export PKG_CONFIG_LIBDIR=$dep/usr/lib/x86_64-linux-gnu/pkgconfig:$dep/usr/share/
 export PKG_CONFIG_SYSROOT_DIR=$dep
 export CMAKE_PREFIX_PATH=$dep/usr
 export LD_LIBRARY_PATH=$dep/usr/lib/x86_64-linux-gnu:$dep/usr/lib/x86_64-linux-gnu/openblas-pthread:${LD_LIBRARY_PATH:-}
+# cuDNN from PyTorch's wheel (the machine's only cuDNN; CMake links it for IPR_UNET_CONV=cudnn): its sub-libraries
+# are loaded at run time, so the loader must see their folder
+cudnn_=$(python3 -c "import nvidia.cudnn as m; print(list(m.__path__)[0])" 2>/dev/null) &&
+  [ -d "$cudnn_/lib" ] && export LD_LIBRARY_PATH=$cudnn_/lib:$LD_LIBRARY_PATH
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1

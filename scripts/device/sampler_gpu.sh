@@ -10,6 +10,7 @@
 #      per-chain results compared (valid, error, nfe) and the wall times, forward and host seconds printed;
 #   3. `ipr run configs/puzzles_example.yaml` on CUDA with the host and the GPU sampler (issue 18's GPU run; two
 #      fractions sharing each base sample).
+# IPR_SANITIZERS lists the compute-sanitizer tools of step 1 (default "memcheck racecheck"; "" skips them: minutes).
 # IPR_SAMPLER_TIMING=0 skips 2 (when the GPU is shared with other work, e.g. a training run, its times mean nothing).
 # Writes $OUT/sampler_gpu.txt. Prepare here first: scripts/device/prepare.sh; carry .deps/deproot.tar.xz.
 set -uo pipefail
@@ -32,9 +33,9 @@ status=0
   echo "== test_sampler_cuda"
   $build/tests/test_sampler_cuda 2>&1 | tee /tmp/test_sampler_cuda.log | grep -E "draws|diff|PASSED|FAILED|OK|error"
   st=${PIPESTATUS[0]}; [ "$st" -ne 0 ] && { status=1; tail -20 /tmp/test_sampler_cuda.log; }
-  for tool in memcheck racecheck; do
+  for tool in ${IPR_SANITIZERS-memcheck racecheck}; do
     rm -f /tmp/san_sample.h5
-    compute-sanitizer --tool $tool --error-exitcode 9 $build/ipr sample --checkpoint tests/fixtures/dit_sudoku_s1_x.h5 \
+    compute-sanitizer --tool "$tool" --error-exitcode 9 $build/ipr sample --checkpoint tests/fixtures/dit_sudoku_s1_x.h5 \
       --benchmark sudoku --count 3 --seed 1 --ipr-iterations 1 --device cuda --batch 2 --gpu-sampler \
       --output /tmp/san_sample.h5 --quiet >/tmp/san_sample.log 2>&1
     st=$?

@@ -6,8 +6,10 @@
 #          chains through ipr_unet_cuda_forward_device on the sampler's own buffers), and compute-sanitizer
 #          memcheck, racecheck and initcheck (the padded rows of the level tables read initialised memory) on
 #          `ipr forward` of the U-Net fixture in FP32 and BF16, graphs on
-#   bench  `ipr bench --graphs both` on ep_4, cp_ffhq_8, ms1000_28 at B = 1, 16, 64 in FP32, TF32 and BF16: every
-#          row with graphs on and off and the ratio per batch; writes $OUT/bench_unet_graphs.json and .txt
+#          ($IPR_SANITIZERS lists the tools, default "memcheck racecheck initcheck"; "" skips them: they take minutes)
+#   bench  `ipr bench --graphs both` on ep_4, cp_ffhq_8, ms1000_28 at B = 1, 16, 64 in FP32, TF32 and BF16 (and BF16
+#          through cuDNN where the build found it; $IPR_BENCH_BACKENDS overrides): every row with graphs on and off
+#          and the ratio per batch; writes $OUT/bench_unet_graphs.json and .txt
 #   study [N] [K]  the end-to-end hard-Sudoku study of issue 16 (item 5) with a RANDOM-weight ms1000_28 U-Net, the
 #          net `ipr bench` times (the valid rate means nothing; the time is the point). `ipr bench --save-checkpoint`
 #          writes it to /tmp; `ipr plan` counts the passes of N and of 500 instances; `ipr run
@@ -23,11 +25,14 @@
 #          mode about 3-4 min on a warm build (64 instances would be about 9 min: past one 10-minute command with
 #          the build). The run is capped at $IPR_STUDY_RUN_LIMIT s (default 360). Writes $OUT/study.txt,
 #          $OUT/study.json and $OUT/study_run.log.
+# Everything printed also goes to $OUT/unet_gpu.txt as it is printed, so a command cut off by its time limit still
+# brings back what it did.
 # Prepare here first: scripts/device/prepare.sh; carry .deps/deproot.tar.xz and .deps/fixtures.
 set -uo pipefail
 root=$(pwd)
 out=${OUT:-/tmp/ipr-out}
 mkdir -p "$out"
+exec > >(tee -a "$out/unet_gpu.txt") 2>&1
 # shellcheck source=scripts/device/env.sh disable=SC1091  # followed with `shellcheck -x` from the repository root
 source scripts/device/env.sh
 build=/tmp/ipr-build
@@ -152,15 +157,15 @@ while [ $# -gt 0 ]; do
     # random-weight `tiny` U-Net of ipr bench, graphs on (the sanitizers see the same kernels either way)
     fixture="$root/.deps/fixtures/srm_unet_tiny.h5"
     for prec in fp32 bf16; do
-      for tool in memcheck racecheck initcheck; do
+      for tool in ${IPR_SANITIZERS-memcheck racecheck initcheck}; do
         rm -f /tmp/san_out.h5
         if [ -f "$fixture" ]; then
           what="ipr forward U-Net fixture"
-          compute-sanitizer --tool $tool --error-exitcode 9 $build/ipr forward --checkpoint "$fixture" \
+          compute-sanitizer --tool "$tool" --error-exitcode 9 $build/ipr forward --checkpoint "$fixture" \
             --input "$fixture" --output /tmp/san_out.h5 --device cuda --precision $prec --force >/tmp/san.log 2>&1
         else
           what="ipr bench tiny U-Net"
-          compute-sanitizer --tool $tool --error-exitcode 9 $build/ipr bench --configs tiny --batches 1,3 \
+          compute-sanitizer --tool "$tool" --error-exitcode 9 $build/ipr bench --configs tiny --batches 1,3 \
             --backends cuda-$prec --min-time 0.01 >/tmp/san.log 2>&1
         fi
         st=$?
@@ -171,8 +176,10 @@ while [ $# -gt 0 ]; do
     done
     ;;
   bench)
+    backends=cuda-fp32,cuda-tf32,cuda-bf16
+    grep -q "^IPR_CUDNN_LIBRARY:FILEPATH=/" $build/CMakeCache.txt && backends=$backends,cuda-bf16-cudnn
     $build/ipr bench --configs "${IPR_BENCH_CONFIGS:-ep_4,cp_ffhq_8,ms1000_28}" \
-      --batches "${IPR_BENCH_BATCHES:-1,16,64}" --backends cuda-fp32,cuda-tf32,cuda-bf16 --graphs both \
+      --batches "${IPR_BENCH_BATCHES:-1,16,64}" --backends "${IPR_BENCH_BACKENDS:-$backends}" --graphs both \
       --min-time "${IPR_BENCH_MIN_TIME:-0.5}" \
       --output "$out/bench_unet_graphs.json" 2>&1 | tee "$out/bench_unet_graphs.txt" | tail -80
     [ "${PIPESTATUS[0]}" -ne 0 ] && status=1

@@ -298,9 +298,10 @@ static void usage(FILE *to) {
             "  --configs LIST     ep_4,cp_ffhq_8,ms1000_28 (default), tiny, and the DiTs dit_ms,dit_ep,\n"
             "                     dit_cp (d 384, depth 12, 6 heads; 81, 64, 256 tokens), dit_tiny\n"
             "  --batches LIST     batch sizes (default 1,16,64)\n"
-            "  --backends LIST    cpu,cuda-fp32,cuda-tf32,cuda-bf16,cuda-bf16-implicit (default: all available);\n"
-            "                     U-Net cuda-bf16 is im2col + cuBLAS whatever IPR_UNET_CONV says, cuda-bf16-implicit\n"
-            "                     the implicit-GEMM 3x3 convolutions (the DiTs have no such row)\n"
+            "  --backends LIST    cpu,cuda-fp32,cuda-tf32,cuda-bf16,cuda-bf16-implicit,cuda-bf16-cudnn (default:\n"
+            "                     all available); U-Net cuda-bf16 is im2col + cuBLAS whatever IPR_UNET_CONV says,\n"
+            "                     cuda-bf16-implicit the implicit-GEMM 3x3 convolutions, cuda-bf16-cudnn cuDNN's\n"
+            "                     (builds with cuDNN only; the DiTs have neither row)\n"
             "  --cpu-max-batch N  largest batch timed on the CPU (default 1)\n"
             "  --graphs MODE      GPU forwards with CUDA graphs (on, the default), without (off: backends\n"
             "                     named cuda-PREC-nograph), or both, then the ratio on / off per batch\n"
@@ -391,8 +392,13 @@ int ipr_cmd_bench(int argc, char **argv) {
     }
     int ndev = 0;
     int have_cuda = ipr_cuda_available(&ndev);
-    if (!backends) backends = have_cuda ? "cpu,cuda-fp32,cuda-tf32,cuda-bf16,cuda-bf16-implicit" : "cpu";
+    if (!backends)
+        backends = !have_cuda                  ? "cpu"
+                   : ipr_unet_conv_have_cudnn() ? "cpu,cuda-fp32,cuda-tf32,cuda-bf16,cuda-bf16-implicit,cuda-bf16-cudnn"
+                                                : "cpu,cuda-fp32,cuda-tf32,cuda-bf16,cuda-bf16-implicit";
     IPR_CHECK(have_cuda || !strstr(backends, "cuda"), "--backends asks for cuda, but no CUDA device is available");
+    IPR_CHECK(!in_list(backends, "cuda-bf16-cudnn") || ipr_unet_conv_have_cudnn(),
+              "--backends asks for cuda-bf16-cudnn, but this ipr was built without cuDNN");
     double peak = 0.0;
     if (have_cuda) {
         IPR_TRY(ipr_cuda_gemm_peak_tflops(0, 8192, &peak));
@@ -404,9 +410,12 @@ int ipr_cmd_bench(int argc, char **argv) {
     printf("%-10s %5s %-26s %12s %10s %9s %9s %8s\n", "config", "batch", "backend", "passes/s", "ms/pass", "GFLOP/pass",
            "TFLOP/s", "%bf16pk");
     /* the U-Net's rows; the DiT's are the first four */
-    static const char *const k_back[] = {"cpu", "cuda-fp32", "cuda-tf32", "cuda-bf16", "cuda-bf16-implicit"};
+    static const char *const k_back[] = {"cpu", "cuda-fp32", "cuda-tf32", "cuda-bf16", "cuda-bf16-implicit",
+                                         "cuda-bf16-cudnn"};
     static const ipr_precision k_back_prec[] = {IPR_PREC_FP32, IPR_PREC_FP32, IPR_PREC_TF32, IPR_PREC_BF16,
-                                                IPR_PREC_BF16};
+                                                IPR_PREC_BF16, IPR_PREC_BF16};
+    static const ipr_unet_conv k_back_conv[] = {IPR_UNET_CONV_IM2COL, IPR_UNET_CONV_IM2COL, IPR_UNET_CONV_IM2COL,
+                                                IPR_UNET_CONV_IM2COL, IPR_UNET_CONV_IMPLICIT, IPR_UNET_CONV_CUDNN};
     for (int ci = 0; ci < NUM_CFGS; ++ci) {
         const bench_cfg *bc = &k_cfgs[ci];
         if (!in_list(configs, bc->name)) continue;
@@ -424,7 +433,7 @@ int ipr_cmd_bench(int argc, char **argv) {
         printf("%s: %lld parameters, %.1f GFLOP/pass in convolutions and attention (+%.1f GFLOP the reference "
                "spends on the per-pixel embedding)\n",
                bc->name, (long long)ipr_unet_param_count(net), fl / 1e9, emb / 1e9);
-        for (int k = 0; k < 5; ++k) {
+        for (int k = 0; k < 6; ++k) {
             if (!in_list(backends, k_back[k])) continue;
             run_ctx ctx = {net, NULL, x, t, y, NULL, NULL, NULL, NULL, NULL};
             char extra[96];
@@ -435,7 +444,7 @@ int ipr_cmd_bench(int argc, char **argv) {
             }
             IPR_TRY_PTR(gpu = ipr_unet_cuda_new(net, 0, k_back_prec[k]));
             if (k_back_prec[k] == IPR_PREC_BF16) /* cuda-bf16 pins im2col whatever $IPR_UNET_CONV says */
-                IPR_TRY(ipr_unet_cuda_set_conv(gpu, k == 4 ? IPR_UNET_CONV_IMPLICIT : IPR_UNET_CONV_IM2COL));
+                IPR_TRY(ipr_unet_cuda_set_conv(gpu, k_back_conv[k]));
             ctx.gpu = gpu;
             ipr_unet_cuda_buffers(gpu, &ctx.dx, &ctx.dt, &ctx.dy);
             IPR_TRY(ipr_unet_cuda_upload(gpu, ctx.dx, x, (size_t)bmax * bc->d_in * px));

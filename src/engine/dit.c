@@ -1,6 +1,5 @@
 /* dit.c: the region-token DiT (../shared/spec/dit.md, train/srm_dit.py) on the CPU: the plan (state_dict tensors in
  * the shared weight table, both arenas sized from the config and max_batch) and the forward pass over it. */
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -349,8 +348,7 @@ static void tokenize(ipr_dit *net, const float *x, int B) {
  * the same shape whatever the batch (OpenBLAS rounds a row differently by its position in a taller GEMM). */
 static void gemm_linear(float *y, const float *x, const ipr_dit_linear *l, int n) {
     for (int i = 0; i < n; ++i) memcpy(y + (size_t)i * l->out, l->b, sizeof(float) * (size_t)l->out);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, l->out, l->in, 1.0f, x, l->in, l->w, l->in, 1.0f, y,
-                l->out);
+    ipr_cpu_sgemm(0, 1, n, l->out, l->in, 1.0f, x, l->in, l->w, l->in, 1.0f, y, l->out);
 }
 
 /* out (N, d) = LN(xb) * (1 + scale) + shift (spec dit.md 4, 5): LayerNorm without affine parameters, statistics
@@ -399,7 +397,7 @@ static void attention(ipr_dit *net) {
     float *S = net->scores;
     for (int h = 0; h < net->heads; ++h) {
         const float *q = net->qkv + (size_t)h * dh, *k = q + d, *v = q + 2 * d;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, N, dh, scale, q, ld, k, ld, 0.0f, S, N);
+        ipr_cpu_sgemm(0, 1, N, N, dh, scale, q, ld, k, ld, 0.0f, S, N);
         for (int i = 0; i < N; ++i) {
             float *row = S + (size_t)i * N;
             float mx = row[0];
@@ -414,7 +412,7 @@ static void attention(ipr_dit *net) {
             const double inv = 1.0 / sum;
             for (int j = 0; j < N; ++j) row[j] = (float)(row[j] * inv);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, dh, N, 1.0f, S, N, v, ld, 0.0f, net->att + h * dh, d);
+        ipr_cpu_sgemm(0, 0, N, dh, N, 1.0f, S, N, v, ld, 0.0f, net->att + h * dh, d);
     }
 }
 

@@ -41,12 +41,6 @@ typedef struct {
     cublasLtMatmulAlgo_t algo;
 } gemm_plan;
 
-typedef struct {
-    int B, nb;
-    cudaGraphExec_t exec;
-    unsigned long long used;
-} graph_entry;
-
 struct ipr_dit_cuda {
     ipr_dit *net;
     int device;
@@ -83,10 +77,7 @@ struct ipr_dit_cuda {
     /* plans and graphs */
     gemm_plan *plans;
     int n_plans;
-    graph_entry graphs[GRAPH_CAP];
-    int n_graphs;
-    unsigned long long tick;
-    int use_graphs;
+    ipr_graph_cache gc; /* keyed by (batch, level bucket) */
     int lt_gelu;            /* GELU in cuBLASLt's epilogue (default) or as a kernel after a bias-only GEMM */
 };
 
@@ -239,7 +230,9 @@ ipr_dit_cuda *ipr_dit_cuda_new(ipr_dit *net, int device, ipr_precision precision
     g->cdt = precision == IPR_PREC_BF16 ? CUDA_R_16BF : CUDA_R_32F;
     g->ct = precision == IPR_PREC_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     const char *ev = getenv("IPR_DIT_GRAPHS");
-    g->use_graphs = !(ev && strcmp(ev, "0") == 0);
+    g->gc.on = !(ev && strcmp(ev, "0") == 0);
+    g->gc.cap = GRAPH_CAP;
+    g->gc.key_len = 2;
     /* cuBLASLt's GELU epilogue is the tanh approximation (as PyTorch's _addmm_activation relies on); with
      * $IPR_DIT_LT_GELU=0 the kernel of dit_norm.cu applies it instead, to check that claim on a new library */
     const char *eg = getenv("IPR_DIT_LT_GELU");
@@ -284,7 +277,7 @@ fail:
 
 void ipr_dit_cuda_free(ipr_dit_cuda *g) {
     if (!g) return;
-    for (int i = 0; i < g->n_graphs; ++i) cudaGraphExecDestroy(g->graphs[i].exec);
+    ipr_graph_cache_clear(&g->gc);
     for (int i = 0; i < g->n_plans; ++i) plan_destroy(&g->plans[i]);
     free(g->plans);
     free(g->hkeys);
@@ -305,9 +298,9 @@ void ipr_dit_cuda_arena_bytes(const ipr_dit_cuda *g, size_t *weights, size_t *ac
     if (activations) *activations = g->abytes;
 }
 
-void ipr_dit_cuda_set_graphs(ipr_dit_cuda *g, int on) { g->use_graphs = on != 0; }
+void ipr_dit_cuda_set_graphs(ipr_dit_cuda *g, int on) { g->gc.on = on != 0; }
 int ipr_dit_cuda_last_levels(const ipr_dit_cuda *g) { return g->last_levels; }
-int ipr_dit_cuda_graphs(const ipr_dit_cuda *g) { return g->n_graphs; }
+int ipr_dit_cuda_graphs(const ipr_dit_cuda *g) { return g->gc.n; }
 const char *ipr_dit_cuda_device_name(const ipr_dit_cuda *g) { return g->name; }
 
 void ipr_dit_cuda_buffers(ipr_dit_cuda *g, float **x, float **y) {
@@ -443,48 +436,22 @@ fail:
     return IPR_ERR;
 }
 
-/* Run forward_core for (B, nb): replay its graph, capturing it first; without graphs (or if capture fails) run it
- * directly. */
+typedef struct {
+    ipr_dit_cuda *g;
+    int B, nb;
+} core_args;
+
+static int core_body(void *ctx) {
+    const core_args *a = ctx;
+    return forward_core(a->g, a->B, a->nb);
+}
+
+/* Run forward_core for (B, nb) through the graph cache (cuda_host.h): replay its graph, capturing it first; without
+ * graphs (or if a capture fails) run it directly. */
 static int run_core(ipr_dit_cuda *g, int B, int nb) {
-    if (g->use_graphs) {
-        graph_entry *e = NULL;
-        for (int i = 0; i < g->n_graphs; ++i)
-            if (g->graphs[i].B == B && g->graphs[i].nb == nb) e = &g->graphs[i];
-        if (!e) {
-            /* capture; a failure falls back to direct launches for good (the numbers are the same) */
-            cudaGraph_t graph = NULL;
-            cudaGraphExec_t exec = NULL;
-            if (cudaStreamBeginCapture(g->stream, cudaStreamCaptureModeRelaxed) != cudaSuccess) goto nograph;
-            const int rc = forward_core(g, B, nb);
-            const cudaError_t ce = cudaStreamEndCapture(g->stream, &graph);
-            if (rc != IPR_OK || ce != cudaSuccess || !graph ||
-                cudaGraphInstantiate(&exec, graph, 0) != cudaSuccess) {
-                if (graph) cudaGraphDestroy(graph);
-                cudaGetLastError();
-                ipr_log(IPR_LOG_WARN, "CUDA DiT: graph capture failed (%s); running without graphs",
-                        rc != IPR_OK ? ipr_error_message() : cudaGetErrorString(ce));
-                goto nograph;
-            }
-            cudaGraphDestroy(graph);
-            if (g->n_graphs == GRAPH_CAP) { /* evict the least recently used */
-                int old = 0;
-                for (int i = 1; i < g->n_graphs; ++i)
-                    if (g->graphs[i].used < g->graphs[old].used) old = i;
-                cudaGraphExecDestroy(g->graphs[old].exec);
-                g->graphs[old] = g->graphs[--g->n_graphs];
-            }
-            e = &g->graphs[g->n_graphs++];
-            e->B = B, e->nb = nb, e->exec = exec;
-        }
-        e->used = ++g->tick;
-        CU(cudaGraphLaunch(e->exec, g->stream));
-        return IPR_OK;
-    nograph:
-        g->use_graphs = 0;
-    }
-    return forward_core(g, B, nb);
-fail:
-    return IPR_ERR;
+    const int key[2] = {B, nb};
+    core_args a = {g, B, nb};
+    return ipr_graph_cache_run(&g->gc, g->stream, key, core_body, &a, "CUDA DiT");
 }
 
 static int prepare(ipr_dit_cuda *g, const float *t, const float *levels, int B) {

@@ -4,7 +4,46 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
+#include <unistd.h>
+#ifdef IPR_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+static int g_threads = 0; /* 0: not set yet (the online cores) */
+static pthread_once_t g_blas_once = PTHREAD_ONCE_INIT;
+
+static void blas_single(void) { openblas_set_num_threads(1); }
+
+void ipr_cpu_set_threads(int n) {
+    pthread_once(&g_blas_once, blas_single);
+    g_threads = n >= 1 ? n : 1;
+}
+
+int ipr_cpu_threads(void) {
+    if (g_threads > 0) return g_threads;
+    const long c = sysconf(_SC_NPROCESSORS_ONLN);
+    return c >= 1 ? (int)c : 1;
+}
+
+void ipr_cpu_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc) {
+    pthread_once(&g_blas_once, blas_single);
+    const int nb = (N + IPR_CPU_GEMM_BLOCK - 1) / IPR_CPU_GEMM_BLOCK;
+    const int threads = ipr_cpu_threads();
+    (void)threads;
+#ifdef IPR_HAVE_OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (nb > 1 && threads > 1)
+#endif
+    for (int j = 0; j < nb; ++j) {
+        const int j0 = j * IPR_CPU_GEMM_BLOCK, n = N - j0 < IPR_CPU_GEMM_BLOCK ? N - j0 : IPR_CPU_GEMM_BLOCK;
+        /* columns j0.. of op(B): of B's columns (no transpose) or rows (transposed) */
+        const float *Bj = trans_b ? B + (size_t)j0 * ldb : B + j0;
+        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, n, K,
+                    alpha, A, lda, Bj, ldb, beta, C + j0, ldc);
+    }
+}
 
 size_t ipr_cpu_conv2d_col_floats(int c_in, int k, int ho, int wo, size_t budget) {
     size_t row = (size_t)c_in * k * k * (size_t)wo; /* one output row of columns */
@@ -58,8 +97,7 @@ void ipr_cpu_conv2d(float *y, const float *x, const float *w, const float *b, in
     const float beta = accumulate ? 1.0f : 0.0f;
     if (k == 1 && stride == 1 && pad == 0) {
         /* (c_out, c_in) x (c_in, HW): no column matrix needed */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c_out, (int)N, K, 1.0f, w, K, x, (int)N, beta, y,
-                    (int)N);
+        ipr_cpu_sgemm(0, 0, c_out, (int)N, K, 1.0f, w, K, x, (int)N, beta, y, (int)N);
     } else {
         size_t cap = ipr_cpu_conv2d_col_floats(c_in, k, ho, wo, col_budget);
         int band = (int)(cap / ((size_t)K * wo));
@@ -69,8 +107,7 @@ void ipr_cpu_conv2d(float *y, const float *x, const float *w, const float *b, in
             const int n = rows * wo;
             im2col_band(col, x, c_in, h, wd, k, stride, pad, oy0, rows, wo);
             /* y[:, band] (c_out, n) = w (c_out, K) x col (K, n), ldc = full row length */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c_out, n, K, 1.0f, w, K, col, n, beta,
-                        y + (size_t)oy0 * wo, (int)N);
+            ipr_cpu_sgemm(0, 0, c_out, n, K, 1.0f, w, K, col, n, beta, y + (size_t)oy0 * wo, (int)N);
         }
     }
     if (b) {
@@ -186,8 +223,7 @@ void ipr_cpu_attention(float *out, const float *qkv, int heads, int ch, int T, f
         for (int r0 = 0; r0 < T; r0 += rows_block) {
             const int nr = r0 + rows_block <= T ? rows_block : T - r0;
             /* S (nr, T) = q[:, r0:r0+nr]^T k */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nr, T, ch, alpha, q + r0, T, k, T, 0.0f, scores,
-                        T);
+            ipr_cpu_sgemm(1, 0, nr, T, ch, alpha, q + r0, T, k, T, 0.0f, scores, T);
             for (int r = 0; r < nr; ++r) {
                 float *s = scores + (size_t)r * T;
                 float mx = -INFINITY;
@@ -201,8 +237,7 @@ void ipr_cpu_attention(float *out, const float *qkv, int heads, int ch, int T, f
                 for (int j = 0; j < T; ++j) s[j] *= inv;
             }
             /* o[:, r0:r0+nr] (ch, nr) = v (ch, T) S^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ch, nr, T, 1.0f, v, T, scores, T, 0.0f, o + r0,
-                        T);
+            ipr_cpu_sgemm(0, 1, ch, nr, T, 1.0f, v, T, scores, T, 0.0f, o + r0, T);
         }
     }
 }

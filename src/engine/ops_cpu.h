@@ -10,6 +10,19 @@
 #define IPR_GN_EPS 1e-5f
 #define IPR_GN_GROUPS 32
 
+/* Row-major C (M, N) = alpha op(A) op(B) + beta C, as cblas_sgemm, computed so that no value depends on the
+ * number of threads: N is cut into fixed blocks of IPR_CPU_GEMM_BLOCK columns, each one single-threaded OpenBLAS
+ * call, and the blocks are shared among ipr_cpu_set_threads threads (OpenMP where the build has it). OpenBLAS's own
+ * threading is turned off: it splits a product by its thread count and rounds differently with each (measured:
+ * 2.4e-6 on the U-Net fixture, 9.5e-6 on a DiT fixture between 1 and 2 threads), which made a run's results depend
+ * on the ranks sharing a node. */
+#define IPR_CPU_GEMM_BLOCK 256
+void ipr_cpu_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc);
+/* Threads of ipr_cpu_sgemm (n >= 1; before any call: the online cores). The numbers never depend on it. */
+void ipr_cpu_set_threads(int n);
+int ipr_cpu_threads(void);
+
 /* Floats of im2col scratch a k x k conv of c_in channels to (ho, wo) needs when it is tiled into bands
  * of output rows of at most `budget` floats (at least one output row). */
 size_t ipr_cpu_conv2d_col_floats(int c_in, int k, int ho, int wo, size_t budget);

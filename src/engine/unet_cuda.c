@@ -14,6 +14,9 @@
 
 #include "cuda/ops_cuda.h"
 #include "cuda_host.h"
+#ifdef IPR_HAVE_CUDNN
+#include "cudnn_conv.h"
+#endif
 #include "ipr/common.h"
 #include "unet_internal.h"
 
@@ -25,19 +28,18 @@
  * Hopper), and graphs on and off then pick the same algorithms */
 #define IPR_CUDA_BLAS_WORKSPACE ((size_t)32 << 20)
 #define GRAPH_CAP IPR_UNET_CUDA_GRAPH_CAP
+/* cuDNN's workspace (allocated once: nothing may be allocated inside a graph capture); algorithms needing more are
+ * passed over */
+#define IPR_CUDA_DNN_WORKSPACE ((size_t)256 << 20)
+/* batch sizes whose first cuDNN forward ran without a capture (cuDNN loads its kernels lazily, which a capture
+ * cannot hold) */
+#define DNN_WARM_CAP 64
 
 #define CUBLAS(expr)                                                                                      \
     do {                                                                                                  \
         cublasStatus_t s_ = (expr);                                                                       \
         if (s_ != CUBLAS_STATUS_SUCCESS) IPR_FAIL("cuBLAS: %s failed: status %d", #expr, (int)s_);        \
     } while (0)
-
-/* One captured forward: its key (batch, embedding rows per level) and its executable graph. */
-typedef struct {
-    int B, nb[IPR_UNET_MAX_LEVELS];
-    cudaGraphExec_t exec;
-    unsigned long long used;
-} graph_entry;
 
 struct ipr_unet_cuda {
     ipr_unet *net;
@@ -68,18 +70,22 @@ struct ipr_unet_cuda {
     float *sinus, *hid, *P;
     void *uscratch;
     int last_distinct;
-    /* graphs */
-    graph_entry graphs[GRAPH_CAP];
-    int n_graphs;
-    long captures;
-    unsigned long long tick;
-    int use_graphs;
+    /* graphs, keyed by (batch, embedding rows per level) */
+    ipr_graph_cache gc;
     /* 3x3 convolutions in BF16: im2col or implicit GEMM (conv3x3.cu) with weights packed for it */
     ipr_unet_conv conv_path;
     uint16_t *wpack;      /* every 3x3 conv's packed bf16 weights, one allocation */
     const float **pack_w; /* host weight pointer of entry i ... */
     size_t *pack_off;     /* ... and its offset in wpack (elements, 16-byte aligned) */
     int n_pack;
+    /* the cuDNN path: its context, every 3x3 weight in KRSC bf16 (table as for wpack), warmed batch sizes */
+    struct ipr_cudnn_conv *dnn;
+    uint16_t *wkrsc;
+    const float **krsc_w;
+    size_t *krsc_off;
+    int n_krsc;
+    int dnn_warm[DNN_WARM_CAP];
+    int n_warm;
 };
 
 int ipr_cuda_available(int *count) {
@@ -172,6 +178,57 @@ static const uint16_t *packed(const ipr_unet_cuda *g, const ipr_conv_w *cv) {
         if (g->pack_w[i] == cv->w) return g->wpack + g->pack_off[i];
     return NULL;
 }
+
+#ifdef IPR_HAVE_CUDNN
+/* KRSC bf16 copies of every 3x3 weight (first selection of the cuDNN path), and the cuDNN context */
+static int setup_cudnn(ipr_unet_cuda *g) {
+    if (g->wkrsc) return IPR_OK;
+    const ipr_unet *net = g->net;
+    const int n = list_conv3(net, NULL);
+    const ipr_conv_w **cv = ipr_calloc((size_t)n, sizeof *cv, "3x3 convolution list");
+    IPR_TRY_PTR(cv);
+    g->krsc_w = ipr_calloc((size_t)n, sizeof *g->krsc_w, "KRSC weight table");
+    g->krsc_off = ipr_calloc((size_t)n, sizeof *g->krsc_off, "KRSC weight table");
+    if (!g->krsc_w || !g->krsc_off) {
+        free(cv);
+        goto fail;
+    }
+    list_conv3(net, cv);
+    size_t total = 0;
+    for (int i = 0; i < n; ++i) {
+        g->krsc_w[i] = cv[i]->w;
+        g->krsc_off[i] = total;
+        total += ((size_t)cv[i]->c_out * cv[i]->c_in * 9 + 7) / 8 * 8; /* 16-byte aligned */
+    }
+    cudaError_t e = cudaMalloc((void **)&g->wkrsc, total * sizeof(uint16_t));
+    int rc = e == cudaSuccess ? IPR_OK : IPR_ERR;
+    if (rc != IPR_OK) ipr_error_set(__FILE__, __LINE__, "CUDA: KRSC 3x3 weights: %s", cudaGetErrorString(e));
+    for (int i = 0; i < n && rc == IPR_OK; ++i)
+        rc = ipr_cu_pack_krsc_bf16(g->wkrsc + g->krsc_off[i], dW(g, cv[i]->w), cv[i]->c_out, cv[i]->c_in, g->stream);
+    free(cv);
+    IPR_TRY(rc);
+    g->n_krsc = n;
+    g->wbytes += total * sizeof(uint16_t);
+    IPR_TRY_PTR(g->dnn = ipr_cudnn_conv_new(g->stream, IPR_CUDA_DNN_WORKSPACE));
+    g->abytes += IPR_CUDA_DNN_WORKSPACE;
+    CU(cudaStreamSynchronize(g->stream));
+    ipr_log(IPR_LOG_DEBUG, "CUDA U-Net: %s for %d 3x3 convolutions", ipr_cudnn_version(), n);
+    return IPR_OK;
+fail:
+    if (g->wkrsc) cudaFree(g->wkrsc);
+    g->wkrsc = NULL;
+    free(g->krsc_w), free(g->krsc_off);
+    g->krsc_w = NULL, g->krsc_off = NULL;
+    g->n_krsc = 0;
+    return IPR_ERR;
+}
+
+static const uint16_t *krsc(const ipr_unet_cuda *g, const ipr_conv_w *cv) {
+    for (int i = 0; i < g->n_krsc; ++i)
+        if (g->krsc_w[i] == cv->w) return g->wkrsc + g->krsc_off[i];
+    return NULL;
+}
+#endif
 
 /* ---- plan ---- */
 
@@ -303,7 +360,9 @@ ipr_unet_cuda *ipr_unet_cuda_new(ipr_unet *net, int device, ipr_precision precis
     CUBLAS(cublasSetStream(g->blas, g->stream));
     CUBLAS(cublasSetMathMode(g->blas, precision == IPR_PREC_FP32 ? CUBLAS_PEDANTIC_MATH : CUBLAS_DEFAULT_MATH));
     const char *ev = getenv("IPR_UNET_GRAPHS");
-    g->use_graphs = !(ev && strcmp(ev, "0") == 0);
+    g->gc.on = !(ev && strcmp(ev, "0") == 0);
+    g->gc.cap = GRAPH_CAP;
+    g->gc.key_len = 1 + net->L;
 
     /* weights: the whole host arena, so that offsets carry over */
     g->wbytes = net->wbytes;
@@ -347,11 +406,16 @@ fail:
 
 void ipr_unet_cuda_free(ipr_unet_cuda *g) {
     if (!g) return;
-    for (int i = 0; i < g->n_graphs; ++i) cudaGraphExecDestroy(g->graphs[i].exec);
+    ipr_graph_cache_clear(&g->gc);
     if (g->h_nuniq) cudaFreeHost(g->h_nuniq);
     if (g->arena) cudaFree(g->arena);
     if (g->wpack) cudaFree(g->wpack);
     free(g->pack_w), free(g->pack_off);
+#ifdef IPR_HAVE_CUDNN
+    ipr_cudnn_conv_free(g->dnn);
+#endif
+    if (g->wkrsc) cudaFree(g->wkrsc);
+    free(g->krsc_w), free(g->krsc_off);
     if (g->dw16) cudaFree(g->dw16);
     if (g->dw) cudaFree(g->dw);
     if (g->blas) cublasDestroy(g->blas);
@@ -366,22 +430,32 @@ void ipr_unet_cuda_arena_bytes(const ipr_unet_cuda *g, size_t *weights, size_t *
 }
 
 int ipr_unet_cuda_last_distinct(const ipr_unet_cuda *g) { return g->last_distinct; }
-void ipr_unet_cuda_set_graphs(ipr_unet_cuda *g, int on) { g->use_graphs = on != 0; }
-int ipr_unet_cuda_graphs(const ipr_unet_cuda *g) { return g->n_graphs; }
-long ipr_unet_cuda_graph_captures(const ipr_unet_cuda *g) { return g->captures; }
+void ipr_unet_cuda_set_graphs(ipr_unet_cuda *g, int on) { g->gc.on = on != 0; }
+int ipr_unet_cuda_graphs(const ipr_unet_cuda *g) { return g->gc.n; }
+long ipr_unet_cuda_graph_captures(const ipr_unet_cuda *g) { return g->gc.captures; }
 
 int ipr_unet_cuda_set_conv(ipr_unet_cuda *g, ipr_unet_conv conv) {
-    IPR_CHECK(conv == IPR_UNET_CONV_IM2COL || conv == IPR_UNET_CONV_IMPLICIT, "unknown convolution path %d", (int)conv);
+    IPR_CHECK(conv == IPR_UNET_CONV_IM2COL || conv == IPR_UNET_CONV_IMPLICIT || conv == IPR_UNET_CONV_CUDNN,
+              "unknown convolution path %d", (int)conv);
     IPR_CHECK(conv == IPR_UNET_CONV_IM2COL || g->prec == IPR_PREC_BF16,
-              "the implicit-GEMM convolution is BF16 only (this net runs %s)", ipr_precision_name(g->prec));
+              "the %s convolution is BF16 only (this net runs %s)",
+              conv == IPR_UNET_CONV_CUDNN ? "cuDNN" : "implicit-GEMM", ipr_precision_name(g->prec));
+#ifndef IPR_HAVE_CUDNN
+    IPR_CHECK(conv != IPR_UNET_CONV_CUDNN,
+              "the cuDNN convolution path: this ipr was built without cuDNN (CMake found none: set CUDNN_ROOT, or "
+              "-DIPR_CUDNN=ON to require it)");
+#endif
     if (conv == IPR_UNET_CONV_IMPLICIT) {
         CU(cudaSetDevice(g->device));
         IPR_TRY(pack_conv3(g));
     }
-    if (conv != g->conv_path) { /* the captured graphs launch the other path's kernels */
-        for (int i = 0; i < g->n_graphs; ++i) cudaGraphExecDestroy(g->graphs[i].exec);
-        g->n_graphs = 0;
+#ifdef IPR_HAVE_CUDNN
+    if (conv == IPR_UNET_CONV_CUDNN) {
+        CU(cudaSetDevice(g->device));
+        IPR_TRY(setup_cudnn(g));
     }
+#endif
+    if (conv != g->conv_path) ipr_graph_cache_clear(&g->gc); /* the held graphs launch the other path's kernels */
     g->conv_path = conv;
     return IPR_OK;
 fail:
@@ -447,8 +521,42 @@ static const uint16_t *implicit_w(const ipr_unet_cuda *g, const ipr_conv_w *cv) 
     return g->conv_path == IPR_UNET_CONV_IMPLICIT && cv->k == 3 ? packed(g, cv) : NULL;
 }
 
+#ifdef IPR_HAVE_CUDNN
+/* out (B, Cout, Ho, Wo) = beta * out + conv3x3(in) + bias (+ residual) through cuDNN: per chunk of the batch, the
+ * input to NHWC bf16 and cuDNN's NHWC bf16 output back, both in the im2col workspace */
+static int conv3_dnn(ipr_unet_cuda *g, float *out, const float *in, const ipr_conv_w *cv, int B, int H, int W,
+                     int stride, int Ho, int Wo, const float *bias, const float *residual, float beta) {
+    const uint16_t *w = krsc(g, cv);
+    IPR_CHECK(w != NULL, "cuDNN path: a 3x3 convolution without KRSC weights");
+    const size_t xin = (size_t)cv->c_in * H * W, yout = (size_t)cv->c_out * Ho * Wo;
+    const size_t per = (xin + yout + 16) / 8 * 8;
+    const int chunk = (int)(g->col_elems / per);
+    IPR_CHECK(chunk >= 1, "cuDNN path: workspace too small (%zu < %zu bf16)", g->col_elems, per);
+    uint16_t *col = (uint16_t *)g->col;
+    for (int b0 = 0; b0 < B; b0 += chunk) {
+        const int nb = B - b0 < chunk ? B - b0 : chunk;
+        uint16_t *xb = col, *yb = col + ((size_t)nb * xin + 7) / 8 * 8;
+        IPR_TRY(ipr_cu_nchw_to_nhwc_bf16(xb, in + (size_t)b0 * xin, nb, cv->c_in, H * W, g->stream));
+        IPR_TRY(ipr_cudnn_conv3x3(g->dnn, yb, xb, w, nb, cv->c_in, cv->c_out, H, W, stride, Ho, Wo));
+        IPR_TRY(ipr_cu_nhwc_bf16_epilogue(out + (size_t)b0 * yout, yb, bias, residual ? residual + (size_t)b0 * yout : NULL,
+                                          beta, nb, cv->c_out, Ho * Wo, g->stream));
+    }
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
+/* 1 if cv runs through cuDNN */
+static int dnn_conv(const ipr_unet_cuda *g, const ipr_conv_w *cv) {
+    return g->conv_path == IPR_UNET_CONV_CUDNN && cv->k == 3;
+}
+#endif
+
 static int conv(ipr_unet_cuda *g, float *out, const float *in, const ipr_conv_w *cv, int B, int H, int W, int stride,
                 int Ho, int Wo) {
+#ifdef IPR_HAVE_CUDNN
+    if (dnn_conv(g, cv)) return conv3_dnn(g, out, in, cv, B, H, W, stride, Ho, Wo, dW(g, cv->b), NULL, 0.0f);
+#endif
     const uint16_t *wp = implicit_w(g, cv);
     if (wp) /* bias in the epilogue */
         return ipr_cu_conv3x3_bf16(out, in, wp, dW(g, cv->b), NULL, 0.0f, B, cv->c_in, cv->c_out, H, W, stride, Ho, Wo,
@@ -522,6 +630,17 @@ static int resblock(ipr_unet_cuda *g, const ipr_resblock_w *rb, const float *in,
     IPR_TRY(linear(g, g->P, g->E[l], g->nb[l], &rb->emb, 0));
     IPR_TRY(ipr_cu_group_norm(g->tmp, g->u, dW(g, rb->norm2.gamma), dW(g, rb->norm2.beta), g->P, g->tidx[l], B,
                               rb->c_out, hw, IPR_GN_GROUPS, IPR_GN_EPS, 1, g->stream));
+#ifdef IPR_HAVE_CUDNN
+    if (dnn_conv(g, &rb->conv2)) { /* out = shortcut(in) or in, + conv2 + bias, in the epilogue */
+        const float *res = in;
+        float beta = 0.0f;
+        if (rb->has_shortcut) {
+            IPR_TRY(conv(g, out, in, &rb->shortcut, B, h, w, 1, h, w));
+            res = NULL, beta = 1.0f;
+        }
+        return conv3_dnn(g, out, g->tmp, &rb->conv2, B, h, w, 1, h, w, dW(g, rb->conv2.b), res, beta);
+    }
+#endif
     const uint16_t *wp2 = implicit_w(g, &rb->conv2);
     if (wp2) { /* out = shortcut(in) or in, + conv2 + bias, in the epilogue (no copy of in) */
         const float *res = in;
@@ -637,53 +756,36 @@ fail:
     return IPR_ERR;
 }
 
-/* Run forward_core for (B, g->nb): replay its graph, capturing it first (the least recently used of GRAPH_CAP
- * goes); without graphs, or if a capture fails, run it directly (the same kernels, the same numbers). */
+typedef struct {
+    ipr_unet_cuda *g;
+    int B;
+} core_args;
+
+static int core_body(void *ctx) {
+    const core_args *a = ctx;
+    return forward_core(a->g, a->B);
+}
+
+/* Run forward_core for (B, g->nb) through the graph cache (cuda_host.h): replay its graph, capturing it first (the
+ * least recently used of GRAPH_CAP goes); without graphs, or if a capture fails, run it directly (the same kernels,
+ * the same numbers). */
 static int run_core(ipr_unet_cuda *g, int B) {
     const int L = g->net->L;
-    if (g->use_graphs) {
-        graph_entry *e = NULL;
-        for (int i = 0; i < g->n_graphs && !e; ++i)
-            if (g->graphs[i].B == B && memcmp(g->graphs[i].nb, g->nb, (size_t)L * sizeof(int)) == 0)
-                e = &g->graphs[i];
-        if (!e) {
-            /* capture; a failure falls back to direct launches for good */
-            cudaGraph_t graph = NULL;
-            cudaGraphExec_t exec = NULL;
-            if (cudaStreamBeginCapture(g->stream, cudaStreamCaptureModeRelaxed) != cudaSuccess) goto nograph;
-            const int rc = forward_core(g, B);
-            const cudaError_t ce = cudaStreamEndCapture(g->stream, &graph);
-            if (rc != IPR_OK || ce != cudaSuccess || !graph ||
-                cudaGraphInstantiate(&exec, graph, 0) != cudaSuccess) {
-                if (graph) cudaGraphDestroy(graph);
-                cudaGetLastError();
-                ipr_log(IPR_LOG_WARN, "CUDA U-Net: graph capture failed (%s); running without graphs",
-                        rc != IPR_OK ? ipr_error_message() : cudaGetErrorString(ce));
-                goto nograph;
-            }
-            cudaGraphDestroy(graph);
-            if (g->n_graphs == GRAPH_CAP) { /* evict the least recently used */
-                int old = 0;
-                for (int i = 1; i < g->n_graphs; ++i)
-                    if (g->graphs[i].used < g->graphs[old].used) old = i;
-                cudaGraphExecDestroy(g->graphs[old].exec);
-                g->graphs[old] = g->graphs[--g->n_graphs];
-            }
-            e = &g->graphs[g->n_graphs++];
-            memset(e, 0, sizeof *e);
-            e->B = B, e->exec = exec;
-            memcpy(e->nb, g->nb, (size_t)L * sizeof(int));
-            g->captures++;
+    if (g->gc.on && g->conv_path == IPR_UNET_CONV_CUDNN) {
+        /* cuDNN's first run of a shape may load kernels, which a capture cannot hold: a batch size's first forward
+         * runs directly (the same numbers), later ones are captured */
+        int warm = 0;
+        for (int i = 0; i < g->n_warm && !warm; ++i) warm = g->dnn_warm[i] == B;
+        if (!warm) {
+            if (g->n_warm < DNN_WARM_CAP) g->dnn_warm[g->n_warm++] = B;
+            return forward_core(g, B);
         }
-        e->used = ++g->tick;
-        CU(cudaGraphLaunch(e->exec, g->stream));
-        return IPR_OK;
-    nograph:
-        g->use_graphs = 0;
     }
-    return forward_core(g, B);
-fail:
-    return IPR_ERR;
+    int key[IPR_GRAPH_KEY_MAX];
+    key[0] = B;
+    memcpy(key + 1, g->nb, (size_t)L * sizeof(int));
+    core_args a = {g, B};
+    return ipr_graph_cache_run(&g->gc, g->stream, key, core_body, &a, "CUDA U-Net");
 }
 
 /* The graphs read x from and write y to the net's own buffers: a caller's other device buffers are copied in and

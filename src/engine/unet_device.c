@@ -20,13 +20,24 @@ int ipr_precision_from_name(const char *name, ipr_precision *out) {
     return IPR_OK;
 }
 
-const char *ipr_unet_conv_name(ipr_unet_conv c) { return c == IPR_UNET_CONV_IMPLICIT ? "implicit" : "im2col"; }
+const char *ipr_unet_conv_name(ipr_unet_conv c) {
+    return c == IPR_UNET_CONV_IMPLICIT ? "implicit" : c == IPR_UNET_CONV_CUDNN ? "cudnn" : "im2col";
+}
+
+int ipr_unet_conv_have_cudnn(void) {
+#ifdef IPR_HAVE_CUDNN
+    return 1;
+#else
+    return 0;
+#endif
+}
 
 int ipr_unet_conv_from_name(const char *name, ipr_unet_conv *out) {
     if (name && strcmp(name, "im2col") == 0) *out = IPR_UNET_CONV_IM2COL;
     else if (name && strcmp(name, "implicit") == 0) *out = IPR_UNET_CONV_IMPLICIT;
+    else if (name && strcmp(name, "cudnn") == 0) *out = IPR_UNET_CONV_CUDNN;
     else {
-        ipr_error_set(__FILE__, __LINE__, "unknown convolution path '%s' (expected im2col or implicit)",
+        ipr_error_set(__FILE__, __LINE__, "unknown convolution path '%s' (expected im2col, implicit or cudnn)",
                       name ? name : "");
         return IPR_ERR;
     }

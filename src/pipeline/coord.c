@@ -135,6 +135,24 @@ out:
 
 static int has_work(const rank_state *s) { return s->pending > 0; }
 
+/* With several ranks and no run.units_per_request, a request holds at most a quarter of a rank's share of the units
+ * to run, in whole families (the selections and fractions of one instance block, which share a base sample), at
+ * least one family: the default (one device batch of every family) handed a 256-unit grid out in two requests, so
+ * that two of four GPUs had nothing to do. Batch composition moves no result on the CPU (README
+ * "Reproducibility"); on GPUs it is one of the rounding differences between rank counts already documented. */
+static void cap_chunk(rank_state *s) {
+    const pl_resolved *rs = s->o->plan->resolved;
+    if (rs->chunk_explicit || s->size < 2 || s->pending < 1) return;
+    const int fam = rs->family_units > 0 ? rs->family_units : 1;
+    int want = (s->pending + 4 * s->size - 1) / (4 * s->size);
+    want = (want + fam - 1) / fam * fam;
+    if (want < s->chunk_max) {
+        pl_logf(IPR_LOG_INFO, "at most %d units a request (a quarter of a rank's share; %d for one device batch of "
+                "every family; run.units_per_request sets it)", want, s->chunk_max);
+        s->chunk_max = want;
+    }
+}
+
 static void unit_finished(rank_state *s, int u, int status) {
     const pl_resolved *rs = s->o->plan->resolved;
     const pl_unit *un = &s->o->plan->units[u];
@@ -709,6 +727,7 @@ int pl_coord_run(const pl_coord_opts *o, pl_exec *x, const pl_binding *b, pl_coo
     if (s.rank == 0) {
         pl_logf(IPR_LOG_INFO, "session %s: %d ranks, %d of %d units in scope, %d done before, %d to run", o->run->session,
                 s.size, s.in_scope, o->plan->n_units, s.done_before, s.pending);
+        cap_chunk(&s);
         s.snapshots = pl_status_snapshot_arm(o->run, s.size) == IPR_OK;
         write_status(&s, "running", 0);
         ipr_error_clear();

@@ -159,6 +159,8 @@ static void resolve(const pl_config *cfg, pl_resolved *r) {
     r->gpu_sampler = cfg->gpu_sampler;
     r->allow_gpu_sharing = cfg->allow_gpu_sharing;
     r->chunk_units = pl_plan_chunk_units(cfg);
+    r->chunk_explicit = cfg->has_units_per_request;
+    r->family_units = pl_plan_shared_variants(cfg);
     r->retries = cfg->retries;
     r->has_max_failures = cfg->has_max_failures;
     r->max_failures = cfg->max_failures;

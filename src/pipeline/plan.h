@@ -74,6 +74,8 @@ typedef struct {
     int allow_gpu_sharing;
     /* the coordinator (coord.h) */
     int chunk_units;             /* units per request (pl_plan_chunk_units) */
+    int chunk_explicit;          /* run.units_per_request set it: the coordinator keeps it whatever the ranks */
+    int family_units;            /* units sharing a base sample (pl_plan_shared_variants): a request keeps them */
     int retries;
     int has_max_failures, max_failures;
     double progress_interval;

@@ -1,11 +1,11 @@
 /* denoiser.c: a denoiser checkpoint of any backbone (the SRM U-Net or the region-token DiT, ipr/model.h) behind one
  * host-buffer forward, on the CPU engine or one CUDA GPU, so the sampler never needs to know which network runs or
  * where. The backbone is chosen once, from the checkpoint's `format`, through a table of operations. */
-#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../engine/ops_cpu.h"
 #include "ipr/common.h"
 #include "ipr/dit_cuda.h"
 #include "ipr/sampler.h"
@@ -146,7 +146,7 @@ ipr_denoiser *ipr_denoiser_open(const char *ckpt_path, const ipr_denoiser_config
     for (int i = 0; i < IPR_BACKBONE_COUNT; ++i)
         if (k_ops[i].backbone == d->info.backbone) d->ops = &k_ops[i];
     IPR_CHECK(d->ops != NULL, "denoiser: no operations for backbone %s", ipr_backbone_name(d->info.backbone));
-    if (cfg->cpu_threads > 0) openblas_set_num_threads(cfg->cpu_threads);
+    if (cfg->cpu_threads > 0) ipr_cpu_set_threads(cfg->cpu_threads);
     IPR_TRY(d->ops->open(d, ckpt_path));
     return d;
 fail:

@@ -101,6 +101,14 @@ if mpirun -n 2 "$ipr" run q.yaml -o rb --set device.batch=3 --set run.units_per_
 else
   bad "batch size 3 ($(tail -3 rb.out) $(cat cmpb.out 2>/dev/null))"
 fi
+# several ranks: a request holds at most a quarter of a rank's share (8 units, 3 ranks: 1, rounded up to a family of
+# 2 fractions; the default 4 would leave a rank idle); one rank and an explicit run.units_per_request keep theirs
+if grep -q "at most 2 units a request" r3/logs/*.log && grep -q "at most 2 units a request" r2/logs/*.log &&
+   ! grep -q "units a request" r1/logs/*.log && ! grep -q "units a request" rb/logs/*.log; then
+  ok "requests capped at a quarter of a rank's share with 2 and 3 ranks, not with 1 or run.units_per_request"
+else
+  bad "request cap ($(grep -h 'units a request' r1/logs/*.log r2/logs/*.log r3/logs/*.log rb/logs/*.log | head -3))"
+fi
 # the selections and fractions of an instance block run from one base sample per instance (a batch takes whole
 # families); one unit per request shares nothing: the numbers must not differ
 sed -e 's/fractions: \[0.25, 0.5\]/fractions: [0.25, 0.5], selection: [uniform, uncertainty]/' q.yaml > qs.yaml

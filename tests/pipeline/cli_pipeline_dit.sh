@@ -124,6 +124,14 @@ then
 else
   bad "sudoku DiT runs ($(tail -3 s1.out s3.out) $(cat cmps.out 2>/dev/null))"
 fi
+# the threads of a rank: 2 against 1 (OpenBLAS's own threading rounded differently with each count, so the number of
+# ranks sharing a node moved a run's results; the engines' GEMMs are now fixed blocks of single-threaded calls)
+if "$ipr" run s.yaml -o s1t2 --set device.cpu_threads=2 --progress none > s1t2.out 2>&1 &&
+   $compare s1/results.h5 s1t2/results.h5 > cmpt.out; then
+  ok "sudoku DiT: 2 CPU threads == 1 ($(cat cmpt.out))"
+else
+  bad "sudoku DiT with 2 CPU threads ($(tail -3 s1t2.out) $(cat cmpt.out 2>/dev/null))"
+fi
 
 # ---- a U-Net and a DiT in one grid: each model's rows equal its own run's ----
 # (4 instances in units of 2 here, 8 in the DiT's own run above: a chain's results depend on its instance only)

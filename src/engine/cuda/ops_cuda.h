@@ -40,6 +40,14 @@ size_t ipr_cu_conv3x3_packed_elems(int Cout, int Cin);
 /* Pack float32 weights w (Cout, Cin, 3, 3) (device) into wp (ipr_cu_conv3x3_packed_elems bf16). */
 int ipr_cu_conv3x3_pack(uint16_t *wp, const float *w, int Cout, int Cin, ipr_cuda_stream s);
 
+/* Around the cuDNN convolutions (layout.cu): dst (B, HW, C) bf16 = src (B, C, HW) float32; out (B, C, HW) float32 =
+ * beta * out + y (B, HW, C) bf16 + bias[c] (if not NULL) + residual (B, C, HW) (if not NULL; it may be out only
+ * with beta 0); wk (Cout, 3, 3, Cin) bf16 = w (Cout, Cin, 3, 3) float32 (cuDNN's NHWC filter layout, KRSC). */
+int ipr_cu_nchw_to_nhwc_bf16(uint16_t *dst, const float *src, int B, int C, int HW, ipr_cuda_stream s);
+int ipr_cu_nhwc_bf16_epilogue(float *out, const uint16_t *y, const float *bias, const float *residual, float beta,
+                              int B, int C, int HW, ipr_cuda_stream s);
+int ipr_cu_pack_krsc_bf16(uint16_t *wk, const float *w, int Cout, int Cin, ipr_cuda_stream s);
+
 /* y (B, C, HW) += bias[c] (+ residual (B, C, HW) if not NULL). */
 int ipr_cu_bias_residual(float *y, const float *bias, const float *residual, int B, int C, int HW,
                          ipr_cuda_stream s);
