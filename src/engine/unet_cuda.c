@@ -41,6 +41,14 @@
         if (s_ != CUBLAS_STATUS_SUCCESS) IPR_FAIL("cuBLAS: %s failed: status %d", #expr, (int)s_);        \
     } while (0)
 
+/* bf16 copies of every 3x3 weight in one allocation, in some layout, found by the host weight pointer */
+typedef struct {
+    uint16_t *w;
+    const float **key; /* host weight pointer of entry i ... */
+    size_t *off;       /* ... and its offset in w (elements, 16-byte aligned) */
+    int n;
+} conv3_table;
+
 struct ipr_unet_cuda {
     ipr_unet *net;
     int device;
@@ -74,16 +82,10 @@ struct ipr_unet_cuda {
     ipr_graph_cache gc;
     /* 3x3 convolutions in BF16: im2col or implicit GEMM (conv3x3.cu) with weights packed for it */
     ipr_unet_conv conv_path;
-    uint16_t *wpack;      /* every 3x3 conv's packed bf16 weights, one allocation */
-    const float **pack_w; /* host weight pointer of entry i ... */
-    size_t *pack_off;     /* ... and its offset in wpack (elements, 16-byte aligned) */
-    int n_pack;
-    /* the cuDNN path: its context, every 3x3 weight in KRSC bf16 (table as for wpack), warmed batch sizes */
+    conv3_table wpack;    /* every 3x3 conv's weights packed for the implicit GEMM */
+    /* the cuDNN path: its context, every 3x3 weight in KRSC bf16, warmed batch sizes */
     struct ipr_cudnn_conv *dnn;
-    uint16_t *wkrsc;
-    const float **krsc_w;
-    size_t *krsc_off;
-    int n_krsc;
+    conv3_table wkrsc;
     int dnn_warm[DNN_WARM_CAP];
     int n_warm;
 };
@@ -134,100 +136,80 @@ static int list_conv3(const ipr_unet *net, const ipr_conv_w **out) {
     return n;
 }
 
-/* Pack every 3x3 weight once (first selection of the implicit path): bf16, zero-padded to the kernel's tiles. */
-static int pack_conv3(ipr_unet_cuda *g) {
-    if (g->wpack) return IPR_OK;
-    const ipr_unet *net = g->net;
-    const int n = list_conv3(net, NULL);
+static void conv3_table_free(conv3_table *t) {
+    if (t->w) cudaFree(t->w);
+    free(t->key), free(t->off);
+    memset(t, 0, sizeof *t);
+}
+
+/* Fill t once (first selection of its path): every 3x3 weight of the net converted by pack into elems(Cout, Cin)
+ * bf16 values; `what` names it in errors. */
+static int conv3_table_build(ipr_unet_cuda *g, conv3_table *t, size_t (*elems)(int, int),
+                             int (*pack)(uint16_t *, const float *, int, int, ipr_cuda_stream), const char *what) {
+    if (t->w) return IPR_OK;
+    const int n = list_conv3(g->net, NULL);
     const ipr_conv_w **cv = ipr_calloc((size_t)n, sizeof *cv, "3x3 convolution list");
     IPR_TRY_PTR(cv);
-    g->pack_w = ipr_calloc((size_t)n, sizeof *g->pack_w, "packed weight table");
-    g->pack_off = ipr_calloc((size_t)n, sizeof *g->pack_off, "packed weight table");
-    if (!g->pack_w || !g->pack_off) {
+    t->key = ipr_calloc((size_t)n, sizeof *t->key, what);
+    t->off = ipr_calloc((size_t)n, sizeof *t->off, what);
+    if (!t->key || !t->off) {
         free(cv);
         goto fail;
     }
-    list_conv3(net, cv);
+    list_conv3(g->net, cv);
     size_t total = 0;
     for (int i = 0; i < n; ++i) {
-        g->pack_w[i] = cv[i]->w;
-        g->pack_off[i] = total;
-        total += (ipr_cu_conv3x3_packed_elems(cv[i]->c_out, cv[i]->c_in) + 7) / 8 * 8; /* 16-byte aligned */
+        t->key[i] = cv[i]->w;
+        t->off[i] = total;
+        total += (elems(cv[i]->c_out, cv[i]->c_in) + 7) / 8 * 8; /* 16-byte aligned */
     }
-    cudaError_t e = cudaMalloc((void **)&g->wpack, total * sizeof(uint16_t));
+    cudaError_t e = cudaMalloc((void **)&t->w, total * sizeof(uint16_t));
     int rc = e == cudaSuccess ? IPR_OK : IPR_ERR;
-    if (rc != IPR_OK) ipr_error_set(__FILE__, __LINE__, "CUDA: packing 3x3 weights: %s", cudaGetErrorString(e));
+    if (rc != IPR_OK) ipr_error_set(__FILE__, __LINE__, "CUDA: %s: %s", what, cudaGetErrorString(e));
     for (int i = 0; i < n && rc == IPR_OK; ++i)
-        rc = ipr_cu_conv3x3_pack(g->wpack + g->pack_off[i], dW(g, cv[i]->w), cv[i]->c_out, cv[i]->c_in, g->stream);
+        rc = pack(t->w + t->off[i], dW(g, cv[i]->w), cv[i]->c_out, cv[i]->c_in, g->stream);
     free(cv);
     IPR_TRY(rc);
-    g->n_pack = n;
-    g->wbytes += total * sizeof(uint16_t);
     CU(cudaStreamSynchronize(g->stream));
+    t->n = n;
+    g->wbytes += total * sizeof(uint16_t);
     return IPR_OK;
 fail:
-    if (g->wpack) cudaFree(g->wpack);
-    g->wpack = NULL;
-    free(g->pack_w), free(g->pack_off);
-    g->pack_w = NULL, g->pack_off = NULL;
+    conv3_table_free(t);
     return IPR_ERR;
 }
 
-static const uint16_t *packed(const ipr_unet_cuda *g, const ipr_conv_w *cv) {
-    for (int i = 0; i < g->n_pack; ++i)
-        if (g->pack_w[i] == cv->w) return g->wpack + g->pack_off[i];
+static const uint16_t *conv3_lookup(const conv3_table *t, const ipr_conv_w *cv) {
+    for (int i = 0; i < t->n; ++i)
+        if (t->key[i] == cv->w) return t->w + t->off[i];
     return NULL;
 }
+
+/* the implicit GEMM's weights: bf16, zero-padded to the kernel's tiles */
+static int pack_conv3(ipr_unet_cuda *g) {
+    return conv3_table_build(g, &g->wpack, ipr_cu_conv3x3_packed_elems, ipr_cu_conv3x3_pack,
+                             "3x3 weights packed for the implicit GEMM");
+}
+
+static const uint16_t *packed(const ipr_unet_cuda *g, const ipr_conv_w *cv) { return conv3_lookup(&g->wpack, cv); }
 
 #ifdef IPR_HAVE_CUDNN
+static size_t krsc_elems(int cout, int cin) { return (size_t)cout * cin * 9; }
+
 /* KRSC bf16 copies of every 3x3 weight (first selection of the cuDNN path), and the cuDNN context */
 static int setup_cudnn(ipr_unet_cuda *g) {
-    if (g->wkrsc) return IPR_OK;
-    const ipr_unet *net = g->net;
-    const int n = list_conv3(net, NULL);
-    const ipr_conv_w **cv = ipr_calloc((size_t)n, sizeof *cv, "3x3 convolution list");
-    IPR_TRY_PTR(cv);
-    g->krsc_w = ipr_calloc((size_t)n, sizeof *g->krsc_w, "KRSC weight table");
-    g->krsc_off = ipr_calloc((size_t)n, sizeof *g->krsc_off, "KRSC weight table");
-    if (!g->krsc_w || !g->krsc_off) {
-        free(cv);
-        goto fail;
+    IPR_TRY(conv3_table_build(g, &g->wkrsc, krsc_elems, ipr_cu_pack_krsc_bf16, "KRSC 3x3 weights for cuDNN"));
+    if (!g->dnn) {
+        IPR_TRY_PTR(g->dnn = ipr_cudnn_conv_new(g->stream, IPR_CUDA_DNN_WORKSPACE));
+        g->abytes += IPR_CUDA_DNN_WORKSPACE;
+        ipr_log(IPR_LOG_DEBUG, "CUDA U-Net: %s for %d 3x3 convolutions", ipr_cudnn_version(), g->wkrsc.n);
     }
-    list_conv3(net, cv);
-    size_t total = 0;
-    for (int i = 0; i < n; ++i) {
-        g->krsc_w[i] = cv[i]->w;
-        g->krsc_off[i] = total;
-        total += ((size_t)cv[i]->c_out * cv[i]->c_in * 9 + 7) / 8 * 8; /* 16-byte aligned */
-    }
-    cudaError_t e = cudaMalloc((void **)&g->wkrsc, total * sizeof(uint16_t));
-    int rc = e == cudaSuccess ? IPR_OK : IPR_ERR;
-    if (rc != IPR_OK) ipr_error_set(__FILE__, __LINE__, "CUDA: KRSC 3x3 weights: %s", cudaGetErrorString(e));
-    for (int i = 0; i < n && rc == IPR_OK; ++i)
-        rc = ipr_cu_pack_krsc_bf16(g->wkrsc + g->krsc_off[i], dW(g, cv[i]->w), cv[i]->c_out, cv[i]->c_in, g->stream);
-    free(cv);
-    IPR_TRY(rc);
-    g->n_krsc = n;
-    g->wbytes += total * sizeof(uint16_t);
-    IPR_TRY_PTR(g->dnn = ipr_cudnn_conv_new(g->stream, IPR_CUDA_DNN_WORKSPACE));
-    g->abytes += IPR_CUDA_DNN_WORKSPACE;
-    CU(cudaStreamSynchronize(g->stream));
-    ipr_log(IPR_LOG_DEBUG, "CUDA U-Net: %s for %d 3x3 convolutions", ipr_cudnn_version(), n);
     return IPR_OK;
 fail:
-    if (g->wkrsc) cudaFree(g->wkrsc);
-    g->wkrsc = NULL;
-    free(g->krsc_w), free(g->krsc_off);
-    g->krsc_w = NULL, g->krsc_off = NULL;
-    g->n_krsc = 0;
     return IPR_ERR;
 }
 
-static const uint16_t *krsc(const ipr_unet_cuda *g, const ipr_conv_w *cv) {
-    for (int i = 0; i < g->n_krsc; ++i)
-        if (g->krsc_w[i] == cv->w) return g->wkrsc + g->krsc_off[i];
-    return NULL;
-}
+static const uint16_t *krsc(const ipr_unet_cuda *g, const ipr_conv_w *cv) { return conv3_lookup(&g->wkrsc, cv); }
 #endif
 
 /* ---- plan ---- */
@@ -409,13 +391,11 @@ void ipr_unet_cuda_free(ipr_unet_cuda *g) {
     ipr_graph_cache_clear(&g->gc);
     if (g->h_nuniq) cudaFreeHost(g->h_nuniq);
     if (g->arena) cudaFree(g->arena);
-    if (g->wpack) cudaFree(g->wpack);
-    free(g->pack_w), free(g->pack_off);
+    conv3_table_free(&g->wpack);
 #ifdef IPR_HAVE_CUDNN
     ipr_cudnn_conv_free(g->dnn);
 #endif
-    if (g->wkrsc) cudaFree(g->wkrsc);
-    free(g->krsc_w), free(g->krsc_off);
+    conv3_table_free(&g->wkrsc);
     if (g->dw16) cudaFree(g->dw16);
     if (g->dw) cudaFree(g->dw);
     if (g->blas) cublasDestroy(g->blas);
