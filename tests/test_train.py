@@ -698,9 +698,19 @@ def case_dit_val_split(args):
     cross = np.zeros((1, 9, 9), dtype=bool)
     cross[0, 0, :] = cross[0, :, 0] = True  # row 0 and column 0 blank: (0, 0) sees only its box's 4 known digits
     check(list(probe_sudoku.candidates(sol, cross)) == [5] + [1] * 16, "probe: open digits of a blank row + column")
+    # what forces a blank cell (--units): a single blank is a full house; in the blank row + column only the crossing
+    # cell is not forced; on random masks a cell is forced exactly when one digit is open
+    check(list(probe_sudoku.forced_by(sol, one)) == [0], "probe: a single blank cell is a full house")
+    check(list(probe_sudoku.forced_by(sol, cross)) == [4] + [0] * 16, "probe: forced cells of a blank row + column")
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        mask = (rng.permutation(81) < 30).reshape(1, 9, 9)
+        kinds, ncand = probe_sudoku.forced_by(sol, mask), probe_sudoku.candidates(sol, mask)
+        check(np.array_equal(kinds != 4, ncand == 1), f"probe: forced cells {kinds} against open digits {ncand}")
     import classifiers
     clf = classifiers.load_h5(scorer)
-    rows = probe_sudoku.probe(model, clf, 2, [1, 81], lib=args.lib)
+    rows = probe_sudoku.probe(model, clf, 2, [1, 81], lib=args.lib, noise_scale=0.5)
+    check(all(sum(b["n"] for b in r["by_unit"].values()) == r["cells"] for r in rows), "probe: cells by unit")
     check([r["blanks"] for r in rows] == [1, 81] and [r["cells"] for r in rows] == [2, 162], f"probe rows {rows}")
     check(all(sum(b["n"] for b in r["by_candidates"].values()) == r["cells"] for r in rows), "probe: cells by open")
     check(set(rows[0]["by_candidates"]) == {1} and set(rows[1]["by_candidates"]) == {9}, f"probe: {rows}")

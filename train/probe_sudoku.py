@@ -5,6 +5,13 @@ classifier and compared with the solution's digit. Cells are grouped by how many
 leave open among the known cells (1 = a naked single: one elimination step forces it).
 
     python3 train/probe_sudoku.py models/sudoku_dit.h5 --count 64 --blanks 1,3,10,30,60
+    python3 train/probe_sudoku.py models/sudoku_dit.h5 --count 256 --blanks 10,20,30,40 --units
+    python3 train/probe_sudoku.py models/sudoku_dit.h5 --blanks 10,30 --noise-scale 0.5
+
+--units groups the cells by what forces their digit instead: a "full house" (one of its row, column or box has every
+other digit known), two units together (row + column, or a line + the box), only all three, or nothing (more than
+one digit open). --noise-scale multiplies the blank cells' noise (still at t = 1): a model that has learned that such
+a token carries nothing does not care (models/sudoku_dit.md).
 
 The grids are the in-training validation's (dit_validate.VAL_START + i of the TRAIN stream; the TEST split is never
 touched). Needs libipr (IPR_LIB or the build directory) for the instances. Prints a table; --json writes it.
@@ -22,6 +29,36 @@ import classifiers  # noqa: E402
 import dit_validate as dv  # noqa: E402
 import srm_data  # noqa: E402
 import srm_dit  # noqa: E402
+
+
+UNIT_KINDS = ("full house", "row + column", "line + box", "all three", "not forced")
+
+
+def forced_by(truth, blank):
+    """(B, 9, 9) digits and blank mask -> per blank cell (row-major order), the index in UNIT_KINDS of what forces its
+    digit among the known cells: one unit alone, a row and a column, a line and the box, only all three, or nothing."""
+    out = []
+    for b in range(truth.shape[0]):
+        for r in range(9):
+            for c in range(9):
+                if not blank[b, r, c]:
+                    continue
+                known = ~blank[b]
+                row = set(truth[b, r][known[r]].tolist())
+                col = set(truth[b, :, c][known[:, c]].tolist())
+                br, bc = 3 * (r // 3), 3 * (c // 3)
+                box = set(truth[b, br:br + 3, bc:bc + 3][known[br:br + 3, bc:bc + 3]].tolist())
+                if len(row | col | box) < 8:
+                    out.append(4)
+                elif max(len(row), len(col), len(box)) == 8:
+                    out.append(0)
+                elif len(row | col) == 8:
+                    out.append(1)
+                elif len(row | box) == 8 or len(col | box) == 8:
+                    out.append(2)
+                else:
+                    out.append(3)
+    return np.array(out, dtype=np.int64)
 
 
 def candidates(truth, blank):
@@ -42,7 +79,7 @@ def candidates(truth, blank):
 
 
 @torch.no_grad()
-def probe(model, clf, count, blanks_list, seed=5, data_seed=20250601, lib=None):
+def probe(model, clf, count, blanks_list, seed=5, data_seed=20250601, lib=None, noise_scale=1.0):
     """Rows of the table: per count of blank cells, the classifier's accuracy on the blank cells' x_hat against the
     solution digits (the generator's), overall and by open digits, and the fraction of grids with every blank right."""
     if (model.C, model.H, model.W, model.gh, model.gw) != (1, 252, 252, 9, 9):
@@ -61,18 +98,23 @@ def probe(model, clf, count, blanks_list, seed=5, data_seed=20250601, lib=None):
         key = torch.rand((B, R), generator=g)
         blank = torch.argsort(torch.argsort(key, dim=1), dim=1) < blanks
         t = blank.float()
-        z = torch.where(blank[..., None], torch.randn(cr.shape, generator=g), cr)
+        z = torch.where(blank[..., None], noise_scale * torch.randn(cr.shape, generator=g), cr)
         u, _, _ = sm.net(z, t)
         x_hat = torch.clamp(z - t[..., None] * u, -1.0, 1.0)
         read = clf(x_hat[blank].reshape(-1, 1, 28, 28)).argmax(1)
         right = (read == truth[blank]).numpy()
         ncand = candidates(truth.reshape(B, 9, 9).numpy(), blank.reshape(B, 9, 9).numpy())
+        kinds = forced_by(truth.reshape(B, 9, 9).numpy(), blank.reshape(B, 9, 9).numpy())
         row = {"blanks": blanks, "cells": int(right.size), "cell_acc": float(right.mean()),
-               "grid_all_right": float(right.reshape(B, blanks).all(1).mean()), "by_candidates": {}}
+               "grid_all_right": float(right.reshape(B, blanks).all(1).mean()), "by_candidates": {}, "by_unit": {}}
         for k in range(1, 10):
             m = ncand == k
             if m.any():
                 row["by_candidates"][k] = {"n": int(m.sum()), "acc": float(right[m].mean())}
+        for k, name in enumerate(UNIT_KINDS):
+            m = kinds == k
+            if m.any():
+                row["by_unit"][name] = {"n": int(m.sum()), "acc": float(right[m].mean())}
         rows.append(row)
     return rows
 
@@ -84,6 +126,8 @@ def main(argv=None):
     ap.add_argument("--blanks", default="1,3,10,30,60", help="comma-separated counts of blank cells (1..81)")
     ap.add_argument("--scorer", default=os.path.join(os.path.dirname(__file__), "..", "models", "digit_classifier.h5"))
     ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--units", action="store_true", help="group the cells by what forces their digit")
+    ap.add_argument("--noise-scale", type=float, default=1.0, help="multiply the blank cells' noise (t stays 1)")
     ap.add_argument("--lib", help="libipr.so (default: IPR_LIB or the build directory)")
     ap.add_argument("--json", help="also write the table here")
     args = ap.parse_args(argv)
@@ -95,15 +139,30 @@ def main(argv=None):
         raise SystemExit("probe_sudoku: every --blanks count must be in 1..81")
     if args.count < 1:
         raise SystemExit("probe_sudoku: --count must be at least 1")
+    if not np.isfinite(args.noise_scale) or args.noise_scale < 0:
+        raise SystemExit("probe_sudoku: --noise-scale must be a finite number >= 0")
     torch.set_grad_enabled(False)
     model = srm_dit.load_model(args.checkpoint)[0].eval()
     clf = classifiers.load_h5(args.scorer)
-    rows = probe(model, clf, args.count, blanks, args.seed, lib=args.lib)
-    print(f"{args.checkpoint}: {args.count} held-out grids, blank cells at t = 1, one forward, x_hat read by the "
-          "digit classifier; accuracy by the digits left open among the known cells")
-    print("| blank cells | all | 1 candidate | 2 | 3 | 4-9 | grids all right |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
+    rows = probe(model, clf, args.count, blanks, args.seed, lib=args.lib, noise_scale=args.noise_scale)
+    scaled = f", their noise times {args.noise_scale:g}" if args.noise_scale != 1.0 else ""
+    if args.units:
+        print(f"{args.checkpoint}: {args.count} held-out grids, blank cells at t = 1{scaled}, one forward, x_hat read by "
+              "the digit classifier; accuracy by what forces the digit among the known cells")
+        print("| blank cells | all | " + " | ".join(UNIT_KINDS) + " |")
+        print("|---|---|" + "---|" * len(UNIT_KINDS))
+        for r in rows:
+            bu = r["by_unit"]
+            print(f"| {r['blanks']} | {r['cell_acc']:.1%} ({r['cells']}) | " + " | ".join(
+                f"{bu[k]['acc']:.1%} ({bu[k]['n']})" if k in bu else "-" for k in UNIT_KINDS) + " |")
+        rows_print = []
+    else:
+        rows_print = rows
+        print(f"{args.checkpoint}: {args.count} held-out grids, blank cells at t = 1{scaled}, one forward, x_hat read by "
+              "the digit classifier; accuracy by the digits left open among the known cells")
+        print("| blank cells | all | 1 candidate | 2 | 3 | 4-9 | grids all right |")
+        print("|---|---|---|---|---|---|---|")
+    for r in rows_print:
         bc = r["by_candidates"]
 
         def cell(ks):
