@@ -7,9 +7,6 @@
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
-#ifdef IPR_HAVE_OPENMP
-#include <omp.h>
-#endif
 
 static int g_threads = 0; /* 0: not set yet (the online cores) */
 static pthread_once_t g_blas_once = PTHREAD_ONCE_INIT;
