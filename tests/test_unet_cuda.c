@@ -127,6 +127,16 @@ static void run_case(const cfg_case *c) {
         printf("  %-10s %3dx%-3d B=%d %-9s rel L2 vs CPU %.3e (tol %.0e), distinct levels %d\n", c->name, c->H, c->W,
                c->B, v->name, e, k_tol[p], ipr_unet_cuda_last_distinct(g));
         assert_true(e < k_tol[p]);
+        if (v->conv == IPR_UNET_CONV_CUDNN) {
+            /* cuDNN's first forward of a batch size runs directly (a capture cannot hold its kernel loading); the
+             * second is captured and must equal it bitwise */
+            assert_int_equal(ipr_unet_cuda_graphs(g), 0);
+            for (size_t i = 0; i < ny; ++i) y1[i] = NAN;
+            assert_int_equal(ipr_unet_cuda_forward(g, x, t, c->B, y1), IPR_OK);
+            printf("  %-10s cuDNN first forward and its graph: %s\n", c->name,
+                   memcmp(y1, ygpu, ny * 4) ? "DIFFER" : "bitwise equal");
+            assert_memory_equal(y1, ygpu, ny * 4);
+        }
         /* graphs (the default) against direct launches: the same kernels on the same buffers, bitwise */
         assert_int_equal(ipr_unet_cuda_graphs(g), 1);
         ipr_unet_cuda_set_graphs(g, 0);
@@ -241,6 +251,7 @@ static void test_graphs(void **state) {
         ipr_unet_cuda *g = ipr_unet_cuda_new(net, 0, (ipr_precision)p);
         if (!g) ipr_error_print("test");
         assert_non_null(g);
+        if (p == IPR_PREC_BF16) assert_int_equal(ipr_unet_cuda_set_conv(g, IPR_UNET_CONV_IM2COL), IPR_OK);
         graph_rig r = {g, x, t, y_on, y_off, HW, 3};
         /* every key once: a capture each; the cache fills, then holds its cap */
         for (int k = 0; k < GK_KEYS; ++k) {
@@ -527,7 +538,12 @@ static void test_conv_selection(void **state) {
     ipr_unet_init_random(net, 5);
     ipr_unet_cuda *g = ipr_unet_cuda_new(net, 0, IPR_PREC_BF16);
     assert_non_null(g);
-    assert_int_equal(ipr_unet_cuda_conv(g), IPR_UNET_CONV_IM2COL); /* the default */
+    /* the default: cuDNN where the build has it, else im2col */
+    assert_int_equal(ipr_unet_cuda_conv(g), ipr_unet_conv_have_cudnn() ? IPR_UNET_CONV_CUDNN : IPR_UNET_CONV_IM2COL);
+    ipr_unet_cuda_free(g);
+    assert_int_equal(setenv("IPR_UNET_CONV", "im2col", 1), 0);
+    assert_non_null(g = ipr_unet_cuda_new(net, 0, IPR_PREC_BF16));
+    assert_int_equal(ipr_unet_cuda_conv(g), IPR_UNET_CONV_IM2COL);
     ipr_unet_cuda_free(g);
     assert_int_equal(setenv("IPR_UNET_CONV", "implicit", 1), 0);
     assert_non_null(g = ipr_unet_cuda_new(net, 0, IPR_PREC_BF16));

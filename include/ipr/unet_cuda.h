@@ -41,8 +41,8 @@ int ipr_cuda_available(int *count);
  * net must outlive the CUDA one (its plan is shared). NULL on error (no CUDA, out of memory, ...). */
 ipr_unet_cuda *ipr_unet_cuda_new(ipr_unet *net, int device, ipr_precision precision);
 void ipr_unet_cuda_free(ipr_unet_cuda *g);
-/* Select the 3x3 convolution path (the default comes from $IPR_UNET_CONV at creation: im2col unless it says
- * implicit or cudnn). Implicit and cudnn need BF16 (an error otherwise), cudnn a build with cuDNN; their weight
+/* Select the 3x3 convolution path (the default at creation: $IPR_UNET_CONV if set, im2col, implicit or cudnn; else
+ * cudnn for BF16 in a build with cuDNN, falling back to im2col with a warning if cuDNN cannot start; else im2col). Implicit and cudnn need BF16 (an error otherwise), cudnn a build with cuDNN; their weight
  * copies are made on first selection, not per pass. */
 int ipr_unet_cuda_set_conv(ipr_unet_cuda *g, ipr_unet_conv conv);
 ipr_unet_conv ipr_unet_cuda_conv(const ipr_unet_cuda *g);

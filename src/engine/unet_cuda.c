@@ -367,14 +367,21 @@ ipr_unet_cuda *ipr_unet_cuda_new(ipr_unet *net, int device, ipr_precision precis
     /* after cublasSetStream, which resets the workspace to the library's pool */
     CUBLAS(cublasSetWorkspace(g->blas, g->blas_ws, IPR_CUDA_BLAS_WORKSPACE));
     CU(cudaMallocHost((void **)&g->h_nuniq, IPR_UNET_MAX_LEVELS * sizeof(int)));
-    /* implicit stays opt-in (IPR_UNET_CONV=implicit or ipr_unet_cuda_set_conv) until a GPU run has measured it
-     * against im2col (validated: docs/bench/README.md); FP32 and TF32 ignore the variable */
+    /* BF16's 3x3 convolutions: cuDNN where the build has it (the fastest path measured, on H100 and H200, at every
+     * batch: docs/bench/README.md), else im2col; $IPR_UNET_CONV picks one (an error if it cannot be had). The
+     * implicit GEMM stays opt-in: it measured 0.3-0.6x of im2col. FP32 and TF32 ignore the variable. */
     g->conv_path = IPR_UNET_CONV_IM2COL;
     const char *conv_env = getenv("IPR_UNET_CONV");
     if (conv_env && *conv_env) {
         ipr_unet_conv cp;
         IPR_TRY(ipr_unet_conv_from_name(conv_env, &cp));
         if (precision == IPR_PREC_BF16) IPR_TRY(ipr_unet_cuda_set_conv(g, cp));
+    } else if (precision == IPR_PREC_BF16 && ipr_unet_conv_have_cudnn()) {
+        if (ipr_unet_cuda_set_conv(g, IPR_UNET_CONV_CUDNN) != IPR_OK) {
+            ipr_log(IPR_LOG_WARN, "CUDA U-Net: cuDNN is not usable here (%s); BF16 convolutions through im2col",
+                    ipr_error_message());
+            g->conv_path = IPR_UNET_CONV_IM2COL;
+        }
     }
     CU(cudaStreamSynchronize(g->stream));
     free(tmpw);
