@@ -17,6 +17,12 @@ source "$src/tests/lib.sh"
 "$ipr" bench --configs tiny --backends cpu --batches 1 --min-time 0.01 >"$tmp/bench.txt" 2>&1 ||
   bad "ipr bench --configs tiny ran ($(tail -3 "$tmp/bench.txt"))"
 bench_params=$(sed -n 's/^tiny: \([0-9]*\) parameters.*/\1/p' "$tmp/bench.txt")
+# --profile is accepted and documented; on the CPU backend there is no stage profile to print (it is the GPU
+# engine's: test_unet_cuda test_profile, scripts/device/unet_gpu.sh bench)
+"$ipr" bench --configs tiny --backends cpu --batches 1 --min-time 0.01 --profile >"$tmp/bench_prof.txt" 2>&1 ||
+  bad "ipr bench --profile on the CPU ran ($(tail -3 "$tmp/bench_prof.txt"))"
+grep -q "^profile" "$tmp/bench_prof.txt" && bad "ipr bench --profile printed a stage profile for the CPU backend"
+"$ipr" bench --help | grep -q -- "--profile" || bad "ipr bench --help lists --profile"
 if "$ipr" bench --save-checkpoint "tiny=$tmp/tiny.h5" >"$tmp/save.txt" 2>&1 &&
    grep -q "wrote $tmp/tiny.h5: tiny, SRM U-Net, $bench_params parameters, RANDOM weights" "$tmp/save.txt" &&
    [ -n "$bench_params" ] && ! compgen -G "$tmp/tiny.h5.tmp*" >/dev/null; then

@@ -571,6 +571,72 @@ static void test_conv_selection(void **state) {
     ipr_unet_free(net);
 }
 
+/* --profile's stage events: a profiled forward equals an unprofiled one bitwise (the same kernels, launched
+ * directly), charges time to the stages the net has (and none to those it lacks), counts its forwards and
+ * images, and turning it off clears the totals. FP32 (im2col) and BF16 (the default path: cuDNN where built). */
+static void test_profile(void **state) {
+    (void)state;
+    ipr_unet_config cfg;
+    ipr_unet_config_init(&cfg);
+    cfg.n_levels = 3;
+    cfg.hid_dims[0] = 32, cfg.hid_dims[1] = cfg.hid_dims[2] = 64;
+    cfg.attention[0] = cfg.attention[1] = 0, cfg.attention[2] = 1;
+    cfg.d_in = 1, cfg.d_out = 3, cfg.patch_size = 7;
+    cfg.image_size[0] = cfg.image_size[1] = 28;
+    enum { B = 3 };
+    ipr_unet *net = ipr_unet_new(&cfg, B, 28, 28, 0);
+    assert_non_null(net);
+    ipr_unet_init_random(net, 77);
+    const size_t nx = (size_t)B * 28 * 28, ny = (size_t)B * 3 * 28 * 28;
+    float *x = malloc(nx * 4), *t = malloc(nx * 4), *y0 = malloc(ny * 4), *y1 = malloc(ny * 4);
+    make_inputs(x, t, B, 1, 28, 28, 7, 31);
+    const ipr_precision precs[] = {IPR_PREC_FP32, IPR_PREC_BF16};
+    for (int pi = 0; pi < 2; ++pi) {
+        ipr_unet_cuda *g = ipr_unet_cuda_new(net, 0, precs[pi]);
+        if (!g) ipr_error_print("test");
+        assert_non_null(g);
+        assert_int_equal(ipr_unet_cuda_forward(g, x, t, B, y0), IPR_OK);
+        assert_int_equal(ipr_unet_cuda_forward(g, x, t, B, y0), IPR_OK); /* a graph replay where graphs are on */
+        ipr_unet_profile pr;
+        ipr_unet_cuda_profile(g, &pr);
+        assert_int_equal(pr.forwards, 0);
+        assert_int_equal(ipr_unet_cuda_set_profile(g, 1), IPR_OK);
+        for (int r = 0; r < 2; ++r) {
+            for (size_t i = 0; i < ny; ++i) y1[i] = NAN;
+            assert_int_equal(ipr_unet_cuda_forward(g, x, t, B, y1), IPR_OK);
+            assert_memory_equal(y0, y1, ny * 4);
+        }
+        ipr_unet_cuda_profile(g, &pr);
+        assert_int_equal(pr.forwards, 2);
+        assert_int_equal(pr.images, 2 * B);
+        double tot = 0.0;
+        printf("  profile %s (%s):", ipr_precision_name(precs[pi]), ipr_unet_conv_name(ipr_unet_cuda_conv(g)));
+        for (int s = 0; s < IPR_UNET_PROF_NSTAGES; ++s) {
+            printf(" %s %.3f ms", ipr_unet_prof_stage_name((ipr_unet_prof_stage)s), pr.ms[s]);
+            assert_true(pr.ms[s] >= 0.0);
+            tot += pr.ms[s];
+        }
+        printf("\n");
+        assert_true(pr.ms[IPR_UNET_PROF_EMBED] > 0.0 && pr.ms[IPR_UNET_PROF_NORM] > 0.0);
+        assert_true(pr.ms[IPR_UNET_PROF_CONV3] > 0.0 && pr.ms[IPR_UNET_PROF_ATTN] > 0.0);
+        assert_true(pr.ms[IPR_UNET_PROF_RESIZE] > 0.0 && pr.ms[IPR_UNET_PROF_EPILOGUE] > 0.0);
+        /* layout copies exist on the cuDNN path only */
+        if (ipr_unet_cuda_conv(g) == IPR_UNET_CONV_CUDNN) assert_true(pr.ms[IPR_UNET_PROF_LAYOUT] > 0.0);
+        else assert_true(pr.ms[IPR_UNET_PROF_LAYOUT] == 0.0);
+        assert_true(tot > 0.0);
+        assert_int_equal(ipr_unet_cuda_set_profile(g, 0), IPR_OK);
+        ipr_unet_cuda_profile(g, &pr);
+        assert_int_equal(pr.forwards, 0);
+        assert_true(pr.ms[IPR_UNET_PROF_CONV3] == 0.0);
+        /* off again: graphs as before, the same numbers */
+        assert_int_equal(ipr_unet_cuda_forward(g, x, t, B, y1), IPR_OK);
+        assert_memory_equal(y0, y1, ny * 4);
+        ipr_unet_cuda_free(g);
+    }
+    free(x), free(t), free(y0), free(y1);
+    ipr_unet_free(net);
+}
+
 int main(void) {
     int count = 0;
     if (!ipr_cuda_available(&count) || count < 1) {
@@ -583,6 +649,7 @@ int main(void) {
         cmocka_unit_test(test_fixture),
         cmocka_unit_test(test_against_cpu),
         cmocka_unit_test(test_graphs),
+        cmocka_unit_test(test_profile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

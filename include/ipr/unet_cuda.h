@@ -75,6 +75,30 @@ int ipr_unet_cuda_synchronize(ipr_unet_cuda *g);
 /* Measured dense BF16 GEMM rate of a device (TFLOP/s): an n x n x n cuBLAS product, median of reps. */
 int ipr_cuda_gemm_peak_tflops(int device, int n, double *tflops);
 
+/* Where a forward's time goes, by stage: with profiling on, each forward runs without graphs and records a CUDA
+ * event after every stage's launches; the time between consecutive events is charged to the stage that ended
+ * (after the forward, one stream synchronization). For finding bottlenecks (`ipr bench --profile`), not for
+ * timing: the events and the lost graph replay cost a little. The numbers are the same bitwise. */
+typedef enum {
+    IPR_UNET_PROF_EMBED = 0, /* the level embeddings: sinusoid, the time MLP, each ResBlock's emb projection */
+    IPR_UNET_PROF_NORM,      /* GroupNorm (+ embedding add + SiLU) */
+    IPR_UNET_PROF_LAYOUT,    /* float32 NCHW -> bf16 NHWC copies in front of cuDNN */
+    IPR_UNET_PROF_CONV3,     /* 3x3 convolutions: cuDNN, implicit GEMM, or im2col + cuBLAS */
+    IPR_UNET_PROF_EPILOGUE,  /* bias, residual, bf16 NHWC -> float32 NCHW (cuDNN), skip copies */
+    IPR_UNET_PROF_CONV1,     /* 1x1 convolutions (shortcuts, attention qkv and proj): cuBLAS */
+    IPR_UNET_PROF_ATTN,      /* attention scores, softmax, weighted sum */
+    IPR_UNET_PROF_RESIZE,    /* skip concatenation, nearest upsampling */
+    IPR_UNET_PROF_NSTAGES
+} ipr_unet_prof_stage;
+const char *ipr_unet_prof_stage_name(ipr_unet_prof_stage s);
+typedef struct {
+    double ms[IPR_UNET_PROF_NSTAGES]; /* summed over the profiled forwards */
+    long forwards, images;       /* forwards profiled and the images they held */
+} ipr_unet_profile;
+/* Profiling on (clears the totals) or off. */
+int ipr_unet_cuda_set_profile(ipr_unet_cuda *g, int on);
+void ipr_unet_cuda_profile(const ipr_unet_cuda *g, ipr_unet_profile *out);
+
 /* Distinct noise levels embedded by the last forward (summed over resolutions). */
 int ipr_unet_cuda_last_distinct(const ipr_unet_cuda *g);
 /* Name of the GPU in use. */

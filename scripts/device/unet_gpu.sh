@@ -9,7 +9,8 @@
 #          ($IPR_SANITIZERS lists the tools, default "memcheck racecheck initcheck"; "" skips them: they take minutes)
 #   bench  `ipr bench --graphs both` on ep_4, cp_ffhq_8, ms1000_28 at B = 1, 16, 64 in FP32, TF32 and BF16 (and BF16
 #          through cuDNN where the build found it; $IPR_BENCH_BACKENDS overrides): every row with graphs on and off
-#          and the ratio per batch; writes $OUT/bench_unet_graphs.json and .txt
+#          and the ratio per batch, then each backend's stage profile (`--profile`: where a pass's time goes);
+#          writes $OUT/bench_unet_graphs.json and .txt
 #   study [N] [K]  the end-to-end hard-Sudoku study of issue 16 (item 5) with a RANDOM-weight ms1000_28 U-Net, the
 #          net `ipr bench` times (the valid rate means nothing; the time is the point). `ipr bench --save-checkpoint`
 #          writes it to /tmp; `ipr plan` counts the passes of N and of 500 instances; `ipr run
@@ -180,10 +181,11 @@ while [ $# -gt 0 ]; do
     grep -q "^IPR_CUDNN_LIBRARY:FILEPATH=/" $build/CMakeCache.txt && backends=$backends,cuda-bf16-cudnn
     $build/ipr bench --configs "${IPR_BENCH_CONFIGS:-ep_4,cp_ffhq_8,ms1000_28}" \
       --batches "${IPR_BENCH_BATCHES:-1,16,64}" --backends "${IPR_BENCH_BACKENDS:-$backends}" --graphs both \
-      --min-time "${IPR_BENCH_MIN_TIME:-0.5}" \
+      --min-time "${IPR_BENCH_MIN_TIME:-0.5}" --profile \
       --output "$out/bench_unet_graphs.json" 2>&1 | tee "$out/bench_unet_graphs.txt" | tail -80
     [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
     echo "== graphs on / off"; grep "graphs on" "$out/bench_unet_graphs.txt"
+    echo "== stage profiles"; grep "^profile" "$out/bench_unet_graphs.txt"
     ;;
   study)
     n=16 k=30 # the optional N and K that follow

@@ -222,6 +222,48 @@ fail:
     return IPR_ERR;
 }
 
+/* --profile: where a U-Net forward's time goes on this backend, per batch (ipr_unet_cuda_set_profile: 3 forwards
+ * without graphs, a CUDA event after every stage), as ms per pass by stage, largest first; JSON records of backend
+ * "BACKEND+profile" with the ms per pass of each stage. */
+static int profile_rows(bench_out *o, ipr_unet_cuda *gpu, run_ctx *ctx, const char *config, const char *backend) {
+    for (int bi = 0; bi < o->nb; ++bi) {
+        const int B = o->batches[bi];
+        IPR_TRY(ipr_unet_cuda_set_profile(gpu, 1));
+        for (int r = 0; r < 3; ++r) IPR_TRY(run_net(ctx, B));
+        ipr_unet_profile pr;
+        ipr_unet_cuda_profile(gpu, &pr);
+        IPR_TRY(ipr_unet_cuda_set_profile(gpu, 0));
+        IPR_CHECK(pr.images > 0, "profile of %s B=%d: no forward was profiled", config, B);
+        double per[IPR_UNET_PROF_NSTAGES], tot = 0.0;
+        int order[IPR_UNET_PROF_NSTAGES];
+        for (int i = 0; i < IPR_UNET_PROF_NSTAGES; ++i) per[i] = pr.ms[i] / (double)pr.images, tot += per[i], order[i] = i;
+        for (int i = 1; i < IPR_UNET_PROF_NSTAGES; ++i) /* largest first */
+            for (int j = i; j > 0 && per[order[j]] > per[order[j - 1]]; --j) {
+                const int tmp = order[j];
+                order[j] = order[j - 1], order[j - 1] = tmp;
+            }
+        printf("profile %-10s B=%-3d %-20s %.3f ms/pass in stages:", config, B, backend, tot);
+        for (int i = 0; i < IPR_UNET_PROF_NSTAGES; ++i)
+            if (per[order[i]] > 0.0)
+                printf(" %s %.3f (%.0f%%)", ipr_unet_prof_stage_name((ipr_unet_prof_stage)order[i]), per[order[i]],
+                       tot > 0 ? 100.0 * per[order[i]] / tot : 0.0);
+        printf("\n");
+        fflush(stdout);
+        if (o->js) {
+            fprintf(o->js, "%s {\"config\": \"%s\", \"batch\": %d, \"backend\": \"%s+profile\", \"forwards\": %ld, "
+                           "\"ms_per_pass\": %.6g, \"stages_ms_per_pass\": {",
+                    o->first ? "" : ",\n", config, B, backend, pr.forwards, tot);
+            for (int i = 0; i < IPR_UNET_PROF_NSTAGES; ++i)
+                fprintf(o->js, "%s\"%s\": %.6g", i ? ", " : "", ipr_unet_prof_stage_name((ipr_unet_prof_stage)i), per[i]);
+            fprintf(o->js, "}}");
+            o->first = 0;
+        }
+    }
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
 static void unet_set_graphs(void *g, int on) { ipr_unet_cuda_set_graphs(g, on); }
 static void dit_set_graphs(void *g, int on) { ipr_dit_cuda_set_graphs(g, on); }
 
@@ -307,6 +349,9 @@ static void usage(FILE *to) {
             "                     named cuda-PREC-nograph), or both, then the ratio on / off per batch\n"
             "  --min-time S       seconds of timed calls per measurement (default 1)\n"
             "  --output FILE      also write the results as JSON\n"
+            "  --profile          after each GPU U-Net backend's rows, where a pass's time goes by stage (level\n"
+            "                     embedding, GroupNorm, layout copies, 3x3 and 1x1 convolutions, epilogues,\n"
+            "                     attention, resizes): CUDA events between stages of 3 forwards without graphs\n"
             "  --save-checkpoint CONFIG=PATH.h5\n"
             "                     write CONFIG's random-weight net (the one its rows time: same architecture,\n"
             "                     same seed) as a checkpoint that `ipr run`, `ipr sample` and `ipr forward`\n"
@@ -334,10 +379,11 @@ int ipr_cmd_bench(int argc, char **argv) {
         {"min-time", required_argument, 0, 't'}, {"output", required_argument, 0, 'o'},
         {"graphs", required_argument, 0, 'g'},   {"save-checkpoint", required_argument, 0, 's'},
         {"force", no_argument, 0, 'f'},          {"help", no_argument, 0, 'h'},
+        {"profile", no_argument, 0, 'p'},
         {0, 0, 0, 0}};
     const char *configs = "ep_4,cp_ffhq_8,ms1000_28", *batches_s = "1,16,64", *backends = NULL, *output = NULL;
     const char *save = NULL;
-    int force = 0;
+    int force = 0, profile = 0;
     uint64_t cpu_max = 1;
     double min_time = 1.0;
     graphs_mode gm = GRAPHS_ON;
@@ -361,6 +407,7 @@ int ipr_cmd_bench(int argc, char **argv) {
         case 'g': IPR_TRY(graphs_from_name(optarg, &gm)); break;
         case 's': save = optarg; break;
         case 'f': force = 1; break;
+        case 'p': profile = 1; break;
         case 'h': usage(stdout); return IPR_EXIT_OK;
         case ':': IPR_FAIL("option %s needs a value", argv[optind - 1]);
         default: IPR_FAIL("unknown option %s (see `ipr bench --help`)", argv[optind - 1]);
@@ -450,6 +497,7 @@ int ipr_cmd_bench(int argc, char **argv) {
             IPR_TRY(ipr_unet_cuda_upload(gpu, ctx.dx, x, (size_t)bmax * bc->d_in * px));
             IPR_TRY(ipr_unet_cuda_upload(gpu, ctx.dt, t, (size_t)bmax * px));
             IPR_TRY(bench_gpu_rows(&bo, gm, unet_set_graphs, gpu, &ctx, bc->name, k_back[k], fl / 1e9, extra));
+            if (profile) IPR_TRY(profile_rows(&bo, gpu, &ctx, bc->name, k_back[k]));
             ipr_unet_cuda_free(gpu);
             gpu = NULL;
         }

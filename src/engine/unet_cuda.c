@@ -34,6 +34,8 @@
 /* batch sizes whose first cuDNN forward ran without a capture (cuDNN loads its kernels lazily, which a capture
  * cannot hold) */
 #define DNN_WARM_CAP 64
+/* stage events one profiled forward may record (ms1000_28 records about 400) */
+#define PROF_EVENTS 2048
 
 #define CUBLAS(expr)                                                                                      \
     do {                                                                                                  \
@@ -88,7 +90,30 @@ struct ipr_unet_cuda {
     conv3_table wkrsc;
     int dnn_warm[DNN_WARM_CAP];
     int n_warm;
+    /* profiling (ipr_unet_cuda_set_profile): events after each stage of a forward, and the totals */
+    struct {
+        int on, n, overflow;
+        cudaEvent_t *ev;
+        signed char *stage;
+        ipr_unet_profile tot;
+    } prof;
 };
+
+/* profiling: record an event charging the time since the previous one to stage s */
+static void prof_mark(ipr_unet_cuda *g, int s) {
+    if (!g->prof.on) return;
+    if (g->prof.n >= PROF_EVENTS) {
+        g->prof.overflow = 1;
+        return;
+    }
+    if (cudaEventRecord(g->prof.ev[g->prof.n], g->stream) != cudaSuccess) {
+        cudaGetLastError();
+        g->prof.overflow = 1;
+        return;
+    }
+    g->prof.stage[g->prof.n++] = (signed char)s;
+}
+#define PM(g, s) prof_mark((g), IPR_UNET_PROF_##s)
 
 int ipr_cuda_available(int *count) {
     int n = 0;
@@ -393,8 +418,17 @@ fail:
     return NULL;
 }
 
+static void prof_free(ipr_unet_cuda *g) {
+    if (g->prof.ev)
+        for (int i = 0; i < PROF_EVENTS; ++i)
+            if (g->prof.ev[i]) cudaEventDestroy(g->prof.ev[i]);
+    free(g->prof.ev), free(g->prof.stage);
+    g->prof.ev = NULL, g->prof.stage = NULL, g->prof.on = 0;
+}
+
 void ipr_unet_cuda_free(ipr_unet_cuda *g) {
     if (!g) return;
+    prof_free(g);
     ipr_graph_cache_clear(&g->gc);
     if (g->h_nuniq) cudaFreeHost(g->h_nuniq);
     if (g->arena) cudaFree(g->arena);
@@ -419,6 +453,26 @@ void ipr_unet_cuda_arena_bytes(const ipr_unet_cuda *g, size_t *weights, size_t *
 int ipr_unet_cuda_last_distinct(const ipr_unet_cuda *g) { return g->last_distinct; }
 void ipr_unet_cuda_set_graphs(ipr_unet_cuda *g, int on) { g->gc.on = on != 0; }
 int ipr_unet_cuda_graphs(const ipr_unet_cuda *g) { return g->gc.n; }
+
+int ipr_unet_cuda_set_profile(ipr_unet_cuda *g, int on) {
+    memset(&g->prof.tot, 0, sizeof g->prof.tot);
+    g->prof.on = 0;
+    if (!on) return IPR_OK;
+    if (!g->prof.ev) {
+        CU(cudaSetDevice(g->device));
+        g->prof.ev = ipr_calloc(PROF_EVENTS, sizeof *g->prof.ev, "profile events");
+        g->prof.stage = ipr_calloc(PROF_EVENTS, 1, "profile stages");
+        if (!g->prof.ev || !g->prof.stage) goto fail;
+        for (int i = 0; i < PROF_EVENTS; ++i) CU(cudaEventCreate(&g->prof.ev[i]));
+    }
+    g->prof.on = 1;
+    return IPR_OK;
+fail:
+    prof_free(g);
+    return IPR_ERR;
+}
+
+void ipr_unet_cuda_profile(const ipr_unet_cuda *g, ipr_unet_profile *out) { *out = g->prof.tot; }
 long ipr_unet_cuda_graph_captures(const ipr_unet_cuda *g) { return g->gc.captures; }
 
 int ipr_unet_cuda_set_conv(ipr_unet_cuda *g, ipr_unet_conv conv) {
@@ -498,6 +552,7 @@ static int conv_nobias(ipr_unet_cuda *g, float *out, const float *in, const ipr_
                                           out + (size_t)b0 * cv->c_out * N, CUDA_R_32F, (long long)N,
                                           (long long)cv->c_out * N, nb, compute_type(g), CUBLAS_GEMM_DEFAULT));
     }
+    prof_mark(g, cv->k == 3 ? IPR_UNET_PROF_CONV3 : IPR_UNET_PROF_CONV1);
     return IPR_OK;
 fail:
     return IPR_ERR;
@@ -524,9 +579,12 @@ static int conv3_dnn(ipr_unet_cuda *g, float *out, const float *in, const ipr_co
         const int nb = B - b0 < chunk ? B - b0 : chunk;
         uint16_t *xb = col, *yb = col + ((size_t)nb * xin + 7) / 8 * 8;
         IPR_TRY(ipr_cu_nchw_to_nhwc_bf16(xb, in + (size_t)b0 * xin, nb, cv->c_in, H * W, g->stream));
+        PM(g, LAYOUT);
         IPR_TRY(ipr_cudnn_conv3x3(g->dnn, yb, xb, w, nb, cv->c_in, cv->c_out, H, W, stride, Ho, Wo));
+        PM(g, CONV3);
         IPR_TRY(ipr_cu_nhwc_bf16_epilogue(out + (size_t)b0 * yout, yb, bias, residual ? residual + (size_t)b0 * yout : NULL,
                                           beta, nb, cv->c_out, Ho * Wo, g->stream));
+        PM(g, EPILOGUE);
     }
     return IPR_OK;
 fail:
@@ -545,11 +603,15 @@ static int conv(ipr_unet_cuda *g, float *out, const float *in, const ipr_conv_w 
     if (dnn_conv(g, cv)) return conv3_dnn(g, out, in, cv, B, H, W, stride, Ho, Wo, dW(g, cv->b), NULL, 0.0f);
 #endif
     const uint16_t *wp = implicit_w(g, cv);
-    if (wp) /* bias in the epilogue */
-        return ipr_cu_conv3x3_bf16(out, in, wp, dW(g, cv->b), NULL, 0.0f, B, cv->c_in, cv->c_out, H, W, stride, Ho, Wo,
-                                   g->stream);
+    if (wp) { /* bias in the epilogue */
+        IPR_TRY(ipr_cu_conv3x3_bf16(out, in, wp, dW(g, cv->b), NULL, 0.0f, B, cv->c_in, cv->c_out, H, W, stride, Ho,
+                                    Wo, g->stream));
+        PM(g, CONV3);
+        return IPR_OK;
+    }
     IPR_TRY(conv_nobias(g, out, in, cv, B, H, W, stride, Ho, Wo, 0.0f));
     IPR_TRY(ipr_cu_bias_residual(out, dW(g, cv->b), NULL, B, cv->c_out, Ho * Wo, g->stream));
+    PM(g, EPILOGUE);
     return IPR_OK;
 fail:
     return IPR_ERR;
@@ -602,6 +664,7 @@ static int temb_embed(ipr_unet_cuda *g) {
         IPR_TRY(linear(g, g->hid, g->sinus, nb, &net->temb1, 1));
         IPR_TRY(linear(g, g->E[l], g->hid, nb, &net->temb2, 1)); /* the SiLU of every embedding_layer */
     }
+    PM(g, EMBED);
     return IPR_OK;
 fail:
     return IPR_ERR;
@@ -613,10 +676,13 @@ static int resblock(ipr_unet_cuda *g, const ipr_resblock_w *rb, const float *in,
     const int l = rb->level, h = net->lh[l], w = net->lw[l], hw = h * w;
     IPR_TRY(ipr_cu_group_norm(g->tmp, in, dW(g, rb->norm1.gamma), dW(g, rb->norm1.beta), NULL, NULL, B, rb->c_in, hw,
                               IPR_GN_GROUPS, IPR_GN_EPS, 1, g->stream));
+    PM(g, NORM);
     IPR_TRY(conv(g, g->u, g->tmp, &rb->conv1, B, h, w, 1, h, w));
     IPR_TRY(linear(g, g->P, g->E[l], g->nb[l], &rb->emb, 0));
+    PM(g, EMBED);
     IPR_TRY(ipr_cu_group_norm(g->tmp, g->u, dW(g, rb->norm2.gamma), dW(g, rb->norm2.beta), g->P, g->tidx[l], B,
                               rb->c_out, hw, IPR_GN_GROUPS, IPR_GN_EPS, 1, g->stream));
+    PM(g, NORM);
 #ifdef IPR_HAVE_CUDNN
     if (dnn_conv(g, &rb->conv2)) { /* out = shortcut(in) or in, + conv2 + bias, in the epilogue */
         const float *res = in;
@@ -636,16 +702,20 @@ static int resblock(ipr_unet_cuda *g, const ipr_resblock_w *rb, const float *in,
             IPR_TRY(conv(g, out, in, &rb->shortcut, B, h, w, 1, h, w));
             res = NULL, beta = 1.0f;
         }
-        return ipr_cu_conv3x3_bf16(out, g->tmp, wp2, dW(g, rb->conv2.b), res, beta, B, rb->c_out, rb->c_out, h, w, 1,
-                                   h, w, g->stream);
+        IPR_TRY(ipr_cu_conv3x3_bf16(out, g->tmp, wp2, dW(g, rb->conv2.b), res, beta, B, rb->c_out, rb->c_out, h, w,
+                                    1, h, w, g->stream));
+        PM(g, CONV3);
+        return IPR_OK;
     }
     if (rb->has_shortcut) {
         IPR_TRY(conv(g, out, in, &rb->shortcut, B, h, w, 1, h, w));
     } else {
         CU(cudaMemcpyAsync(out, in, (size_t)B * rb->c_out * hw * sizeof(float), cudaMemcpyDeviceToDevice, g->stream));
+        PM(g, EPILOGUE);
     }
     IPR_TRY(conv_nobias(g, out, g->tmp, &rb->conv2, B, h, w, 1, h, w, 1.0f));
     IPR_TRY(ipr_cu_bias_residual(out, dW(g, rb->conv2.b), NULL, B, rb->c_out, hw, g->stream));
+    PM(g, EPILOGUE);
     return IPR_OK;
 fail:
     return IPR_ERR;
@@ -658,6 +728,7 @@ static int attention(ipr_unet_cuda *g, const ipr_attn_w *at, float *x, int B) {
     const float one = 1.0f, zero = 0.0f;
     IPR_TRY(ipr_cu_group_norm(g->tmp, x, dW(g, at->norm.gamma), dW(g, at->norm.beta), NULL, NULL, B, C, T,
                               IPR_GN_GROUPS, IPR_GN_EPS, 0, g->stream));
+    PM(g, NORM);
     IPR_TRY(conv(g, g->qkv, g->tmp, &at->qkv, B, 1, T, 1, 1, T));
     const long long hstride = 3LL * ch * T;
     cublasComputeType_t ct = compute_type(g);
@@ -671,9 +742,11 @@ static int attention(ipr_unet_cuda *g, const ipr_attn_w *at, float *x, int B) {
     CUBLAS(cublasGemmStridedBatchedEx(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, T, ch, T, &one, g->scores, CUDA_R_32F, T,
                                       (long long)T * T, g->qkv + 2 * (size_t)ch * T, CUDA_R_32F, T, hstride, &zero,
                                       g->attn, CUDA_R_32F, T, (long long)ch * T, B * heads, ct, CUBLAS_GEMM_DEFAULT));
+    PM(g, ATTN);
     /* x += proj(a) */
     IPR_TRY(conv_nobias(g, x, g->attn, &at->proj, B, 1, T, 1, 1, T, 1.0f));
     IPR_TRY(ipr_cu_bias_residual(x, dW(g, at->proj.b), NULL, B, C, T, g->stream));
+    PM(g, EPILOGUE);
     return IPR_OK;
 fail:
     return IPR_ERR;
@@ -722,6 +795,7 @@ static int forward_core(ipr_unet_cuda *g, int B) {
         const int h = net->lh[level], w = net->lw[level];
         const int cs = net->skip_c[--sp];
         IPR_TRY(ipr_cu_concat(g->cat, cur, c, g->skips[sp], cs, B, h * w, g->stream));
+        PM(g, RESIZE);
         IPR_TRY(resblock(g, &st->res, g->cat, g->hA, B));
         c = st->c_out;
         cur = g->hA;
@@ -729,6 +803,7 @@ static int forward_core(ipr_unet_cuda *g, int B) {
         if (st->has_up) {
             const int ho = net->lh[level - 1], wo = net->lw[level - 1];
             IPR_TRY(ipr_cu_upsample_nearest(g->tmp, g->hA, B, c, h, w, ho, wo, g->stream));
+            PM(g, RESIZE);
             IPR_TRY(conv(g, g->hB, g->tmp, &st->resample, B, ho, wo, 1, ho, wo));
             --level;
             cur = g->hB;
@@ -737,6 +812,7 @@ static int forward_core(ipr_unet_cuda *g, int B) {
     /* output head */
     IPR_TRY(ipr_cu_group_norm(g->tmp, cur, dW(g, net->out_norm.gamma), dW(g, net->out_norm.beta), NULL, NULL, B, c,
                               H * W, IPR_GN_GROUPS, IPR_GN_EPS, 1, g->stream));
+    PM(g, NORM);
     IPR_TRY(conv(g, y, g->tmp, &net->out_conv, B, H, W, 1, H, W));
     return IPR_OK;
 fail:
@@ -756,8 +832,32 @@ static int core_body(void *ctx) {
 /* Run forward_core for (B, g->nb) through the graph cache (cuda_host.h): replay its graph, capturing it first (the
  * least recently used of GRAPH_CAP goes); without graphs, or if a capture fails, run it directly (the same kernels,
  * the same numbers). */
+/* a profiled forward: direct launches with stage events, then the totals (waits for the stream) */
+static int run_profiled(ipr_unet_cuda *g, int B) {
+    g->prof.n = 0;
+    prof_mark(g, -1);
+    IPR_TRY(forward_core(g, B));
+    CU(cudaStreamSynchronize(g->stream));
+    for (int i = 1; i < g->prof.n; ++i) {
+        float ms = 0.0f;
+        CU(cudaEventElapsedTime(&ms, g->prof.ev[i - 1], g->prof.ev[i]));
+        if (g->prof.stage[i] >= 0) g->prof.tot.ms[g->prof.stage[i]] += ms;
+    }
+    if (g->prof.overflow) {
+        ipr_log(IPR_LOG_WARN, "CUDA U-Net profile: more than %d stages in a forward; the rest went uncounted",
+                PROF_EVENTS);
+        g->prof.overflow = 0;
+    }
+    g->prof.tot.forwards++;
+    g->prof.tot.images += B;
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
 static int run_core(ipr_unet_cuda *g, int B) {
     const int L = g->net->L;
+    if (g->prof.on) return run_profiled(g, B);
     if (g->gc.on && g->conv_path == IPR_UNET_CONV_CUDNN) {
         /* cuDNN's first run of a shape may load kernels, which a capture cannot hold: a batch size's first forward
          * runs directly (the same numbers), later ones are captured */

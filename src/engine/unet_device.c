@@ -32,6 +32,12 @@ int ipr_unet_conv_have_cudnn(void) {
 #endif
 }
 
+const char *ipr_unet_prof_stage_name(ipr_unet_prof_stage s) {
+    static const char *const names[IPR_UNET_PROF_NSTAGES] = {"embed", "norm", "layout", "conv3x3", "epilogue",
+                                                         "conv1x1", "attention", "resize"};
+    return (int)s >= 0 && s < IPR_UNET_PROF_NSTAGES ? names[s] : "?";
+}
+
 int ipr_unet_conv_from_name(const char *name, ipr_unet_conv *out) {
     if (name && strcmp(name, "im2col") == 0) *out = IPR_UNET_CONV_IM2COL;
     else if (name && strcmp(name, "implicit") == 0) *out = IPR_UNET_CONV_IMPLICIT;
@@ -91,6 +97,16 @@ int ipr_unet_cuda_last_distinct(const ipr_unet_cuda *g) {
 }
 
 void ipr_unet_cuda_set_graphs(ipr_unet_cuda *g, int on) { (void)g, (void)on; }
+
+int ipr_unet_cuda_set_profile(ipr_unet_cuda *g, int on) {
+    (void)g, (void)on;
+    return no_cuda();
+}
+
+void ipr_unet_cuda_profile(const ipr_unet_cuda *g, ipr_unet_profile *out) {
+    (void)g;
+    memset(out, 0, sizeof *out);
+}
 
 int ipr_unet_cuda_graphs(const ipr_unet_cuda *g) {
     (void)g;
