@@ -216,11 +216,11 @@ def save_figure(fig, title, path):
 
     import textwrap
 
-    # wrap the title to the figure's width (about 15 characters an inch at 10 pt), so that a one-panel figure
+    # wrap the title to the figure's width (about 11 characters an inch at 10 pt and 120 dpi), so that a one-panel figure
     # does not cut a long title at both ends, and keep room for it above the panels
     width_in = fig.get_size_inches()[0]
-    lines = textwrap.wrap(title, max(30, int(width_in * 15)))
+    lines = textwrap.wrap(title, max(30, int(width_in * 11)))
     fig.suptitle("\n".join(lines), fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.045 * len(lines) * 4.0 / fig.get_size_inches()[1]))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.03 * len(lines) * 4.0 / fig.get_size_inches()[1]))
     fig.savefig(path, dpi=120)
     plt.close(fig)
