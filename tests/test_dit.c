@@ -295,12 +295,9 @@ static void test_threads(void **state) {
     (void)state;
     char path[4096];
     fixture_path(path, sizeof path, "dit_sudoku_s1_x");
-    hid_t f = ipr_h5_open_read(path);
-    assert_true(f >= 0);
     hsize_t xd[8], td[8];
-    float *x = ipr_test_read_tensor(f, "/input/x", H5T_NATIVE_FLOAT, 4, xd);
-    float *t = ipr_test_read_tensor(f, "/input/t", H5T_NATIVE_FLOAT, 4, td);
-    H5Fclose(f);
+    float *x, *t;
+    ipr_test_read_fixture(path, &x, xd, &t, td, NULL, NULL);
     const int B = (int)xd[0];
     ipr_dit *net = ipr_dit_load(path, B);
     assert_non_null(net);
@@ -409,13 +406,10 @@ static void test_input_scale(void **state) {
 
     char path[4096];
     fixture_path(path, sizeof path, "dit_even_pixels_s1_x_wiener");
-    hid_t f = ipr_h5_open_read(path);
-    assert_true(f >= 0);
     hsize_t xd[8], td[8], yd[8];
-    float *x = ipr_test_read_tensor(f, "/input/x", H5T_NATIVE_FLOAT, 4, xd);
-    float *t = ipr_test_read_tensor(f, "/input/t", H5T_NATIVE_FLOAT, 4, td);
-    double *yref = ipr_test_read_tensor(f, "/output/y", H5T_NATIVE_DOUBLE, 4, yd);
-    H5Fclose(f);
+    float *x, *t;
+    double *yref;
+    ipr_test_read_fixture(path, &x, xd, &t, td, &yref, yd);
     const int B = (int)xd[0];
     const size_t ny = (size_t)yd[0] * yd[1] * yd[2] * yd[3];
     ipr_dit_config cfg;

@@ -534,12 +534,9 @@ static void test_loader_errors(void **state) {
 
 static void test_batch_independence(void **state) {
     (void)state;
-    hid_t f = ipr_h5_open_read(g_fixture);
-    assert_true(f >= 0);
     hsize_t xd[8], td[8];
-    float *x3 = ipr_test_read_tensor(f, "/input/x", H5T_NATIVE_FLOAT, 4, xd);
-    float *t3 = ipr_test_read_tensor(f, "/input/t", H5T_NATIVE_FLOAT, 4, td);
-    H5Fclose(f);
+    float *x3, *t3;
+    ipr_test_read_fixture(g_fixture, &x3, xd, &t3, td, NULL, NULL);
     enum { B = 7 };
     const int H = (int)xd[2], W = (int)xd[3];
     ipr_unet *net = ipr_unet_load(g_fixture, B, H, W);

@@ -59,3 +59,16 @@ void *ipr_test_read_tensor(hid_t file, const char *name, hid_t type, int rank, h
     }
     return data;
 }
+
+void ipr_test_read_fixture(const char *path, float **x, hsize_t xd[8], float **t, hsize_t td[8], double **y,
+                           hsize_t yd[8]) {
+    hid_t f = ipr_h5_open_read(path);
+    if (f < 0) {
+        ipr_error_print("test");
+        fail_msg("cannot open %s", path);
+    }
+    *x = ipr_test_read_tensor(f, "/input/x", H5T_NATIVE_FLOAT, 4, xd);
+    *t = ipr_test_read_tensor(f, "/input/t", H5T_NATIVE_FLOAT, 4, td);
+    if (y) *y = ipr_test_read_tensor(f, "/output/y", H5T_NATIVE_DOUBLE, 4, yd);
+    H5Fclose(f);
+}
