@@ -552,6 +552,33 @@ def case_dit_step(args):
     except SystemExit:
         pass
 
+    # --seq-frac 1: every row a sequential sampler's state: given regions clean with weight 0, exactly
+    # --seq-active regions at an intermediate level, all the others at t = 1 with weight --seq-weight; at 0.5 some
+    # rows keep mean_beta's levels; bad values are refused
+    tr5 = dit_tiny_trainer(args, ["--seq-frac", "1", "--seq-active", "2", "--seq-weight", "0.7"])
+    torch.manual_seed(11)
+    t, w = tr5.levels(8, given)
+    free = ~given
+    check(bool((t[given] == 0).all()) and bool((w[given] == 0).all()), "--seq-frac: a clue region noisy or weighted")
+    mid = (t > 0) & (t < 1)
+    check(bool((mid.sum(dim=1) == torch.clamp(free.sum(dim=1), max=2)).all()),
+          f"--seq-active 2: intermediate regions per row {mid.sum(dim=1).tolist()}")
+    check(bool((t[free & ~mid] == 1).all()), "--seq-frac 1: a region to generate is neither active nor at t = 1")
+    check(bool(torch.allclose(w[free], torch.full_like(w[free], 0.7))), "--seq-weight not applied")
+    parts = tr5.train_step(a, given, 0.0)
+    check(all(bool(torch.isfinite(v)) for v in parts.values()), f"--seq-frac: non-finite losses {parts}")
+    tr6 = dit_tiny_trainer(args, ["--seq-frac", "0.5"])
+    torch.manual_seed(12)
+    t, _ = tr6.levels(64, torch.zeros(64, 81, dtype=torch.bool))
+    seq_rows = int(((t == 1) | (t == 0)).sum(dim=1).ge(80).sum())
+    check(8 <= seq_rows <= 56, f"--seq-frac 0.5: {seq_rows} of 64 rows are sequential states")
+    for bad in (["--seq-frac", "1.5"], ["--seq-frac", "0.5", "--seq-active", "0"], ["--seq-weight", "-1"]):
+        try:
+            dit_tiny_trainer(args, bad)
+        except SystemExit:
+            continue
+        check(False, f"train_dit accepted {bad}")
+
     # the script: 3 steps, export, state; then resumed from the state to 5 steps
     with tempfile.TemporaryDirectory() as d:
         argv = ["--preset", "tiny_ms", "--workers", "0", "--chunk", "16", "--density-samples", "2000", "--lib",

@@ -82,6 +82,17 @@ def parse_args(argv=None):
                     "that u = (z - x_hat) / max(t, t_min) puts on x_hat's error at TAU instead of t_min (default: "
                     "t_min, spec 2.2 unchanged). A departure to measure (models/sudoku_dit.md): below TAU the "
                     "token's x_hat error floor, not the reasoning at t = 1, would otherwise drive the gradient")
+    ap.add_argument("--seq-frac", type=float, default=0.0,
+                    help="fraction of each batch whose levels are a sequential sampler's state instead of mean_beta's: "
+                    "every region to generate at t = 1 except --seq-active of them at t ~ U(0, 1), the given ones clean "
+                    "(spec 2.6/3.2: what the adaptive sampler and IPR feed the network), loss weight --seq-weight a "
+                    "region (a departure of ours, models/sudoku_dit.md). Default 0: spec 2.3 unchanged")
+    ap.add_argument("--seq-weight", type=float, default=1.0,
+                    help="with --seq-frac: loss weight of each region of a sequential state (default 1, the weight of "
+                    "spec 2.3's `independent`; 0: mean_beta's inverse density, which is 0.11 at t = 1 on Sudoku, where "
+                    "mean_beta's levels pile up, against 2.1 at t = 0.5)")
+    ap.add_argument("--seq-active", type=int, default=1,
+                    help="with --seq-frac: regions of a sequential state at an intermediate level (default 1: overlap 0)")
     ap.add_argument("--batch", type=int, help="instances per step")
     ap.add_argument("--lr", type=float)
     ap.add_argument("--warmup", type=int, default=1000, help="linear lr warm-up steps (spec dit.md: about 1,000)")
@@ -134,6 +145,13 @@ def resolve(args):
     if cfg["mu_tau"] != cfg["t_min"] and cfg["param"] != "x":
         raise SystemExit("train_dit: --mu-tau applies to the x parameterization only")
     cfg["grid"] = (cfg["image"][0] // cfg["patch"], cfg["image"][1] // cfg["patch"])
+    cfg["seq_frac"], cfg["seq_active"], cfg["seq_weight"] = float(args.seq_frac), int(args.seq_active), float(args.seq_weight)
+    if cfg["seq_weight"] < 0:
+        raise SystemExit(f"train_dit: --seq-weight {cfg['seq_weight']} is negative")
+    if not 0.0 <= cfg["seq_frac"] <= 1.0:
+        raise SystemExit(f"train_dit: --seq-frac {cfg['seq_frac']} outside [0, 1]")
+    if not 1 <= cfg["seq_active"] <= cfg["grid"][0] * cfg["grid"][1]:
+        raise SystemExit(f"train_dit: --seq-active {cfg['seq_active']} outside [1, regions]")
     for k in ("warmup", "ema", "weight_decay", "grad_clip", "seed", "data_seed", "cooldown"):
         cfg[k] = getattr(args, k)
     cfg["preset"] = args.preset
@@ -337,11 +355,34 @@ class Trainer:
     def levels(self, B, given):
         t, w = self.noise.sample(B)
         t, w = t.reshape(B, -1), w.reshape(B, -1)
+        if self.cfg.get("seq_frac", 0.0) > 0.0:
+            t, w = self.sequential_states(t, w, given)
         if given is not None:
             keep = (~given).float()
             t, w = t * keep, w * keep
         s2 = self.s * self.s
         return t.repeat_interleave(s2, dim=1), w.repeat_interleave(s2, dim=1)
+
+    def sequential_states(self, t, w, given=None):
+        """--seq-frac: replace the levels of a random fraction of the rows by a sequential sampler's state: every
+        region at t = 1 except `seq_active` random ones at t ~ U(0, 1) (the given regions are zeroed by the caller,
+        as for mean_beta; add_zeros' clean regions stay clean); loss weight `seq_weight` on each of their regions (0: mean_beta's
+        inverse density at the new levels, which gives t = 1 about 0.11 on Sudoku, against 2.1 at t = 0.5)."""
+        B, R = t.shape
+        dev = t.device
+        rows = torch.rand(B, 1, device=dev) < self.cfg["seq_frac"]
+        keys = torch.rand(B, R, device=dev)
+        if given is not None:  # the active regions are among those to generate, as in the sampler
+            keys = keys + 2.0 * given.float()
+        rank = torch.argsort(keys, dim=1).argsort(dim=1)
+        active = rank < self.cfg["seq_active"]
+        ts = torch.where(active, torch.rand(B, R, device=dev), torch.ones_like(t))
+        ws = torch.full_like(ts, self.cfg["seq_weight"]) if self.cfg["seq_weight"] > 0 else self.noise.weights_of(ts)
+        zeroed = (t == 0) & (w == 0)  # add_zeros' clean context (EP, CP) stays clean
+        ts, ws = torch.where(zeroed, t, ts), torch.where(zeroed, w, ws)
+        t = torch.where(rows, ts, t)
+        w = torch.where(rows, ws, w)
+        return t, w
 
     def train_step(self, a, given, frac_done):
         torch.manual_seed(step_seed(self.cfg["seed"], self.step))
@@ -531,7 +572,9 @@ def main(argv=None):
                 "samples_seen": tr.samples, "train_minutes": round(tr.train_seconds / 60, 3),
                 "validation_minutes_this_run": round(val_seconds / 60, 3), "last_chunk": ring.last_chunk,
                 "unique_instances_this_run": ring.made, "batch": cfg["batch"], "lr": cfg["lr"],
-                "mu_tau": cfg["mu_tau"], "ema": cfg["ema"],
+                "mu_tau": cfg["mu_tau"], "seq_frac": cfg["seq_frac"], "seq_active": cfg["seq_active"],
+                "seq_weight": cfg["seq_weight"],
+                "ema": cfg["ema"],
                 "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                 "precision": precision, "params": n_params, "torch": torch.__version__, "validation": summary_val,
                 "git_sha": os.environ.get("IPR_GIT_SHA", "unknown"), "stop": stop_reason, "cfg": cfg}
