@@ -10,7 +10,8 @@
 # directory: put that under .deps/ here and carry it, and the next machine resumes the run from it (the units
 # done are not run again) instead of starting over. VALIDATE_MODELS=DIR takes
 # the config's denoiser and scorer files from DIR (same file names) where DIR has them, else from models/ (DIR:
-# the checkpoints train_all.sh left on this machine, /tmp/train_all).
+# the checkpoints train_all.sh left on this machine, /tmp/train_all). VALIDATE_SET="KEY=VALUE ..." adds config
+# overrides to every run, e.g. VALIDATE_SET=device.sampler=gpu (chains on the GPU).
 set -uo pipefail
 out=${OUT:-/tmp/ipr-out}
 mkdir -p "$out"
@@ -28,6 +29,7 @@ for spec in "$@"; do
   IFS=: read -r name count batch <<<"$spec"
   sets=(--set device.kind=cuda --set "instances.count=${count:-500}")
   [ -n "$batch" ] && sets+=(--set "device.batch=$batch")
+  for kv in ${VALIDATE_SET:-}; do sets+=(--set "$kv"); done
   if [ ! -d "/tmp/val_$name" ] && [ -f ".deps/val_$name.run.tar.gz" ]; then
     tar -xzf ".deps/val_$name.run.tar.gz" -C /tmp && echo "$name: resuming the run carried in .deps/val_$name.run.tar.gz"
   fi
