@@ -2,7 +2,8 @@
 # device/dit_round.sh JOB... : one round of a DiT model in ONE command on the GPU machine: ipr is built with CUDA in
 # the background (niced) while scripts/device/train_dit.sh trains the JOBs, then scripts/device/validate.sh runs
 # $ROUND_VALIDATE (e.g. "sudoku_hard:500:32") with the weights just trained: VALIDATE_MODELS=/tmp/dit/NAME, NAME the
-# first job's name, which must be the config's checkpoint name (sudoku_dit, even_pixels_dit, ...). The validation
+# first job's name, which must then be the config's checkpoint name (sudoku_dit, even_pixels_dit, ...), or
+# ROUND_CHECKPOINT=FILE (e.g. sudoku_dit.h5) copies the first job's weights under that name. The validation
 # gets what is left of ROUND_LIMIT s (default 570) as its VALIDATE_LIMIT. Other variables: those of train_dit.sh and
 # validate.sh (VALIDATE_SET=device.sampler=gpu puts the chains on the GPU).
 set -uo pipefail
@@ -26,4 +27,9 @@ echo "dit_round: training and build done at $(( $(date +%s) - t0 )) s"
 name=${1#+*/}; name=${name%%:*}
 left=$(( ${ROUND_LIMIT:-570} - ($(date +%s) - t0) ))
 [ $left -lt 30 ] && { echo "dit_round: $left s left, no validation"; exit 0; }
-VALIDATE_MODELS=/tmp/dit/$name VALIDATE_LIMIT=$left bash scripts/device/validate.sh $ROUND_VALIDATE
+models=/tmp/dit/$name
+if [ -n "${ROUND_CHECKPOINT:-}" ]; then  # the job's weights under the config's checkpoint name
+  models=/tmp/dit/round_models
+  mkdir -p $models && cp "/tmp/dit/$name/$name.h5" "$models/$ROUND_CHECKPOINT"
+fi
+VALIDATE_MODELS=$models VALIDATE_LIMIT=$left bash scripts/device/validate.sh $ROUND_VALIDATE
