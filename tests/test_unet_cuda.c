@@ -637,6 +637,183 @@ static void test_profile(void **state) {
     ipr_unet_free(net);
 }
 
+/* GroupNorm kernels against a double-precision reference: the one-block-a-group kernel and the split-statistics one
+ * (float32 NCHW and bf16 NHWC outputs), with and without the per-pixel embedding, on shapes of 1 to 32 chunks a
+ * group, and on inputs far from zero mean (the shifted sums' case) */
+typedef struct {
+    int B, C, HW, emb_rows;
+    float offset;
+} gn_case;
+
+static void gn_reference(double *ref, const float *x, const float *gam, const float *bet, const float *emb,
+                         const int32_t *idx, const gn_case *c, int silu) {
+    const int G = 32, cpg = c->C / G;
+    for (int b = 0; b < c->B; ++b)
+        for (int g = 0; g < G; ++g) {
+            double s = 0.0, q = 0.0;
+            const double n = (double)cpg * c->HW;
+            for (int pass = 0; pass < 2; ++pass) {
+                const double mean = s / n;
+                for (int ci = 0; ci < cpg; ++ci) {
+                    const int ch = g * cpg + ci;
+                    for (int p = 0; p < c->HW; ++p) {
+                        double v = x[((size_t)b * c->C + ch) * c->HW + p];
+                        if (emb) v += emb[(size_t)idx[(size_t)b * c->HW + p] * c->C + ch];
+                        if (pass == 0) s += v;
+                        else q += (v - mean) * (v - mean);
+                    }
+                }
+            }
+            const double mean = s / n, rstd = 1.0 / sqrt(q / n + 1e-5);
+            for (int ci = 0; ci < cpg; ++ci) {
+                const int ch = g * cpg + ci;
+                for (int p = 0; p < c->HW; ++p) {
+                    const size_t i = ((size_t)b * c->C + ch) * c->HW + p;
+                    double v = x[i];
+                    if (emb) v += emb[(size_t)idx[(size_t)b * c->HW + p] * c->C + ch];
+                    v = (v - mean) * rstd * gam[ch] + bet[ch];
+                    if (silu) v = v / (1.0 + exp(-v));
+                    ref[i] = v;
+                }
+            }
+        }
+}
+
+static void test_group_norm(void **state) {
+    (void)state;
+    const gn_case cases[] = {
+        {3, 64, 37 * 41, 0, 0.0f},    /* 2 channels a group: 1 chunk */
+        {2, 256, 63 * 63, 17, 0.0f},  /* embedding; 7 chunks */
+        {1, 128, 252 * 252, 5, 0.0f}, /* the full-resolution level: 32 chunks */
+        {2, 64, 126 * 126, 0, 40.0f}, /* mean 40, spread 1 */
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ++ci) {
+        const gn_case *c = &cases[ci];
+        const size_t n = (size_t)c->B * c->C * c->HW, np = (size_t)c->B * c->HW;
+        float *x = malloc(n * 4), *gam = malloc((size_t)c->C * 4), *bet = malloc((size_t)c->C * 4);
+        float *emb = c->emb_rows ? malloc((size_t)c->emb_rows * c->C * 4) : NULL, *y = malloc(n * 4);
+        int32_t *idx = c->emb_rows ? malloc(np * 4) : NULL;
+        uint16_t *yh = malloc(n * 2);
+        double *ref = malloc(n * sizeof(double));
+        ipr_rng r;
+        ipr_rng_init(&r, 4242 + ci, IPR_RNG_INIT_NOISE, 0, 0);
+        for (size_t i = 0; i < n; ++i) /* per-channel scale, so the groups differ */
+            x[i] = c->offset + (float)((1.0 + 0.1 * (double)((i / c->HW) % 7)) * ipr_rng_normal(&r));
+        for (int k = 0; k < c->C; ++k) gam[k] = (float)(1.0 + 0.2 * ipr_rng_normal(&r)), bet[k] = (float)(0.3 * ipr_rng_normal(&r));
+        for (size_t i = 0; emb && i < (size_t)c->emb_rows * c->C; ++i) emb[i] = (float)(0.5 * ipr_rng_normal(&r));
+        for (size_t i = 0; idx && i < np; ++i) idx[i] = (int32_t)(ipr_rng_uniform(&r) * c->emb_rows) % c->emb_rows;
+        float *dx, *dg, *db, *de = NULL, *dy, *dscr;
+        int32_t *di = NULL;
+        uint16_t *dyh;
+        const size_t nscr = ipr_cu_group_norm_scratch(c->B, c->C, 32);
+        assert_int_equal(cudaMalloc((void **)&dx, n * 4), cudaSuccess);
+        assert_int_equal(cudaMalloc((void **)&dy, n * 4), cudaSuccess);
+        assert_int_equal(cudaMalloc((void **)&dyh, n * 2), cudaSuccess);
+        assert_int_equal(cudaMalloc((void **)&dg, (size_t)c->C * 4), cudaSuccess);
+        assert_int_equal(cudaMalloc((void **)&db, (size_t)c->C * 4), cudaSuccess);
+        assert_int_equal(cudaMalloc((void **)&dscr, nscr * 4), cudaSuccess);
+        cudaMemcpy(dx, x, n * 4, cudaMemcpyHostToDevice);
+        cudaMemcpy(dg, gam, (size_t)c->C * 4, cudaMemcpyHostToDevice);
+        cudaMemcpy(db, bet, (size_t)c->C * 4, cudaMemcpyHostToDevice);
+        if (emb) {
+            assert_int_equal(cudaMalloc((void **)&de, (size_t)c->emb_rows * c->C * 4), cudaSuccess);
+            assert_int_equal(cudaMalloc((void **)&di, np * 4), cudaSuccess);
+            cudaMemcpy(de, emb, (size_t)c->emb_rows * c->C * 4, cudaMemcpyHostToDevice);
+            cudaMemcpy(di, idx, np * 4, cudaMemcpyHostToDevice);
+        }
+        for (int silu = 0; silu < 2; ++silu) {
+            gn_reference(ref, x, gam, bet, emb, idx, c, silu);
+            double e_old = 0.0, e_split = 0.0, e_bf = 0.0, rmax = 0.0;
+            for (size_t i = 0; i < n; ++i) rmax = fmax(rmax, fabs(ref[i]));
+            assert_int_equal(ipr_cu_group_norm(dy, dx, dg, db, de, di, c->B, c->C, c->HW, 32, 1e-5f, silu, NULL), IPR_OK);
+            cudaMemcpy(y, dy, n * 4, cudaMemcpyDeviceToHost);
+            for (size_t i = 0; i < n; ++i) e_old = fmax(e_old, fabs(y[i] - ref[i]));
+            assert_int_equal(ipr_cu_group_norm_split(dy, NULL, dx, dg, db, de, di, c->B, c->C, c->HW, 32, 1e-5f, silu,
+                                                     dscr, nscr, NULL), IPR_OK);
+            cudaMemcpy(y, dy, n * 4, cudaMemcpyDeviceToHost);
+            for (size_t i = 0; i < n; ++i) e_split = fmax(e_split, fabs(y[i] - ref[i]));
+            assert_int_equal(ipr_cu_group_norm_split(NULL, dyh, dx, dg, db, de, di, c->B, c->C, c->HW, 32, 1e-5f,
+                                                     silu, dscr, nscr, NULL), IPR_OK);
+            assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+            cudaMemcpy(yh, dyh, n * 2, cudaMemcpyDeviceToHost);
+            int bad = 0;
+            for (int b = 0; b < c->B; ++b)
+                for (int p = 0; p < c->HW; ++p)
+                    for (int ch = 0; ch < c->C; ++ch) {
+                        const uint32_t bits = (uint32_t)yh[((size_t)b * c->HW + p) * c->C + ch] << 16;
+                        float v;
+                        memcpy(&v, &bits, 4);
+                        const double want = ref[((size_t)b * c->C + ch) * c->HW + p], d = fabs(v - want);
+                        e_bf = fmax(e_bf, d / (fabs(want) + 1e-2));
+                        if (d > 8e-3 * fabs(want) + 1e-4 * rmax) ++bad;
+                    }
+            printf("  group norm B %d C %d HW %d emb %d offset %g silu %d: max |err| fused %.2e, split %.2e (of max "
+                   "%.2f); bf16 NHWC max rel %.2e\n", c->B, c->C, c->HW, c->emb_rows, c->offset, silu, e_old, e_split,
+                   rmax, e_bf);
+            /* float32 statistics over up to 254,016 values: 1e-5 of the output's range is float rounding, more is
+             * a wrong mean or variance */
+            assert_true(e_split <= 2e-5 * rmax + 1e-6);
+            assert_true(e_old <= 2e-5 * rmax + 1e-6);
+            assert_int_equal(bad, 0); /* bf16: 2^-8 relative rounding, 8e-3 leaves room for the float32 part */
+        }
+        /* bad arguments are refused */
+        assert_int_equal(ipr_cu_group_norm_split(dy, dyh, dx, dg, db, NULL, NULL, c->B, c->C, c->HW, 32, 1e-5f, 1,
+                                                 dscr, nscr, NULL), IPR_ERR);
+        assert_int_equal(ipr_cu_group_norm_split(dy, NULL, dx, dg, db, NULL, NULL, c->B, c->C, c->HW, 32, 1e-5f, 1,
+                                                 dscr, nscr - 1, NULL), IPR_ERR);
+        assert_int_equal(ipr_cu_group_norm_split(dy, NULL, dx, dg, db, NULL, NULL, c->B, c->C - 1, c->HW, 32, 1e-5f,
+                                                 1, dscr, nscr, NULL), IPR_ERR);
+        cudaFree(dx), cudaFree(dy), cudaFree(dyh), cudaFree(dg), cudaFree(db), cudaFree(dscr);
+        if (de) cudaFree(de), cudaFree(di);
+        free(x), free(gam), free(bet), free(emb), free(y), free(idx), free(yh), free(ref);
+    }
+}
+
+/* A whole net with IPR_UNET_GN=split against the default GroupNorm, for every precision and convolution path:
+ * float32 to rounding, bf16 within the bf16 net tolerance; on the cuDNN path the norms write the convolutions'
+ * inputs themselves. Graphs on (the default) and a second forward (a replay) bitwise equal to the first. */
+static void test_group_norm_split_net(void **state) {
+    (void)state;
+    ipr_unet_config cfg;
+    ipr_unet_config_init(&cfg);
+    cfg.n_levels = 3;
+    cfg.hid_dims[0] = 32, cfg.hid_dims[1] = cfg.hid_dims[2] = 64;
+    cfg.attention[0] = cfg.attention[1] = 0, cfg.attention[2] = 1;
+    cfg.d_in = 1, cfg.d_out = 3, cfg.patch_size = 7;
+    cfg.image_size[0] = cfg.image_size[1] = 28;
+    enum { B = 3 };
+    ipr_unet *net = ipr_unet_new(&cfg, B, 28, 28, 0);
+    assert_non_null(net);
+    ipr_unet_init_random(net, 91);
+    const size_t nx = (size_t)B * 28 * 28, ny = (size_t)B * 3 * 28 * 28;
+    float *x = malloc(nx * 4), *t = malloc(nx * 4), *y0 = malloc(ny * 4), *y1 = malloc(ny * 4), *y2 = malloc(ny * 4);
+    make_inputs(x, t, B, 1, 28, 28, 7, 57);
+    for (int vi = 0; vi < NUM_VARIANTS; ++vi) {
+        const variant *v = &k_variants[vi];
+        unsetenv("IPR_UNET_GN");
+        ipr_unet_cuda *g = make_gpu(net, v);
+        assert_non_null(g);
+        assert_int_equal(ipr_unet_cuda_forward(g, x, t, B, y0), IPR_OK);
+        ipr_unet_cuda_free(g);
+        setenv("IPR_UNET_GN", "split", 1);
+        g = make_gpu(net, v);
+        assert_non_null(g);
+        assert_int_equal(ipr_unet_cuda_forward(g, x, t, B, y1), IPR_OK);
+        assert_int_equal(ipr_unet_cuda_forward(g, x, t, B, y2), IPR_OK);
+        ipr_unet_cuda_free(g);
+        unsetenv("IPR_UNET_GN");
+        const double e = ipr_test_rel_l2_f(y1, y0, ny);
+        printf("  split GroupNorm, %s: relative L2 against the default norm %.2e\n", v->name, e);
+        assert_true(e <= (v->prec == IPR_PREC_FP32 ? 1e-5 : v->prec == IPR_PREC_TF32 ? 1e-2 : 3e-2));
+        assert_memory_equal(y1, y2, ny * 4);
+    }
+    setenv("IPR_UNET_GN", "bogus", 1);
+    assert_null(ipr_unet_cuda_new(net, 0, IPR_PREC_BF16));
+    unsetenv("IPR_UNET_GN");
+    free(x), free(t), free(y0), free(y1), free(y2);
+    ipr_unet_free(net);
+}
+
 int main(void) {
     int count = 0;
     if (!ipr_cuda_available(&count) || count < 1) {
@@ -650,6 +827,8 @@ int main(void) {
         cmocka_unit_test(test_against_cpu),
         cmocka_unit_test(test_graphs),
         cmocka_unit_test(test_profile),
+        cmocka_unit_test(test_group_norm),
+        cmocka_unit_test(test_group_norm_split_net),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,8 @@
 #          through cuDNN where the build found it; $IPR_BENCH_BACKENDS overrides): every row with graphs on and off
 #          and the ratio per batch, then each backend's stage profile (`--profile`: where a pass's time goes);
 #          writes $OUT/bench_unet_graphs.json and .txt
+#   gnbench  the split-statistics GroupNorm (IPR_UNET_GN=split) against the default one: `ipr bench` of cp_ffhq_8 and
+#          ms1000_28 at B = 1, 16, 64 through cuDNN BF16 with stage profiles, each way; $OUT/bench_gn_{fused,split}.*
 #   study [N] [K]  the end-to-end hard-Sudoku study of issue 16 (item 5) with a RANDOM-weight ms1000_28 U-Net, the
 #          net `ipr bench` times (the valid rate means nothing; the time is the point). `ipr bench --save-checkpoint`
 #          writes it to /tmp; `ipr plan` counts the passes of N and of 500 instances; `ipr run
@@ -186,6 +188,14 @@ while [ $# -gt 0 ]; do
     [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
     echo "== graphs on / off"; grep "graphs on" "$out/bench_unet_graphs.txt"
     echo "== stage profiles"; grep "^profile" "$out/bench_unet_graphs.txt"
+    ;;
+  gnbench)  # IPR_UNET_GN=split against the default GroupNorm: cuDNN BF16, same machine, with the stage profiles
+    for gnv in fused split; do
+      IPR_UNET_GN=$gnv $build/ipr bench --configs "${IPR_BENCH_CONFIGS:-cp_ffhq_8,ms1000_28}" \
+        --batches "${IPR_BENCH_BATCHES:-1,16,64}" --backends cuda-bf16-cudnn --min-time "${IPR_BENCH_MIN_TIME:-0.5}" \
+        --profile --output "$out/bench_gn_$gnv.json" >"$out/bench_gn_$gnv.txt" 2>&1 || status=1
+      echo "== IPR_UNET_GN=$gnv"; grep -vE "^ *$" "$out/bench_gn_$gnv.txt" | tail -24
+    done
     ;;
   study)
     n=16 k=30 # the optional N and K that follow

@@ -79,6 +79,10 @@ struct ipr_unet_cuda {
     int nb[IPR_UNET_MAX_LEVELS]; /* embedding rows per level of the forward being run: bucket(distinct levels) */
     float *sinus, *hid, *P;
     void *uscratch;
+    /* GroupNorm: split statistics (ipr_cu_group_norm_split) when gn_split, with this scratch */
+    int gn_split;
+    float *gnscratch;
+    size_t gnscratch_floats;
     int last_distinct;
     /* graphs, keyed by (batch, embedding rows per level) */
     ipr_graph_cache gc;
@@ -241,6 +245,7 @@ static const uint16_t *krsc(const ipr_unet_cuda *g, const ipr_conv_w *cv) { retu
 
 typedef struct {
     size_t hbuf, cat, tmp, u, qkv, attn, scores, col;
+    size_t gnc; /* the most channels a GroupNorm normalizes */
 } sizes_t;
 
 #define MAXZ(a, b) ((a) = (a) > (size_t)(b) ? (a) : (size_t)(b))
@@ -248,6 +253,7 @@ typedef struct {
 static void size_resblock(const ipr_unet *net, const ipr_resblock_w *rb, sizes_t *s) {
     size_t hw = (size_t)net->lh[rb->level] * net->lw[rb->level];
     size_t c = (size_t)(rb->c_in > rb->c_out ? rb->c_in : rb->c_out);
+    MAXZ(s->gnc, c);
     MAXZ(s->tmp, c * hw);
     MAXZ(s->u, (size_t)rb->c_out * hw);
     MAXZ(s->col, (size_t)c * 9 * hw);
@@ -255,6 +261,7 @@ static void size_resblock(const ipr_unet *net, const ipr_resblock_w *rb, sizes_t
 
 static void size_attn(const ipr_unet *net, const ipr_attn_w *at, sizes_t *s) {
     size_t T = (size_t)net->lh[at->level] * net->lw[at->level];
+    MAXZ(s->gnc, (size_t)at->c);
     MAXZ(s->tmp, (size_t)at->c * T);
     MAXZ(s->qkv, 3 * (size_t)at->c * T);
     MAXZ(s->attn, (size_t)at->c * T);
@@ -298,6 +305,7 @@ static void plan_sizes(const ipr_unet *net, sizes_t *s) {
     }
     MAXZ(s->tmp, (size_t)c * HW);
     MAXZ(s->col, (size_t)c * 9 * HW);
+    MAXZ(s->gnc, (size_t)c);
 }
 
 
@@ -344,6 +352,8 @@ static size_t layout(ipr_unet_cuda *g, unsigned char *base, const sizes_t *s) {
     g->P = ipr_bump_take(&b, (size_t)cap_max * net->c_max * f);
     g->uscratch = ipr_bump_take(&b, ipr_cu_unique_scratch((int)(B * HW)));
     g->d_nuniq = ipr_bump_take(&b, IPR_UNET_MAX_LEVELS * sizeof(int));
+    g->gnscratch_floats = ipr_cu_group_norm_scratch((int)B, (int)s->gnc, IPR_GN_GROUPS);
+    g->gnscratch = ipr_bump_take(&b, g->gnscratch_floats * f);
     g->blas_ws = ipr_bump_take(&b, IPR_CUDA_BLAS_WORKSPACE);
     return b.off + 256;
 }
@@ -407,6 +417,15 @@ ipr_unet_cuda *ipr_unet_cuda_new(ipr_unet *net, int device, ipr_precision precis
                     ipr_error_message());
             g->conv_path = IPR_UNET_CONV_IM2COL;
         }
+    }
+    /* GroupNorm: $IPR_UNET_GN=split splits each group's statistics over up to 32 blocks and, on the cuDNN path,
+     * writes the convolution's bf16 NHWC input directly (group_norm.cu); fused (the default until the split kernels
+     * have run on a GPU) keeps one block a group */
+    const char *gn_env = getenv("IPR_UNET_GN");
+    if (gn_env && *gn_env) {
+        IPR_CHECK(!strcmp(gn_env, "split") || !strcmp(gn_env, "fused"),
+                  "IPR_UNET_GN=%s: expected split or fused", gn_env);
+        g->gn_split = !strcmp(gn_env, "split");
     }
     CU(cudaStreamSynchronize(g->stream));
     free(tmpw);
@@ -563,11 +582,35 @@ static const uint16_t *implicit_w(const ipr_unet_cuda *g, const ipr_conv_w *cv) 
     return g->conv_path == IPR_UNET_CONV_IMPLICIT && cv->k == 3 ? packed(g, cv) : NULL;
 }
 
+/* A GroupNorm (+ SiLU) to run on a convolution's input: its weights and the optional per-pixel embedding (spec 1.3) */
+typedef struct {
+    const ipr_norm_w *norm;
+    const float *emb;
+    const int32_t *idx; /* (B, H, W) rows of emb */
+} gn_spec;
+
+/* out (B, C, HW) = SiLU(GroupNorm(in (+ emb))) */
+static int gn(ipr_unet_cuda *g, float *out, const float *in, const gn_spec *sp, int B, int C, int HW) {
+    const float *gam = dW(g, sp->norm->gamma), *bet = dW(g, sp->norm->beta);
+    if (g->gn_split)
+        IPR_TRY(ipr_cu_group_norm_split(out, NULL, in, gam, bet, sp->emb, sp->idx, B, C, HW, IPR_GN_GROUPS, IPR_GN_EPS,
+                                        1, g->gnscratch, g->gnscratch_floats, g->stream));
+    else
+        IPR_TRY(ipr_cu_group_norm(out, in, gam, bet, sp->emb, sp->idx, B, C, HW, IPR_GN_GROUPS, IPR_GN_EPS, 1,
+                                  g->stream));
+    PM(g, NORM);
+    return IPR_OK;
+fail:
+    return IPR_ERR;
+}
+
 #ifdef IPR_HAVE_CUDNN
 /* out (B, Cout, Ho, Wo) = beta * out + conv3x3(in) + bias (+ residual) through cuDNN: per chunk of the batch, the
- * input to NHWC bf16 and cuDNN's NHWC bf16 output back, both in the im2col workspace */
+ * input to NHWC bf16 and cuDNN's NHWC bf16 output back, both in the im2col workspace. With norm (split GroupNorm
+ * only), the convolution's input is SiLU(GroupNorm(in)), written as NHWC bf16 by the norm itself. */
 static int conv3_dnn(ipr_unet_cuda *g, float *out, const float *in, const ipr_conv_w *cv, int B, int H, int W,
-                     int stride, int Ho, int Wo, const float *bias, const float *residual, float beta) {
+                     int stride, int Ho, int Wo, const float *bias, const float *residual, float beta,
+                     const gn_spec *norm) {
     const uint16_t *w = krsc(g, cv);
     IPR_CHECK(w != NULL, "cuDNN path: a 3x3 convolution without KRSC weights");
     const size_t xin = (size_t)cv->c_in * H * W, yout = (size_t)cv->c_out * Ho * Wo;
@@ -578,8 +621,17 @@ static int conv3_dnn(ipr_unet_cuda *g, float *out, const float *in, const ipr_co
     for (int b0 = 0; b0 < B; b0 += chunk) {
         const int nb = B - b0 < chunk ? B - b0 : chunk;
         uint16_t *xb = col, *yb = col + ((size_t)nb * xin + 7) / 8 * 8;
-        IPR_TRY(ipr_cu_nchw_to_nhwc_bf16(xb, in + (size_t)b0 * xin, nb, cv->c_in, H * W, g->stream));
-        PM(g, LAYOUT);
+        if (norm) {
+            IPR_TRY(ipr_cu_group_norm_split(NULL, xb, in + (size_t)b0 * xin, dW(g, norm->norm->gamma),
+                                            dW(g, norm->norm->beta), norm->emb,
+                                            norm->idx ? norm->idx + (size_t)b0 * H * W : NULL, nb, cv->c_in, H * W,
+                                            IPR_GN_GROUPS, IPR_GN_EPS, 1, g->gnscratch, g->gnscratch_floats,
+                                            g->stream));
+            PM(g, NORM);
+        } else {
+            IPR_TRY(ipr_cu_nchw_to_nhwc_bf16(xb, in + (size_t)b0 * xin, nb, cv->c_in, H * W, g->stream));
+            PM(g, LAYOUT);
+        }
         IPR_TRY(ipr_cudnn_conv3x3(g->dnn, yb, xb, w, nb, cv->c_in, cv->c_out, H, W, stride, Ho, Wo));
         PM(g, CONV3);
         IPR_TRY(ipr_cu_nhwc_bf16_epilogue(out + (size_t)b0 * yout, yb, bias, residual ? residual + (size_t)b0 * yout : NULL,
@@ -600,7 +652,7 @@ static int dnn_conv(const ipr_unet_cuda *g, const ipr_conv_w *cv) {
 static int conv(ipr_unet_cuda *g, float *out, const float *in, const ipr_conv_w *cv, int B, int H, int W, int stride,
                 int Ho, int Wo) {
 #ifdef IPR_HAVE_CUDNN
-    if (dnn_conv(g, cv)) return conv3_dnn(g, out, in, cv, B, H, W, stride, Ho, Wo, dW(g, cv->b), NULL, 0.0f);
+    if (dnn_conv(g, cv)) return conv3_dnn(g, out, in, cv, B, H, W, stride, Ho, Wo, dW(g, cv->b), NULL, 0.0f, NULL);
 #endif
     const uint16_t *wp = implicit_w(g, cv);
     if (wp) { /* bias in the epilogue */
@@ -674,26 +726,34 @@ fail:
 static int resblock(ipr_unet_cuda *g, const ipr_resblock_w *rb, const float *in, float *out, int B) {
     ipr_unet *net = g->net;
     const int l = rb->level, h = net->lh[l], w = net->lw[l], hw = h * w;
-    IPR_TRY(ipr_cu_group_norm(g->tmp, in, dW(g, rb->norm1.gamma), dW(g, rb->norm1.beta), NULL, NULL, B, rb->c_in, hw,
-                              IPR_GN_GROUPS, IPR_GN_EPS, 1, g->stream));
-    PM(g, NORM);
-    IPR_TRY(conv(g, g->u, g->tmp, &rb->conv1, B, h, w, 1, h, w));
+    const gn_spec n1 = {&rb->norm1, NULL, NULL}, n2 = {&rb->norm2, g->P, g->tidx[l]};
+#ifdef IPR_HAVE_CUDNN
+    /* split GroupNorm on the cuDNN path: each norm writes its convolution's bf16 NHWC input (no g->tmp) */
+    const int fuse = g->gn_split && dnn_conv(g, &rb->conv1) && dnn_conv(g, &rb->conv2);
+    if (fuse) {
+        IPR_TRY(conv3_dnn(g, g->u, in, &rb->conv1, B, h, w, 1, h, w, dW(g, rb->conv1.b), NULL, 0.0f, &n1));
+    } else
+#endif
+    {
+        IPR_TRY(gn(g, g->tmp, in, &n1, B, rb->c_in, hw));
+        IPR_TRY(conv(g, g->u, g->tmp, &rb->conv1, B, h, w, 1, h, w));
+    }
     IPR_TRY(linear(g, g->P, g->E[l], g->nb[l], &rb->emb, 0));
     PM(g, EMBED);
-    IPR_TRY(ipr_cu_group_norm(g->tmp, g->u, dW(g, rb->norm2.gamma), dW(g, rb->norm2.beta), g->P, g->tidx[l], B,
-                              rb->c_out, hw, IPR_GN_GROUPS, IPR_GN_EPS, 1, g->stream));
-    PM(g, NORM);
 #ifdef IPR_HAVE_CUDNN
     if (dnn_conv(g, &rb->conv2)) { /* out = shortcut(in) or in, + conv2 + bias, in the epilogue */
         const float *res = in;
         float beta = 0.0f;
+        if (!fuse) IPR_TRY(gn(g, g->tmp, g->u, &n2, B, rb->c_out, hw));
         if (rb->has_shortcut) {
             IPR_TRY(conv(g, out, in, &rb->shortcut, B, h, w, 1, h, w));
             res = NULL, beta = 1.0f;
         }
-        return conv3_dnn(g, out, g->tmp, &rb->conv2, B, h, w, 1, h, w, dW(g, rb->conv2.b), res, beta);
+        return fuse ? conv3_dnn(g, out, g->u, &rb->conv2, B, h, w, 1, h, w, dW(g, rb->conv2.b), res, beta, &n2)
+                    : conv3_dnn(g, out, g->tmp, &rb->conv2, B, h, w, 1, h, w, dW(g, rb->conv2.b), res, beta, NULL);
     }
 #endif
+    IPR_TRY(gn(g, g->tmp, g->u, &n2, B, rb->c_out, hw));
     const uint16_t *wp2 = implicit_w(g, &rb->conv2);
     if (wp2) { /* out = shortcut(in) or in, + conv2 + bias, in the epilogue (no copy of in) */
         const float *res = in;
@@ -810,9 +870,12 @@ static int forward_core(ipr_unet_cuda *g, int B) {
         }
     }
     /* output head */
-    IPR_TRY(ipr_cu_group_norm(g->tmp, cur, dW(g, net->out_norm.gamma), dW(g, net->out_norm.beta), NULL, NULL, B, c,
-                              H * W, IPR_GN_GROUPS, IPR_GN_EPS, 1, g->stream));
-    PM(g, NORM);
+    const gn_spec no = {&net->out_norm, NULL, NULL};
+#ifdef IPR_HAVE_CUDNN
+    if (g->gn_split && dnn_conv(g, &net->out_conv))
+        return conv3_dnn(g, y, cur, &net->out_conv, B, H, W, 1, H, W, dW(g, net->out_conv.b), NULL, 0.0f, &no);
+#endif
+    IPR_TRY(gn(g, g->tmp, cur, &no, B, c, H * W));
     IPR_TRY(conv(g, y, g->tmp, &net->out_conv, B, H, W, 1, H, W));
     return IPR_OK;
 fail:

@@ -22,6 +22,14 @@ int ipr_cu_group_norm(float *out, const float *x, const float *gamma, const floa
                       const int32_t *idx, int B, int C, int HW, int groups, float eps, int silu,
                       ipr_cuda_stream s);
 
+/* The same GroupNorm with its statistics split over up to 32 blocks a group (partial sums about a shift, merged in
+ * double), then one apply pass: into out (B, C, HW) float32, or, with out NULL, into out_nhwc (B, HW, C) bf16 (a
+ * cuDNN convolution's input). scratch: ipr_cu_group_norm_scratch(B, C, groups) floats of device memory. */
+size_t ipr_cu_group_norm_scratch(int B, int C, int groups);
+int ipr_cu_group_norm_split(float *out, uint16_t *out_nhwc, const float *x, const float *gamma, const float *beta,
+                            const float *emb, const int32_t *idx, int B, int C, int HW, int groups, float eps,
+                            int silu, float *scratch, size_t scratch_floats, ipr_cuda_stream s);
+
 /* im2col for a 3x3 convolution with padding 1 and stride 1 or 2: col (B, C*9, Ho*Wo) in dtype. */
 int ipr_cu_im2col3x3(void *col, ipr_cu_dtype dt, const float *x, int B, int C, int H, int W, int stride, int Ho,
                      int Wo, ipr_cuda_stream s);
