@@ -775,10 +775,39 @@ def case_dit_val_split(args):
     print(f"dit_val_split: ok (validator on {n} hard instances: {out})")
 
 
+def case_compare_runs(args):
+    """train/compare_runs.py on the two committed 32-puzzle runs (docs/validation): the paired table's figures, a run
+    against itself (differences 0), and clear refusals of a file that is not an ipr run and of an iteration absent."""
+    import contextlib
+    import io
+    import compare_runs
+    d = os.path.join(ROOT, "docs", "validation")
+    a = os.path.join(d, "sudoku_hard_dit_32_cpu_run4_results.h5")
+    b = os.path.join(d, "sudoku_hard_dit_32_cpu_run5_results.h5")
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        compare_runs.main([a, b])
+    text = buf.getvalue()
+    check("| 0 | 84.38 | 77.81 | -6.56 (3.03) | 23 / 9 | 32 |" in text, f"compare_runs table:\n{text}")
+    check("| 10 | 81.75 | 76.62 | -5.12 (2.04) | 21 / 9 | 32 |" in text, f"compare_runs table:\n{text}")
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        compare_runs.main([a, a, "--k", "0,10"])
+    check(buf.getvalue().count("+0.00 (0.00) | 0 / 0 | 32 |") == 2, f"a run against itself:\n{buf.getvalue()}")
+    for bad, want in (([os.path.join(ROOT, "models", "digit_classifier.h5"), b], "no /results"),
+                      ([a, b, "--k", "11"], "no rows at iteration 11")):
+        try:
+            compare_runs.main(bad)
+            check(False, f"compare_runs accepted {bad}")
+        except SystemExit as e:
+            check(want in str(e), f"compare_runs {bad}: {e}")
+    print("compare_runs: ok")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("case", choices=["mean_beta", "data", "step", "export", "digit", "polygons", "dit_step",
-                                     "dit_export", "dit_data", "dit_val_split"])
+                                     "dit_export", "dit_data", "dit_val_split", "compare_runs"])
     ap.add_argument("--ipr", default=os.path.join(ROOT, "build", "ipr"))
     ap.add_argument("--lib", default=os.path.join(ROOT, "build", "libipr.so"))
     args = ap.parse_args()

@@ -120,7 +120,11 @@ def main(argv=None):
              f"{cfg['d_out']} channels (velocity, variance interpolation, log-variance).", "",
              "## Data", f"- {DATA[bench].format(seed=c['data_seed'])}.",
              f"- Noise levels: `mean_beta` (spec 2.3), beta_sharpness {c['sharpness']}, add_zeros {c['add_zeros']}, "
-             "inverse-density loss weights from 80,000 draws; losses L_mu + L_vlb + 0.01 L_sigma (spec 2.2).", "",
+             "inverse-density loss weights from 80,000 draws; losses L_mu + L_vlb + 0.01 L_sigma (spec 2.2)"
+             + (f"; in the last run {c['seq_frac']:g} of each batch had a sequential sampler's levels instead "
+                f"(`--seq-frac`: the regions to generate at t = 1 but {c.get('seq_active', 1)} at t ~ U(0, 1), "
+                f"loss weight {c.get('seq_weight', 1.0):g} a region; a departure of ours, below)"
+                if c.get("seq_frac", 0) > 0 else "") + ".", "",
              "## Training",
              f"- {tr['steps']:,} steps, {tr['samples_seen']:,} samples, batch {c['batch']} ({tr['device']}, "
              f"{tr['precision']}, torch.compile).",
