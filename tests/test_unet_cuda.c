@@ -574,8 +574,8 @@ static void test_conv_selection(void **state) {
 /* --profile's stage events: a profiled forward equals an unprofiled one bitwise (the same kernels, launched
  * directly), charges time to the stages the net has (and none to those it lacks), counts its forwards and
  * images, and turning it off clears the totals. FP32 (im2col) and BF16 (the default path: cuDNN where built). */
-static void test_profile(void **state) {
-    (void)state;
+/* A small 28x28 net (3 levels, attention at the lowest, 7x7 regions) for up to 3 images, random weights from seed */
+static ipr_unet *small_net(uint64_t seed) {
     ipr_unet_config cfg;
     ipr_unet_config_init(&cfg);
     cfg.n_levels = 3;
@@ -583,10 +583,16 @@ static void test_profile(void **state) {
     cfg.attention[0] = cfg.attention[1] = 0, cfg.attention[2] = 1;
     cfg.d_in = 1, cfg.d_out = 3, cfg.patch_size = 7;
     cfg.image_size[0] = cfg.image_size[1] = 28;
-    enum { B = 3 };
-    ipr_unet *net = ipr_unet_new(&cfg, B, 28, 28, 0);
+    ipr_unet *net = ipr_unet_new(&cfg, 3, 28, 28, 0);
     assert_non_null(net);
-    ipr_unet_init_random(net, 77);
+    ipr_unet_init_random(net, seed);
+    return net;
+}
+
+static void test_profile(void **state) {
+    (void)state;
+    enum { B = 3 };
+    ipr_unet *net = small_net(77);
     const size_t nx = (size_t)B * 28 * 28, ny = (size_t)B * 3 * 28 * 28;
     float *x = malloc(nx * 4), *t = malloc(nx * 4), *y0 = malloc(ny * 4), *y1 = malloc(ny * 4);
     make_inputs(x, t, B, 1, 28, 28, 7, 31);
@@ -774,17 +780,8 @@ static void test_group_norm(void **state) {
  * inputs themselves. Graphs on (the default) and a second forward (a replay) bitwise equal to the first. */
 static void test_group_norm_split_net(void **state) {
     (void)state;
-    ipr_unet_config cfg;
-    ipr_unet_config_init(&cfg);
-    cfg.n_levels = 3;
-    cfg.hid_dims[0] = 32, cfg.hid_dims[1] = cfg.hid_dims[2] = 64;
-    cfg.attention[0] = cfg.attention[1] = 0, cfg.attention[2] = 1;
-    cfg.d_in = 1, cfg.d_out = 3, cfg.patch_size = 7;
-    cfg.image_size[0] = cfg.image_size[1] = 28;
     enum { B = 3 };
-    ipr_unet *net = ipr_unet_new(&cfg, B, 28, 28, 0);
-    assert_non_null(net);
-    ipr_unet_init_random(net, 91);
+    ipr_unet *net = small_net(91);
     const size_t nx = (size_t)B * 28 * 28, ny = (size_t)B * 3 * 28 * 28;
     float *x = malloc(nx * 4), *t = malloc(nx * 4), *y0 = malloc(ny * 4), *y1 = malloc(ny * 4), *y2 = malloc(ny * 4);
     make_inputs(x, t, B, 1, 28, 28, 7, 57);
