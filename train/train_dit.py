@@ -145,7 +145,8 @@ def resolve(args):
     if cfg["mu_tau"] != cfg["t_min"] and cfg["param"] != "x":
         raise SystemExit("train_dit: --mu-tau applies to the x parameterization only")
     cfg["grid"] = (cfg["image"][0] // cfg["patch"], cfg["image"][1] // cfg["patch"])
-    cfg["seq_frac"], cfg["seq_active"], cfg["seq_weight"] = float(args.seq_frac), int(args.seq_active), float(args.seq_weight)
+    cfg["seq_frac"], cfg["seq_active"] = float(args.seq_frac), int(args.seq_active)
+    cfg["seq_weight"] = float(args.seq_weight)
     if cfg["seq_weight"] < 0:
         raise SystemExit(f"train_dit: --seq-weight {cfg['seq_weight']} is negative")
     if not 0.0 <= cfg["seq_frac"] <= 1.0:
@@ -366,8 +367,8 @@ class Trainer:
     def sequential_states(self, t, w, given=None):
         """--seq-frac: replace the levels of a random fraction of the rows by a sequential sampler's state: every
         region at t = 1 except `seq_active` random ones at t ~ U(0, 1) (the given regions are zeroed by the caller,
-        as for mean_beta; add_zeros' clean regions stay clean); loss weight `seq_weight` on each of their regions (0: mean_beta's
-        inverse density at the new levels, which gives t = 1 about 0.11 on Sudoku, against 2.1 at t = 0.5)."""
+        as for mean_beta; add_zeros' clean regions stay clean); loss weight `seq_weight` on each of their regions
+        (0: mean_beta's inverse density at the new levels, about 0.11 at t = 1 on Sudoku, 2.1 at t = 0.5)."""
         B, R = t.shape
         dev = t.device
         rows = torch.rand(B, 1, device=dev) < self.cfg["seq_frac"]
@@ -572,9 +573,7 @@ def main(argv=None):
                 "samples_seen": tr.samples, "train_minutes": round(tr.train_seconds / 60, 3),
                 "validation_minutes_this_run": round(val_seconds / 60, 3), "last_chunk": ring.last_chunk,
                 "unique_instances_this_run": ring.made, "batch": cfg["batch"], "lr": cfg["lr"],
-                "mu_tau": cfg["mu_tau"], "seq_frac": cfg["seq_frac"], "seq_active": cfg["seq_active"],
-                "seq_weight": cfg["seq_weight"],
-                "ema": cfg["ema"],
+                "mu_tau": cfg["mu_tau"], "ema": cfg["ema"],
                 "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                 "precision": precision, "params": n_params, "torch": torch.__version__, "validation": summary_val,
                 "git_sha": os.environ.get("IPR_GIT_SHA", "unknown"), "stop": stop_reason, "cfg": cfg}

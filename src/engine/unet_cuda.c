@@ -589,15 +589,22 @@ typedef struct {
     const int32_t *idx; /* (B, H, W) rows of emb */
 } gn_spec;
 
+/* SiLU(GroupNorm(in (+ emb))) of B images from image b0 of the embedding index, with split statistics: into out
+ * (B, C, HW) float32, or with out NULL into out_nhwc (B, HW, C) bf16 */
+static int gn_split(ipr_unet_cuda *g, float *out, uint16_t *out_nhwc, const float *in, const gn_spec *sp, int b0, int B,
+                    int C, int HW) {
+    return ipr_cu_group_norm_split(out, out_nhwc, in, dW(g, sp->norm->gamma), dW(g, sp->norm->beta), sp->emb,
+                                   sp->idx ? sp->idx + (size_t)b0 * HW : NULL, B, C, HW, IPR_GN_GROUPS, IPR_GN_EPS, 1,
+                                   g->gnscratch, g->gnscratch_floats, g->stream);
+}
+
 /* out (B, C, HW) = SiLU(GroupNorm(in (+ emb))) */
 static int gn(ipr_unet_cuda *g, float *out, const float *in, const gn_spec *sp, int B, int C, int HW) {
-    const float *gam = dW(g, sp->norm->gamma), *bet = dW(g, sp->norm->beta);
     if (g->gn_split)
-        IPR_TRY(ipr_cu_group_norm_split(out, NULL, in, gam, bet, sp->emb, sp->idx, B, C, HW, IPR_GN_GROUPS, IPR_GN_EPS,
-                                        1, g->gnscratch, g->gnscratch_floats, g->stream));
+        IPR_TRY(gn_split(g, out, NULL, in, sp, 0, B, C, HW));
     else
-        IPR_TRY(ipr_cu_group_norm(out, in, gam, bet, sp->emb, sp->idx, B, C, HW, IPR_GN_GROUPS, IPR_GN_EPS, 1,
-                                  g->stream));
+        IPR_TRY(ipr_cu_group_norm(out, in, dW(g, sp->norm->gamma), dW(g, sp->norm->beta), sp->emb, sp->idx, B, C, HW,
+                                  IPR_GN_GROUPS, IPR_GN_EPS, 1, g->stream));
     PM(g, NORM);
     return IPR_OK;
 fail:
@@ -622,11 +629,7 @@ static int conv3_dnn(ipr_unet_cuda *g, float *out, const float *in, const ipr_co
         const int nb = B - b0 < chunk ? B - b0 : chunk;
         uint16_t *xb = col, *yb = col + ((size_t)nb * xin + 7) / 8 * 8;
         if (norm) {
-            IPR_TRY(ipr_cu_group_norm_split(NULL, xb, in + (size_t)b0 * xin, dW(g, norm->norm->gamma),
-                                            dW(g, norm->norm->beta), norm->emb,
-                                            norm->idx ? norm->idx + (size_t)b0 * H * W : NULL, nb, cv->c_in, H * W,
-                                            IPR_GN_GROUPS, IPR_GN_EPS, 1, g->gnscratch, g->gnscratch_floats,
-                                            g->stream));
+            IPR_TRY(gn_split(g, NULL, xb, in + (size_t)b0 * xin, norm, b0, nb, cv->c_in, H * W));
             PM(g, NORM);
         } else {
             IPR_TRY(ipr_cu_nchw_to_nhwc_bf16(xb, in + (size_t)b0 * xin, nb, cv->c_in, H * W, g->stream));
@@ -749,8 +752,8 @@ static int resblock(ipr_unet_cuda *g, const ipr_resblock_w *rb, const float *in,
             IPR_TRY(conv(g, out, in, &rb->shortcut, B, h, w, 1, h, w));
             res = NULL, beta = 1.0f;
         }
-        return fuse ? conv3_dnn(g, out, g->u, &rb->conv2, B, h, w, 1, h, w, dW(g, rb->conv2.b), res, beta, &n2)
-                    : conv3_dnn(g, out, g->tmp, &rb->conv2, B, h, w, 1, h, w, dW(g, rb->conv2.b), res, beta, NULL);
+        return conv3_dnn(g, out, fuse ? g->u : g->tmp, &rb->conv2, B, h, w, 1, h, w, dW(g, rb->conv2.b), res, beta,
+                         fuse ? &n2 : NULL);
     }
 #endif
     IPR_TRY(gn(g, g->tmp, g->u, &n2, B, rb->c_out, hw));
