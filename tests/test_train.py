@@ -776,33 +776,33 @@ def case_dit_val_split(args):
 
 
 def case_compare_runs(args):
-    """train/compare_runs.py on the two committed 32-puzzle runs (docs/validation): the paired table's figures, a run
-    against itself (differences 0), and clear refusals of a file that is not an ipr run and of an iteration absent."""
+    """analysis/ipr_compare.py --ignore-model on the two committed 32-puzzle runs of two trainings of the Sudoku DiT
+    (docs/validation): the paired error table's figures; without --ignore-model the differently named checkpoints
+    share no point (exit 1); a run against itself has paired differences 0."""
     import contextlib
     import io
-    import compare_runs
+    sys.path.insert(0, os.path.join(ROOT, "analysis"))
+    import ipr_compare
     d = os.path.join(ROOT, "docs", "validation")
     a = os.path.join(d, "sudoku_hard_dit_32_cpu_run4_results.h5")
     b = os.path.join(d, "sudoku_hard_dit_32_cpu_run5_results.h5")
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        compare_runs.main([a, b])
-    text = buf.getvalue()
-    check("| 0 | 84.38 | 77.81 | -6.56 (3.03) | 23 / 9 | 32 |" in text, f"compare_runs table:\n{text}")
-    check("| 10 | 81.75 | 76.62 | -5.12 (2.04) | 21 / 9 | 32 |" in text, f"compare_runs table:\n{text}")
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        compare_runs.main([a, a, "--k", "0,10"])
-    check(buf.getvalue().count("+0.00 (0.00) | 0 / 0 | 32 |") == 2, f"a run against itself:\n{buf.getvalue()}")
-    for bad, want in (([os.path.join(ROOT, "models", "digit_classifier.h5"), b], "no /results"),
-                      ([a, b, "--k", "11"], "no rows at iteration 11")):
-        try:
-            compare_runs.main(bad)
-            check(False, f"compare_runs accepted {bad}")
-        except SystemExit as e:
-            check(want in str(e), f"compare_runs {bad}: {e}")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "cmp")
+        with contextlib.redirect_stdout(io.StringIO()):
+            rc = ipr_compare.main([a, b, "--ignore-model", "--output", out])
+        check(rc == 0, f"ipr_compare --ignore-model exit {rc}")
+        text = open(os.path.join(out, "compare.md")).read()
+        check("| uniform | 0.25 | 0 | 0.000 | 0.000 |" in text and "| 84.38 | 77.81 | -6.56 (3.03) | 23 / 9 |" in text,
+              f"ipr_compare table (k = 0):\n{text}")
+        check("| 81.75 | 76.62 | -5.12 (2.04) | 21 / 9 |" in text, f"ipr_compare table (k = 10):\n{text}")
+        with contextlib.redirect_stderr(io.StringIO()):
+            check(ipr_compare.main([a, b, "--output", out + "2"]) == 1, "two checkpoint names matched without "
+                  "--ignore-model")
+        with contextlib.redirect_stdout(io.StringIO()):
+            check(ipr_compare.main([a, a, "--ignore-model", "--output", out + "3"]) == 0, "a run against itself")
+        text = open(os.path.join(out + "3", "compare.md")).read()
+        check(text.count("+0.00 (0.00) | 0 / 0 |") == 11, f"a run against itself:\n{text}")
     print("compare_runs: ok")
-
 
 def main():
     ap = argparse.ArgumentParser()
