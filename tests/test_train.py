@@ -572,7 +572,29 @@ def case_dit_step(args):
     t, _ = tr6.levels(64, torch.zeros(64, 81, dtype=torch.bool))
     seq_rows = int(((t == 1) | (t == 0)).sum(dim=1).ge(80).sum())
     check(8 <= seq_rows <= 56, f"--seq-frac 0.5: {seq_rows} of 64 rows are sequential states")
-    for bad in (["--seq-frac", "1.5"], ["--seq-frac", "0.5", "--seq-active", "0"], ["--seq-weight", "-1"]):
+    # --seq-reveal 1: besides the active region, each row shows a random part (fraction 1 - r, r ~ U(0, 1)) of the
+    # regions to generate clean with weight 0, the rest at t = 1 with weight 1
+    tr7 = dit_tiny_trainer(args, ["--seq-frac", "1", "--seq-reveal", "1"])
+    torch.manual_seed(13)
+    none_given = torch.zeros(64, 81, dtype=torch.bool)
+    t, w = tr7.levels(64, none_given)
+    mid = (t > 0) & (t < 1)
+    check(bool((mid.sum(dim=1) == 1).all()), f"--seq-reveal: active regions per row {mid.sum(dim=1).tolist()}")
+    shown = t == 0
+    check(bool((w[shown] == 0).all()) and bool((w[t == 1] == 1).all()), "--seq-reveal: weights of shown/blank regions")
+    frac = shown.float().mean(dim=1)
+    check(0.3 < float(frac.mean()) < 0.7 and float(frac.min()) < 0.2 and float(frac.max()) > 0.8,
+          f"--seq-reveal 1: shown fractions {frac.tolist()} (expected spread over [0, 1], mean about 0.5)")
+    t, w = tr7.levels(8, given)
+    check(bool((t[given] == 0).all()) and bool((w[given] == 0).all()), "--seq-reveal: a clue region noisy or weighted")
+    check(bool((((t > 0) & (t < 1)).sum(dim=1) == torch.clamp((~given).sum(dim=1), max=1)).all()),
+          "--seq-reveal: the active region was revealed")
+    parts = tr7.train_step(a, given, 0.0)
+    check(all(bool(torch.isfinite(v)) for v in parts.values()), f"--seq-reveal: non-finite losses {parts}")
+    t, _ = dit_tiny_trainer(args, ["--seq-frac", "1"]).levels(64, none_given)
+    check(not bool((t == 0).any()), "--seq-reveal 0 (default): a region to generate was shown")
+    for bad in (["--seq-frac", "1.5"], ["--seq-frac", "0.5", "--seq-active", "0"], ["--seq-weight", "-1"],
+                ["--seq-frac", "1", "--seq-reveal", "1.5"]):
         try:
             dit_tiny_trainer(args, bad)
         except SystemExit:

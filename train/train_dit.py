@@ -93,6 +93,11 @@ def parse_args(argv=None):
                     "mean_beta's levels pile up, against 2.1 at t = 0.5)")
     ap.add_argument("--seq-active", type=int, default=1,
                     help="with --seq-frac: regions of a sequential state at an intermediate level (default 1: overlap 0)")
+    ap.add_argument("--seq-reveal", type=float, default=0.0,
+                    help="with --seq-frac: fraction of the sequential rows that also show part of the solution, as the "
+                    "sampler's later states do (cells it has committed): each region to generate other than the active "
+                    "ones is revealed clean (t = 0, weight 0) with probability 1 - r, r ~ U(0, 1) per row (masked "
+                    "diffusion's uniform masking ratio). Default 0: every region to generate at t = 1")
     ap.add_argument("--batch", type=int, help="instances per step")
     ap.add_argument("--lr", type=float)
     ap.add_argument("--warmup", type=int, default=1000, help="linear lr warm-up steps (spec dit.md: about 1,000)")
@@ -147,6 +152,9 @@ def resolve(args):
     cfg["grid"] = (cfg["image"][0] // cfg["patch"], cfg["image"][1] // cfg["patch"])
     cfg["seq_frac"], cfg["seq_active"] = float(args.seq_frac), int(args.seq_active)
     cfg["seq_weight"] = float(args.seq_weight)
+    cfg["seq_reveal"] = float(args.seq_reveal)
+    if not 0.0 <= cfg["seq_reveal"] <= 1.0:
+        raise SystemExit(f"train_dit: --seq-reveal {cfg['seq_reveal']} outside [0, 1]")
     if cfg["seq_weight"] < 0:
         raise SystemExit(f"train_dit: --seq-weight {cfg['seq_weight']} is negative")
     if not 0.0 <= cfg["seq_frac"] <= 1.0:
@@ -367,7 +375,8 @@ class Trainer:
     def sequential_states(self, t, w, given=None):
         """--seq-frac: replace the levels of a random fraction of the rows by a sequential sampler's state: every
         region at t = 1 except `seq_active` random ones at t ~ U(0, 1) (the given regions are zeroed by the caller,
-        as for mean_beta; add_zeros' clean regions stay clean); loss weight `seq_weight` on each of their regions
+        as for mean_beta; add_zeros' clean regions stay clean); loss weight `seq_weight` on each of their regions;
+        with `seq_reveal`, that fraction of the rows shows a random part of the other regions clean with weight 0
         (0: mean_beta's inverse density at the new levels, about 0.11 at t = 1 on Sudoku, 2.1 at t = 0.5)."""
         B, R = t.shape
         dev = t.device
@@ -379,6 +388,12 @@ class Trainer:
         active = rank < self.cfg["seq_active"]
         ts = torch.where(active, torch.rand(B, R, device=dev), torch.ones_like(t))
         ws = torch.full_like(ts, self.cfg["seq_weight"]) if self.cfg["seq_weight"] > 0 else self.noise.weights_of(ts)
+        if self.cfg.get("seq_reveal", 0.0) > 0.0:
+            # committed cells: a row keeps a fraction r ~ U(0, 1) of its other regions at t = 1, the rest clean
+            reveal_rows = torch.rand(B, 1, device=dev) < self.cfg["seq_reveal"]
+            r = torch.rand(B, 1, device=dev)
+            shown = reveal_rows & ~active & (torch.rand(B, R, device=dev) >= r)
+            ts, ws = torch.where(shown, torch.zeros_like(ts), ts), torch.where(shown, torch.zeros_like(ws), ws)
         zeroed = (t == 0) & (w == 0)  # add_zeros' clean context (EP, CP) stays clean
         ts, ws = torch.where(zeroed, t, ts), torch.where(zeroed, w, ws)
         t = torch.where(rows, ts, t)
