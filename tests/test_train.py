@@ -9,6 +9,7 @@ Every check raises (non-zero exit) on failure.
 import argparse
 import ctypes
 import json
+import math
 import os
 import subprocess
 import sys
@@ -432,6 +433,12 @@ def dit_tiny_trainer(args, extra=()):
     return tr
 
 
+def sudoku_solutions(args, n, seed=7):
+    """The solved grids (n, 81) of the first n TRAIN instances of dit_first_chunk's stream."""
+    gen = srm_data.Generator("sudoku", seed, srm_data.SPLIT_TRAIN, difficulty="any", lib=args.lib)
+    return np.stack([np.frombuffer(gen.make(i).solution, dtype=np.uint8).copy() for i in range(n)])
+
+
 def dit_first_chunk(args, n, seed=7, bench="sudoku", first=0):
     """The first (index, a, given) chunk of n TRAIN instances of train_dit's data path (no DataLoader)."""
     import train_dit
@@ -593,8 +600,33 @@ def case_dit_step(args):
     check(all(bool(torch.isfinite(v)) for v in parts.values()), f"--seq-reveal: non-finite losses {parts}")
     t, _ = dit_tiny_trainer(args, ["--seq-frac", "1"]).levels(64, none_given)
     check(not bool((t == 0).any()), "--seq-reveal 0 (default): a region to generate was shown")
+    # --aux-digit: the head reads the cells' MNIST labels (the grid's digits), its cross-entropy is logged and falls
+    # on a fixed batch, its state resumes, the exported weights are the network's alone
+    tr8 = dit_tiny_trainer(args, ["--aux-digit", "1"])
+    grid = sudoku_solutions(args, 8)
+    check(torch.equal(tr8.bank_labels[a.long()], torch.from_numpy(grid).long()),
+          "--aux-digit: bank labels are not the grids' digits")
+    first = tr8.train_step(a, given, 0.0)
+    check("aux" in first and bool(torch.isfinite(first["aux"])), f"--aux-digit: no aux loss in {first}")
+    ces = []
+    for _ in range(80):
+        ces.append(float(tr8.train_step(a, given, 0.0)["aux"]))
+    late = float(np.mean(ces[-10:]))  # levels are drawn afresh each step: the mean of the last ten
+    print(f"dit_step: --aux-digit CE {float(first['aux']):.3f} -> {late:.3f} (uniform over 1-9: {math.log(9):.3f})")
+    check(late < min(0.9 * float(first["aux"]), math.log(9)), "--aux-digit: the head's CE did not fall below "
+          "a uniform guess on a fixed batch")
+    tr9 = dit_tiny_trainer(args, ["--aux-digit", "1"])
+    tr9.load_state(tr8.state(0))
+    check(torch.equal(tr9.aux.weight, tr8.aux.weight), "--aux-digit: the head's state did not resume")
+    check(not any(k.startswith("aux") for k in tr8.model.state_dict()), "--aux-digit: the head is in the network")
+    for st_from, to in ((tr8, []), (tr, ["--aux-digit", "1"])):
+        try:
+            dit_tiny_trainer(args, to).load_state(st_from.state(0))
+            check(False, "a state resumed across --aux-digit on/off")
+        except SystemExit:
+            pass
     for bad in (["--seq-frac", "1.5"], ["--seq-frac", "0.5", "--seq-active", "0"], ["--seq-weight", "-1"],
-                ["--seq-frac", "1", "--seq-reveal", "1.5"]):
+                ["--seq-frac", "1", "--seq-reveal", "1.5"], ["--aux-digit", "-1"]):
         try:
             dit_tiny_trainer(args, bad)
         except SystemExit:

@@ -258,10 +258,11 @@ class SRMDiT(nn.Module):
             nn.init.zeros_(lin.bias)
         return self
 
-    def forward_tokens(self, tok, t_tok, stages=None):
+    def forward_tokens(self, tok, t_tok, stages=None, hidden=False):
         """tok (B, N, f) noisy tokens, t_tok (B, N) levels -> raw output (B, N, 2f + 1): [first block | raw v |
         log-variance] per token, the first block being u or x_hat by the parameterization. stages: a dict that
-        receives the intermediates (the fixtures)."""
+        receives the intermediates (the fixtures). hidden: also return the last block's tokens (B, N, d), for a
+        training-only auxiliary head (train_dit.py --aux-digit)."""
         c = self.t_emb(t_tok)
         tok_in = tok if self.input_scale == "none" else tok * input_factor(t_tok, self.input_scale)[..., None]
         x = self.patch_emb(tok_in) + self.pos.to(tok.dtype)
@@ -275,7 +276,7 @@ class SRMDiT(nn.Module):
         out = self.out_layer.forward_sc(x, c)
         if stages is not None:
             stages["out_layer"] = out
-        return out
+        return (out, x) if hidden else out
 
     def velocity_tokens(self, out, tok, t_tok):
         """The velocity u (B, N, f) of a raw token output: the first block itself (u), or (z - x_hat) / max(t,

@@ -29,6 +29,8 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -98,6 +100,12 @@ def parse_args(argv=None):
                     "sampler's later states do (cells it has committed): each region to generate other than the active "
                     "ones is revealed clean (t = 0, weight 0) with probability 1 - r, r ~ U(0, 1) per row (masked "
                     "diffusion's uniform masking ratio). Default 0: every region to generate at t = 1")
+    ap.add_argument("--aux-digit", type=float, default=0.0,
+                    help="Sudoku: add W x the cross-entropy of a training-only head (LayerNorm, Linear(d -> 10)) that "
+                    "reads each cell's digit from the last block's token, on every cell to generate (a departure of "
+                    "ours, models/sudoku_dit.md: L_mu's pixel error is mostly the handwriting, which no cell's "
+                    "row, column and box can predict; the digit is the part they do). The head is not exported: "
+                    "the checkpoint and the engines are unchanged. Default 0: spec 2.2's objective alone")
     ap.add_argument("--batch", type=int, help="instances per step")
     ap.add_argument("--lr", type=float)
     ap.add_argument("--warmup", type=int, default=1000, help="linear lr warm-up steps (spec dit.md: about 1,000)")
@@ -153,6 +161,9 @@ def resolve(args):
     cfg["seq_frac"], cfg["seq_active"] = float(args.seq_frac), int(args.seq_active)
     cfg["seq_weight"] = float(args.seq_weight)
     cfg["seq_reveal"] = float(args.seq_reveal)
+    cfg["aux_digit"] = float(args.aux_digit)
+    if cfg["aux_digit"] < 0 or (cfg["aux_digit"] > 0 and cfg["bench"] != "sudoku"):
+        raise SystemExit(f"train_dit: --aux-digit {cfg['aux_digit']}: a weight >= 0, and only for Sudoku")
     if not 0.0 <= cfg["seq_reveal"] <= 1.0:
         raise SystemExit(f"train_dit: --seq-reveal {cfg['seq_reveal']} outside [0, 1]")
     if cfg["seq_weight"] < 0:
@@ -305,7 +316,12 @@ class Trainer:
         self.noise.density = self.noise.density.to(device)
         self.noise.device = torch.device(device)
         fused = {"fused": True} if device.type == "cuda" else {}
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg["lr"], betas=(0.95, 0.999),
+        self.aux = None
+        params = list(self.model.parameters())
+        if cfg.get("aux_digit", 0.0) > 0:
+            self.aux = nn.Linear(cfg["d_hid"], 10).to(device)  # training only: never exported
+            params += list(self.aux.parameters())
+        self.opt = torch.optim.AdamW(params, lr=cfg["lr"], betas=(0.95, 0.999),
                                      eps=1e-7 if self.amp else 1e-8, weight_decay=cfg["weight_decay"], **fused)
         self.step = self.samples = 0
         self.train_seconds = 0.0
@@ -322,6 +338,8 @@ class Trainer:
         n = g.pool.set.count
         raw = np.ctypeslib.as_array((np.ctypeslib.ctypes.c_uint8 * (n * 784)).from_address(g.pool.set.images))
         self.bank = torch.from_numpy(raw.reshape(n, 784).astype(np.float32) / 127.5 - 1.0).to(self.dev)
+        lab = np.ctypeslib.as_array((np.ctypeslib.ctypes.c_uint8 * n).from_address(g.pool.set.labels))
+        self.bank_labels = torch.from_numpy(lab.astype(np.int64)).to(self.dev)
 
     def lr_at(self, step, frac_done=0.0):
         c = self.cfg
@@ -343,13 +361,18 @@ class Trainer:
         x = a.float().div_(127.5).sub_(1.0)
         return srm_dit.tokenize(x, self.cfg["patch"], s), None
 
-    def _loss(self, net, x, t_tok, w_tok, eps):
-        """SRM losses (spec 2.2) in token space: x, eps (B, N, f); t_tok, w_tok (B, N)."""
+    def _loss(self, net, x, t_tok, w_tok, eps, labels=None):
+        """SRM losses (spec 2.2) in token space: x, eps (B, N, f); t_tok, w_tok (B, N); with --aux-digit, labels
+        (B, N) the cells' digits and the auxiliary cross-entropy added."""
         f, s = self.f, self.s
         t = t_tok[..., None]
         z = (1.0 - t) * x + t * eps
         with torch.autocast(device_type=self.dev.type, dtype=torch.bfloat16, enabled=self.amp):
-            out = net.forward_tokens(z, t_tok)
+            if labels is None:
+                out = net.forward_tokens(z, t_tok)
+            else:
+                out, h = net.forward_tokens(z, t_tok, hidden=True)
+                logits = self.aux(F.layer_norm(h, (h.shape[-1],), eps=1e-6))
         out = out.float()
         u = net.velocity_tokens(out, z, t_tok)
         v = (out[..., f:2 * f] + 1.0) / 2.0
@@ -359,7 +382,14 @@ class Trainer:
         tau, t_min = self.cfg.get("mu_tau", self.cfg["t_min"]), self.cfg["t_min"]
         if tau != t_min:
             mu_factor = (torch.clamp(t, min=t_min) / torch.clamp(t, min=tau)) ** 2
-        return srm_losses.losses_from_parts(u, v, lv, x, eps, t, w_tok[..., None], mu_factor=mu_factor)
+        total, parts = srm_losses.losses_from_parts(u, v, lv, x, eps, t, w_tok[..., None], mu_factor=mu_factor)
+        if labels is not None:
+            ce = F.cross_entropy(logits.float().reshape(-1, 10), labels.reshape(-1), reduction="none").reshape(B, N)
+            gen = (w_tok > 0).float()  # the cells to generate
+            aux = (ce * gen).sum() / gen.sum().clamp(min=1.0)
+            total = total + self.cfg["aux_digit"] * aux
+            parts = dict(parts, aux=aux.detach())
+        return total, parts
 
     def levels(self, B, given):
         t, w = self.noise.sample(B)
@@ -408,15 +438,18 @@ class Trainer:
         x, giv = self.tokens(a, given)
         t, w = self.levels(x.shape[0], giv)
         eps = torch.randn_like(x)
+        labels = None
+        if self.aux is not None:
+            labels = self.bank_labels[a.long()].repeat_interleave(self.s * self.s, dim=1)
         try:
-            total, parts = self.loss_fn(self.model, x, t, w, eps)
+            total, parts = self.loss_fn(self.model, x, t, w, eps, labels)
         except Exception as e:  # noqa: BLE001 - a failed compile must not cost the run: eager is the same math
             if self.loss_fn is self._loss or self.compiled_ran:
                 raise
             print(f"train_dit: torch.compile failed ({type(e).__name__}: {str(e)[:200]}); continuing eager",
                   flush=True)
             self.loss_fn = self._loss
-            total, parts = self.loss_fn(self.model, x, t, w, eps)
+            total, parts = self.loss_fn(self.model, x, t, w, eps, labels)
         self.compiled_ran = True
         self.opt.zero_grad(set_to_none=True)
         total.backward()
@@ -439,13 +472,18 @@ class Trainer:
         return {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "opt": self.opt.state_dict(),
                 "step": self.step, "samples": self.samples, "train_seconds": self.train_seconds,
                 "ema_updates": self.ema_updates, "rewarm": [self.rewarm_from, self.rewarm], "cfg": self.cfg,
-                "density": self.noise.density.cpu(), "last_chunk": last_chunk, "torch": torch.__version__}
+                "density": self.noise.density.cpu(), "last_chunk": last_chunk, "torch": torch.__version__,
+                "aux": self.aux.state_dict() if self.aux is not None else None}
 
     def load_state(self, st):
         if arch_of(st["cfg"]) != arch_of(self.cfg) or st["cfg"]["bench"] != self.cfg["bench"]:
             raise SystemExit(f"state architecture {arch_of(st['cfg'])} differs from this run's {arch_of(self.cfg)}")
         self.model.load_state_dict(st["model"])
         self.ema.load_state_dict(st["ema"])
+        if (st.get("aux") is not None) != (self.aux is not None):
+            raise SystemExit("state and this run differ in --aux-digit (the head's weights and optimizer state)")
+        if self.aux is not None:
+            self.aux.load_state_dict(st["aux"])
         self.opt.load_state_dict(st["opt"])
         self.step, self.samples = st["step"], st["samples"]
         self.train_seconds, self.ema_updates = st["train_seconds"], st["ema_updates"]
@@ -630,10 +668,11 @@ def main(argv=None):
                            lr=tr.lr_at(tr.step - 1, frac), samples_per_s=round(sps, 1), data_per_s=round(dps, 1),
                            reuse=round(tr.samples / max(1, ring.made), 2))
                 if log_path:
-                    append_csv(log_path, LOG_FIELDS, row)
+                    append_csv(log_path, LOG_FIELDS + (["aux"] if "aux" in row else []), row)
                 eta = f", {max(0.0, budget - (now - t_start)) / 60:.1f} min left" if budget else ""
                 say(f"step {tr.step} samples {tr.samples} loss {vals['loss']:.4f} (mu {vals['mu']:.4f} vlb "
-                    f"{vals['vlb']:.4f} sigma {vals['sigma']:.4f}) gnorm {vals['grad_norm']:.3f} {sps:.0f} samples/s, "
+                    f"{vals['vlb']:.4f} sigma {vals['sigma']:.4f}" + (f" aux {vals['aux']:.4f}" if "aux" in vals else "") +
+                    f") gnorm {vals['grad_norm']:.3f} {sps:.0f} samples/s, "
                     f"data {dps:.0f}/s, reuse {row['reuse']}{eta}")
                 acc, acc_n = {}, 0
                 if not all(math.isfinite(v) for v in vals.values()):
