@@ -59,6 +59,9 @@ class Task:
 
     def __init__(self, bench, data_seed, split, difficulty, scorer, lib=None):
         self.lib = _lib(lib)
+        # the scorer's CPU GEMMs share out over as many threads as torch uses here (libipr's default is every core:
+        # several training jobs validating at once on one machine then oversubscribe it many times over)
+        self.lib.ipr_cpu_set_threads(C.c_int(torch.get_num_threads()))
         cfg = TaskConfig()
         self.lib.ipr_task_config_init(C.byref(cfg))
         cfg.bench, cfg.split, cfg.difficulty = BENCH_CODE[bench], split, DIFFICULTY[difficulty]

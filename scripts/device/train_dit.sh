@@ -13,6 +13,8 @@
 # shared with other jobs (three jobs, a CUDA build and the GPU tests on one H100, 2026-12-06: 119-236 s each, and the
 # 4.5-minute runs trained 180 steps): in a short run set IPR_DIT_VAL_MINUTES above its minutes (only the final
 # validation runs) and keep builds and tests out of the same command.
+# IPR_DIT_JOB_LIMIT=SECONDS stops a job's process (training, validation) after that long, so that its files still come
+# back inside the device call's limit: train_dit exports the weights before its final validation.
 # IPR_GIT_SHA=COMMIT (set it in the command: the GPU machine receives no .git) records the code in the exports.
 # Comes back: $OUT/NAME.tar (the exported EMA weights NAME.h5, log.csv, val.csv, summary.json, the job's output)
 # per job, at most 8 files of 16 MiB (device tool limits).
@@ -32,7 +34,14 @@ export IPR_LIB=$build/libipr.so
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 njobs=$#
 ncpu=$(nproc)
-if [ "${IPR_DIT_PARALLEL:-0}" = 1 ]; then workers=$(( (ncpu - 2) / njobs )); else workers=$(( ncpu - 2 )); fi
+if [ "${IPR_DIT_PARALLEL:-0}" = 1 ]; then
+  workers=$(( (ncpu - 2) / njobs ))
+  # each job's torch and libipr CPU threads (the validation's scorer): a share of the cores, not all of them each
+  # (three jobs validating at once with every core each ran past a 10-minute call, 2026-12-06)
+  export OMP_NUM_THREADS=$(( ncpu / njobs > 1 ? ncpu / njobs : 1 ))
+else
+  workers=$(( ncpu - 2 ))
+fi
 [ $workers -lt 1 ] && workers=1
 [ $workers -gt 12 ] && workers=12
 
@@ -62,7 +71,9 @@ job() {
     cp*) scorer=(--scorer models/polygons_classifier.h5) ;;
   esac
   # shellcheck disable=SC2086
-  python3 train/train_dit.py --preset "$preset" --minutes "$minutes" --ckpt-dir "$dir" --export "$dir/$name.h5" \
+  local limit=()
+  [ -n "${IPR_DIT_JOB_LIMIT:-}" ] && limit=(timeout -s TERM "$IPR_DIT_JOB_LIMIT")
+  "${limit[@]}" python3 train/train_dit.py --preset "$preset" --minutes "$minutes" --ckpt-dir "$dir" --export "$dir/$name.h5" \
     --compile --workers $workers --val-count "${IPR_DIT_VAL_COUNT:-256}" --val-minutes "${IPR_DIT_VAL_MINUTES:-1}" \
     --val-k "${IPR_DIT_VAL_K:-0,5,10}" --tag "$name" "${scorer[@]}" "${init[@]}" $extra >"$dir/train.out" 2>&1
   local rc=$?
