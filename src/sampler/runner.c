@@ -701,21 +701,23 @@ fail:
 
 /* ================================ the run ================================ */
 
-static int job_fill(void *vr, int b) {
+static int job_fill(void *vr, int b, int worker) {
     ipr_runner *r = vr;
+    (void)worker;
     gen_fill_row(r, &r->slots[r->row_slot[b]], r->bx + (size_t)b * r->chw, r->bt + (size_t)b * r->hw);
     return IPR_OK;
 }
 
-static int job_step(void *vr, int b) {
+static int job_step(void *vr, int b, int worker) {
     ipr_runner *r = vr;
+    (void)worker;
     return gen_after_pass(r, &r->slots[r->row_slot[b]], r->by + (size_t)b * r->d_out * r->hw);
 }
 
 /* Run a per-row job on the pool; with hooks (tests record in order, unsynchronised) on this thread alone. */
 static int pool_rows(ipr_runner *r, ipr_pool_fn fn, int B) {
     if (r->have_hooks) {
-        for (int b = 0; b < B; ++b) IPR_TRY(fn(r, b));
+        for (int b = 0; b < B; ++b) IPR_TRY(fn(r, b, 0));
         return IPR_OK;
     }
     return ipr_pool_run(r->pool, fn, r, B);
