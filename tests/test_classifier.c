@@ -1,6 +1,7 @@
 /* test_classifier.c: the scorer networks (spec 4.1 digit classifier, spec 4.3 polygons classifier) against
  * PyTorch float64 fixtures, the Sudoku reading rule and scoring end to end, the shipped digit scorer on the
- * curated TEST pool, the polygon metrics, the checkpoint loader's errors, and batch independence with chunking. */
+ * curated TEST pool, the polygon metrics, the checkpoint loader's errors, batch independence with chunking, and
+ * clones scoring on several threads at once bit for bit as their original. */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -494,6 +496,119 @@ static void test_sudoku_mnist_end_to_end(void **state) {
     free(inst);
 }
 
+/* ---- clones: one per thread, all at once, the original's numbers exactly ---- */
+
+enum { CLONE_THREADS = 3, CLONE_IMAGES = 4, CLONE_ROUNDS = 3 };
+
+typedef struct {
+    ipr_digit_classifier *digit;  /* this thread's clone */
+    ipr_polygons_classifier *poly;
+    const float *sudoku;          /* (CLONE_IMAGES, 1, 252, 252) */
+    const float *poly_x;          /* (n_poly, 3, S, S) */
+    int n_poly;
+    int gemm_cap;                 /* ipr_cpu_set_local_threads for this thread (0: none) */
+    uint8_t digits[CLONE_IMAGES * 81];
+    int dist[CLONE_IMAGES];
+    float poly_logits[8 * 35];    /* the numbers_label head */
+    int same_each_round, rc;
+} clone_job;
+
+static void *clone_worker(void *arg) {
+    clone_job *j = arg;
+    ipr_cpu_set_local_threads(j->gemm_cap);
+    j->same_each_round = 1;
+    j->rc = IPR_OK;
+    for (int round = 0; round < CLONE_ROUNDS; ++round) {
+        uint8_t d[CLONE_IMAGES * 81];
+        int dist[CLONE_IMAGES];
+        float pl[8 * 35];
+        /* image by image, as the sampler's scorers do */
+        for (int i = 0; i < CLONE_IMAGES && j->rc == IPR_OK; ++i)
+            j->rc = ipr_sudoku_score_images(j->digit, j->sudoku + (size_t)i * 252 * 252, 1, d + i * 81, dist + i, NULL);
+        if (j->rc == IPR_OK)
+            j->rc = ipr_polygons_classifier_logits(j->poly, j->poly_x, j->n_poly, NULL, NULL, NULL, pl);
+        if (j->rc != IPR_OK) break;
+        if (round == 0) {
+            memcpy(j->digits, d, sizeof d);
+            memcpy(j->dist, dist, sizeof dist);
+            memcpy(j->poly_logits, pl, sizeof pl);
+        } else {
+            j->same_each_round &= memcmp(j->digits, d, sizeof d) == 0 && memcmp(j->dist, dist, sizeof dist) == 0 &&
+                                  memcmp(j->poly_logits, pl, sizeof(float) * 35 * (size_t)j->n_poly) == 0;
+        }
+    }
+    ipr_cpu_set_local_threads(0);
+    return NULL;
+}
+
+static void test_clones_on_threads(void **state) {
+    (void)state;
+    ipr_sudoku_instance *inst = malloc(sizeof *inst);
+    float *img = malloc(sizeof(float) * 252 * 252 * CLONE_IMAGES);
+    for (int b = 0; b < CLONE_IMAGES; ++b) {
+        assert_int_equal(ipr_sudoku_make(&g_pool, 5, IPR_SPLIT_TEST, IPR_SUDOKU_HARD, (uint64_t)b, inst), IPR_OK);
+        for (int i = 0; i < 252 * 252; ++i) img[(size_t)b * 252 * 252 + i] = (float)inst->image[i] / 127.5f - 1.0f;
+    }
+    hsize_t dx[8];
+    float *px = read_tensor(g_poly, "/inputs/x", H5T_NATIVE_FLOAT, dx);
+    const int n_poly = (int)dx[0] < 8 ? (int)dx[0] : 8;
+    /* the sampler's nets: one grid's 81 cells per pass, one polygons image per pass */
+    ipr_digit_classifier *net = ipr_digit_classifier_load(g_digit, 81);
+    ipr_polygons_classifier *pn = ipr_polygons_classifier_load(g_poly, 1);
+    assert_non_null(net);
+    assert_non_null(pn);
+    /* the reference: the original nets on this thread alone */
+    uint8_t want[CLONE_IMAGES * 81];
+    int want_dist[CLONE_IMAGES];
+    float want_pl[8 * 35];
+    for (int i = 0; i < CLONE_IMAGES; ++i)
+        assert_int_equal(ipr_sudoku_score_images(net, img + (size_t)i * 252 * 252, 1, want + i * 81, want_dist + i, NULL),
+                         IPR_OK);
+    assert_int_equal(ipr_polygons_classifier_logits(pn, px, n_poly, NULL, NULL, NULL, want_pl), IPR_OK);
+
+    pthread_t tid[CLONE_THREADS];
+    clone_job job[CLONE_THREADS];
+    for (int t = 0; t < CLONE_THREADS; ++t) {
+        memset(&job[t], 0, sizeof job[t]);
+        job[t].digit = ipr_digit_classifier_clone(net);
+        job[t].poly = ipr_polygons_classifier_clone(pn);
+        assert_non_null(job[t].digit);
+        assert_non_null(job[t].poly);
+        job[t].sudoku = img;
+        job[t].poly_x = px;
+        job[t].n_poly = n_poly;
+        job[t].gemm_cap = t == 0 ? 0 : 1; /* the numbers never depend on the GEMM threads */
+    }
+    size_t w = 1, sc = 0, w0 = 0, sc0 = 0;
+    ipr_digit_classifier_arena_bytes(job[0].digit, &w, &sc);
+    ipr_digit_classifier_arena_bytes(net, &w0, &sc0);
+    assert_int_equal(w, 0); /* a clone owns no weights */
+    assert_int_equal(sc, sc0);
+    assert_int_equal(ipr_digit_classifier_max_batch(job[0].digit), 81);
+    for (int t = 0; t < CLONE_THREADS; ++t) assert_int_equal(pthread_create(&tid[t], NULL, clone_worker, &job[t]), 0);
+    for (int t = 0; t < CLONE_THREADS; ++t) assert_int_equal(pthread_join(tid[t], NULL), 0);
+    for (int t = 0; t < CLONE_THREADS; ++t) {
+        assert_int_equal(job[t].rc, IPR_OK);
+        assert_true(job[t].same_each_round);
+        assert_memory_equal(job[t].digits, want, sizeof want);
+        assert_memory_equal(job[t].dist, want_dist, sizeof want_dist);
+        assert_memory_equal(job[t].poly_logits, want_pl, sizeof(float) * 35 * (size_t)n_poly);
+        ipr_digit_classifier_free(job[t].digit);
+        ipr_polygons_classifier_free(job[t].poly);
+    }
+    /* the original still works after its clones are gone */
+    uint8_t again[81];
+    assert_int_equal(ipr_sudoku_score_images(net, img, 1, again, NULL, NULL), IPR_OK);
+    assert_memory_equal(again, want, 81);
+    printf("  %d clones on %d threads x %d rounds: %d grids, %d polygons images, bit for bit the original's\n",
+           CLONE_THREADS, CLONE_THREADS, CLONE_ROUNDS, CLONE_IMAGES, n_poly);
+    ipr_digit_classifier_free(net);
+    ipr_polygons_classifier_free(pn);
+    free(px);
+    free(img);
+    free(inst);
+}
+
 /* ---- the shipped scorer on the curated TEST pool (datasets/mnist/curation.txt, README "MNIST Sudoku") ---- */
 
 /* Thresholds of the curated-pool checks. Every curated TEST digit 1-9 is read right (train/curate_digits.py
@@ -830,6 +945,7 @@ int main(void) {
         cmocka_unit_test(test_digit_rule),
         cmocka_unit_test(test_sudoku_handmade),
         cmocka_unit_test(test_sudoku_mnist_end_to_end),
+        cmocka_unit_test(test_clones_on_threads),
         cmocka_unit_test(test_curated_pool_read_by_scorer),
         cmocka_unit_test(test_curated_grids_valid),
         cmocka_unit_test(test_polygons_metrics),

@@ -564,8 +564,12 @@ static void test_rng_range(void **state) {
 typedef struct {
     int n;
     ipr_chain_result *res;
+    /* from the runner's stats */
+    uint64_t pool_scored;
+    int host_threads;
 } run_out;
 
+/* n chains of instances 100.. (not in order) through max_batch slots; a NULL c: no hooks. */
 static run_out run_chains(const char *ckpt, ipr_task *task, const ipr_sampler_config *cfg, int max_batch, int n,
                           uint64_t seed, rec_ctx *c) {
     int C, H, W, P, R;
@@ -578,7 +582,7 @@ static run_out run_chains(const char *ckpt, ipr_task *task, const ipr_sampler_co
         ipr_sampler_hooks h = hooks_of(c, 0);
         ipr_runner_set_hooks(run, &h);
     }
-    run_out o = {n, calloc((size_t)n, sizeof(ipr_chain_result))};
+    run_out o = {n, calloc((size_t)n, sizeof(ipr_chain_result)), 0, 0};
     uint64_t *inst = malloc(sizeof(uint64_t) * (size_t)n);
     for (int i = 0; i < n; ++i) {
         inst[i] = 100 + (uint64_t)(i * 37 % n); /* not in order */
@@ -589,6 +593,10 @@ static run_out run_chains(const char *ckpt, ipr_task *task, const ipr_sampler_co
         fail();
     }
     free(inst);
+    ipr_runner_stats st;
+    ipr_runner_get_stats(run, &st);
+    o.pool_scored = st.pool_scored;
+    o.host_threads = st.host_threads;
     ipr_runner_free(run);
     ipr_denoiser_free(den);
     return o;
@@ -868,7 +876,7 @@ static void test_shared_base(void **state) {
             ipr_denoiser *den = open_den(ckpt, 2);
             ipr_runner *run = ipr_runner_new(den, task, &cfg);
             assert_non_null(run);
-            run_out shared = {V * n, calloc((size_t)(V * n), sizeof(ipr_chain_result))};
+            run_out shared = {V * n, calloc((size_t)(V * n), sizeof(ipr_chain_result)), 0, 0};
             uint64_t inst[5];
             for (int i = 0; i < n; ++i) inst[i] = 100 + (uint64_t)(i * 37 % n);
             for (int q = 0; q < V * n; ++q)
@@ -891,7 +899,7 @@ static void test_shared_base(void **state) {
                 c1.ipr_ratio = vars[v].ipr_ratio;
                 c1.selection = vars[v].selection;
                 run_out alone = run_chains(ckpt, task, &c1, 3, n, 42, NULL);
-                run_out part = {n, shared.res + (size_t)v * n};
+                run_out part = {n, shared.res + (size_t)v * n, 0, 0};
                 assert_same_results(&part, &alone, 768);
                 for (int i = 0; i < n; ++i) {
                     assert_int_equal(part.res[i].nfe_saved, alone.res[i].nfe_saved);
@@ -1220,6 +1228,62 @@ static void test_correction_run(void **state) {
     ipr_task_free(t);
 }
 
+/* The generations a pass ends are scored together on the host threads (runner.c score_ended), each on the thread's
+ * own clone of the scorer: a Sudoku run with the digit classifier on 1 thread and on 3, at batch 1, 3 and 5 (5 and
+ * 3 put several ended generations in one pass, which 3 threads then score at once), gives the same results bitwise,
+ * and every generation was scored that way. */
+static void test_parallel_scoring(void **state) {
+    (void)state;
+    char ckpt[4200];
+    snprintf(ckpt, sizeof ckpt, "%s/tests/fixtures/dit_sudoku_s1_x.h5", IPR_SOURCE_DIR);
+    ipr_task_config tc;
+    ipr_task_config_init(&tc);
+    tc.bench = IPR_BENCH_SUDOKU;
+    tc.difficulty = IPR_SUDOKU_HARD;
+    tc.scorer_path = g_digit;
+    ipr_task *t = ipr_task_new(&tc);
+    if (!t) ipr_error_print("test_sampler");
+    assert_non_null(t);
+    const size_t img = 252 * 252;
+    for (int early = 0; early <= 1; ++early) {
+        ipr_sampler_config cfg;
+        ipr_sampler_config_init(&cfg);
+        cfg.steps_per_region = 1;
+        cfg.ipr_iterations = 3;
+        cfg.ipr_ratio = 0.05; /* 2 or 3 cells and one pass per iteration keep this fast */
+        cfg.ipr_steps_per_region = 1;
+        cfg.keep_images = 1;
+        cfg.early_stop = early; /* chains that stop early free their slots at different passes */
+        cfg.host_threads = 1;
+        const int n = 7;
+        run_out one = run_chains(ckpt, t, &cfg, 1, n, 42, NULL);
+        assert_int_equal(one.host_threads, 1);
+        int generations = 0; /* every one ends after a pass: hard puzzles leave cells to generate */
+        for (int i = 0; i < n; ++i) generations += 1 + one.res[i].iterations_run;
+        assert_int_equal((int)one.pool_scored, generations);
+        if (early == 0) assert_int_equal(generations, n * (1 + cfg.ipr_iterations));
+        const int batches[] = {5, 3};
+        for (int bi = 0; bi < 2; ++bi) {
+            ipr_sampler_config cfg3 = cfg;
+            cfg3.host_threads = 3;
+            run_out par = run_chains(ckpt, t, &cfg3, batches[bi], n, 42, NULL);
+            assert_int_equal(par.host_threads, 3);
+            assert_int_equal((int)par.pool_scored, generations);
+            assert_same_results(&one, &par, img);
+            for (int i = 0; i < n; ++i) {
+                assert_int_equal(one.res[i].solution_match, par.res[i].solution_match);
+                assert_int_equal(one.res[i].nfe_saved, par.res[i].nfe_saved);
+                for (int k = 0; k <= cfg.ipr_iterations; ++k) assert_true(par.res[i].error[k] >= 0.0f);
+            }
+            printf("  parallel scoring, early_stop %d: 1 thread batch 1 == 3 threads batch %d bitwise, %d generations "
+                   "scored on the pool\n", early, batches[bi], generations);
+            free_out(&par);
+        }
+        free_out(&one);
+    }
+    ipr_task_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_block_arithmetic),
@@ -1237,6 +1301,7 @@ int main(void) {
         cmocka_unit_test(test_settings),
         cmocka_unit_test(test_tasks),
         cmocka_unit_test(test_correction_run),
+        cmocka_unit_test(test_parallel_scoring),
     };
     /* TEST_FILTER=pattern runs a subset (cmocka's wildcard match) */
     const char *filter = getenv("TEST_FILTER");

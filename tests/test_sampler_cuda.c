@@ -5,7 +5,9 @@
  *   denoiser: the same passes, and images equal up to the rounding of CUDA's log / sin / cos, for a random U-Net
  *   (the per-pixel noise map is built on the GPU), an Even Pixels DiT fixture (levels per region) and a Sudoku DiT
  *   fixture with clues;
- * - the GPU path independent of the batch size up to rounding (batch 1 against 4, chains through reused slots).
+ * - the GPU path independent of the batch size up to rounding (batch 1 against 4, chains through reused slots);
+ * - the generations a pass ends, downloaded and scored at once on the host threads: a Sudoku DiT fixture with the
+ *   digit classifier on 1 host thread against 3, the same scores bitwise.
  * The measured differences are printed on one line each for the record. */
 #include <math.h>
 #include <setjmp.h>
@@ -224,6 +226,73 @@ static void test_dit_sudoku_chains(void **state) {
     ipr_task_free(task);
 }
 
+/* n Sudoku chains on the GPU sampler with the digit classifier on host_threads threads; *pool_scored from the stats */
+static chains run_scored(const char *ckpt, ipr_task *task, int host_threads, int n, uint64_t *pool_scored) {
+    ipr_denoiser_config dc;
+    ipr_denoiser_config_init(&dc);
+    dc.device = IPR_DEVICE_CUDA;
+    dc.max_batch = 4;
+    ipr_denoiser *den = ipr_denoiser_open(ckpt, &dc);
+    if (!den) fail_with_error("denoiser");
+    ipr_sampler_config cfg;
+    ipr_sampler_config_init(&cfg);
+    cfg.steps_per_region = 1;
+    cfg.ipr_iterations = 3;
+    cfg.ipr_ratio = 0.05;
+    cfg.ipr_steps_per_region = 1;
+    cfg.keep_images = 1;
+    cfg.gpu_sampler = 1;
+    cfg.host_threads = host_threads;
+    ipr_runner *r = ipr_runner_new(den, task, &cfg);
+    if (!r) fail_with_error("runner");
+    chains o = {n, calloc((size_t)n, sizeof(ipr_chain_result))};
+    uint64_t inst[16];
+    for (int i = 0; i < n; ++i) inst[i] = 5 + (uint64_t)(i * 7 % n);
+    for (int i = 0; i < n; ++i)
+        assert_int_equal(ipr_chain_result_alloc(&o.res[i], cfg.ipr_iterations, 252 * 252), IPR_OK);
+    if (ipr_runner_run(r, 11, inst, n, o.res, NULL, NULL) != IPR_OK) fail_with_error("run");
+    ipr_runner_stats st;
+    ipr_runner_get_stats(r, &st);
+    assert_int_equal(st.host_threads, host_threads);
+    *pool_scored = st.pool_scored;
+    ipr_runner_free(r);
+    ipr_denoiser_free(den);
+    return o;
+}
+
+static void test_dit_sudoku_scored(void **state) {
+    (void)state;
+    char path[4096], scorer[4096];
+    snprintf(path, sizeof path, "%s/tests/fixtures/dit_sudoku_s1_x.h5", IPR_SOURCE_DIR);
+    snprintf(scorer, sizeof scorer, "%s/tests/fixtures/classifier_digit_tiny.h5", IPR_SOURCE_DIR);
+    ipr_task_config tc;
+    ipr_task_config_init(&tc);
+    tc.bench = IPR_BENCH_SUDOKU;
+    tc.scorer_path = scorer;
+    ipr_task *task = ipr_task_new(&tc);
+    if (!task) fail_with_error("task");
+    const int n = 6;
+    uint64_t scored1 = 0, scored3 = 0;
+    chains one = run_scored(path, task, 1, n, &scored1);
+    chains three = run_scored(path, task, 3, n, &scored3);
+    const double d = compare(&one, &three, 252 * 252);
+    /* every generation ends after a pass (hard puzzles leave cells to generate) and was scored after it */
+    assert_int_equal((int)scored1, n * 4);
+    assert_int_equal((int)scored3, n * 4);
+    for (int i = 0; i < n; ++i) {
+        const ipr_chain_result *x = &one.res[i], *y = &three.res[i];
+        assert_int_equal(x->iterations_run, y->iterations_run);
+        assert_memory_equal(x->valid, y->valid, 4);
+        assert_memory_equal(x->error, y->error, 4 * sizeof(float));
+        assert_memory_equal(x->changed, y->changed, 4 * sizeof(uint16_t));
+        for (int k = 0; k < 4; ++k) assert_true(x->error[k] >= 0.0f);
+    }
+    printf("  %-22s GPU sampler scored on 1 vs 3 host threads: scores identical, %d generations scored after their "
+           "pass, images max |diff| %.3g\n", "DiT Sudoku (scorer)", (int)scored3, d);
+    chains_free(&one), chains_free(&three);
+    ipr_task_free(task);
+}
+
 int main(void) {
     ipr_h5_quiet();
     int count = 0;
@@ -236,6 +305,7 @@ int main(void) {
         cmocka_unit_test(test_unet_chains),
         cmocka_unit_test(test_dit_even_pixels_chains),
         cmocka_unit_test(test_dit_sudoku_chains),
+        cmocka_unit_test(test_dit_sudoku_scored),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

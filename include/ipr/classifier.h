@@ -34,13 +34,18 @@ typedef struct ipr_digit_classifier ipr_digit_classifier;
 /* Load a checkpoint of kind "mnist_digit" and plan the scratch for max_batch cells (>= 1); calls with more
  * cells run in chunks of max_batch. NULL on error (the recorded error says why). */
 ipr_digit_classifier *ipr_digit_classifier_load(const char *path, int max_batch);
+/* A second net on the same weights (shared, only read) with a scratch arena of its own and the same max_batch: one
+ * per thread lets threads score at once, with the numbers of the original bit for bit. Free every clone
+ * (ipr_digit_classifier_free) before the net it was cloned from. NULL on error. */
+ipr_digit_classifier *ipr_digit_classifier_clone(const ipr_digit_classifier *net);
 void ipr_digit_classifier_free(ipr_digit_classifier *net);
 int ipr_digit_classifier_max_batch(const ipr_digit_classifier *net);
-/* Bytes of the weight arena and of the scratch arena (the only two allocations of a net). */
+/* Bytes of the weight arena and of the scratch arena (the only two allocations of a net; a clone owns no
+ * weights: 0). */
 void ipr_digit_classifier_arena_bytes(const ipr_digit_classifier *net, size_t *weights, size_t *scratch);
 
 /* logits (N, 10) of cells (N, 1, 28, 28), fed as they are (spec 7 pitfall 7: the generated image in
- * [-1, 1], no renormalisation). N >= 0. Not thread-safe on one net (the scratch is shared). */
+ * [-1, 1], no renormalisation). N >= 0. Not thread-safe on one net (the scratch is shared): a clone per thread. */
 int ipr_digit_classifier_logits(ipr_digit_classifier *net, const float *cells, int N, float *logits);
 
 /* The reference reading rule on one cell's logits (10): the top-1 class, and if that is 0 the top-2 class.
@@ -93,6 +98,8 @@ typedef struct ipr_polygons_classifier ipr_polygons_classifier;
 /* Load a checkpoint of kind "counting_polygons" (its architecture from the root attributes) with scratch
  * for max_batch images (>= 1). NULL on error. */
 ipr_polygons_classifier *ipr_polygons_classifier_load(const char *path, int max_batch);
+/* As ipr_digit_classifier_clone: shared weights, scratch of its own; free it before net. */
+ipr_polygons_classifier *ipr_polygons_classifier_clone(const ipr_polygons_classifier *net);
 void ipr_polygons_classifier_free(ipr_polygons_classifier *net);
 const ipr_polygons_classifier_config *ipr_polygons_classifier_get_config(const ipr_polygons_classifier *net);
 

@@ -154,7 +154,7 @@ typedef struct {
     int keep_images;            /* copy each chain's final image into its result */
     int skip_idle;              /* end a generation at the first pass where every region is at t = 0 (the
                                    reference runs it: spec 9c); 0 */
-    int host_threads;           /* threads for the per-chain host work between passes (noise, transitions);
+    int host_threads;           /* threads for the per-chain host work between passes (noise, transitions, scoring);
                                    0 = the online CPUs, at most 16. Results do not depend on it. */
     int gpu_sampler;            /* 1: keep the chains' images on the denoiser's GPU (noise, transitions and the
                                    clue paste as kernels; CUDA denoisers only); 0: on the host. The same
@@ -251,9 +251,12 @@ typedef struct {
     const uint64_t *passes;  /* (K + 1) network passes per phase, summed over chains */
     double forward_s;        /* wall seconds in the denoiser */
     double host_s;           /* host work around the passes: schedules, noise, transitions, scoring */
-    double score_s;          /* of which the scorer */
+    double score_s;          /* of which the scorer (wall seconds: the generations a pass ended are scored at once on
+                                the host threads) */
     uint64_t forwards;       /* forward calls */
     uint64_t images;         /* images over all forward calls (mean batch = images / forwards) */
+    uint64_t pool_scored;    /* generations scored that way, after the pass that ended them (the rest, those that end
+                                with no pass, one at a time) */
     size_t arena_bytes;      /* the runner's one host arena (chains' images and states, batch buffers) */
     int host_threads;        /* threads of the per-chain host work */
     size_t device_bytes;     /* the GPU sampler's device arena (0 on the host path) */

@@ -1,5 +1,6 @@
 /* classifier.c: the scorer networks (spec 4.1 digit classifier, spec 4.3 polygons classifier) on the CPU ops
- * of the U-Net engine: checkpoints checked both ways at load, one weight arena and one scratch arena per net. */
+ * of the U-Net engine: checkpoints checked both ways at load, one weight arena and one scratch arena per net (a
+ * clone shares its original's weights and has a scratch arena of its own). */
 #include <hdf5.h>
 #include <limits.h>
 #include <stdio.h>
@@ -23,7 +24,8 @@
 /* the plan shared by both nets: a table of state_dict tensors with their offsets in one weight arena */
 
 typedef struct {
-    ipr_weights wt;    /* the state_dict tensors in one arena (weights.h) */
+    ipr_weights wt;    /* the state_dict tensors in one arena (weights.h); a clone's is its original's, not owned */
+    int clone;         /* 1: wt belongs to the original net (never freed here) */
     size_t sfloats;    /* scratch arena */
     float *sarena;
     int max_batch;
@@ -86,18 +88,24 @@ typedef struct {
     size_t n;
 } cls_scratch;
 
-/* Allocate both arenas, bind every tensor and carve the scratch. */
-static int base_alloc(cls_base *nb, const cls_scratch *req, int n_req) {
+/* Allocate the scratch arena and carve it. */
+static int scratch_alloc(cls_base *nb, const cls_scratch *req, int n_req) {
     nb->sfloats = 0;
     for (int i = 0; i < n_req; ++i) nb->sfloats += align16(req[i].n);
-    IPR_TRY(ipr_weights_alloc(&nb->wt, "classifier"));
     nb->sarena = ipr_calloc(nb->sfloats, sizeof(float), "classifier scratch");
-    if (!nb->sarena) goto fail; /* error recorded by ipr_calloc */
+    if (!nb->sarena) return IPR_ERR; /* error recorded by ipr_calloc */
     float *cur = nb->sarena;
     for (int i = 0; i < n_req; ++i) {
         *req[i].slot = cur;
         cur += align16(req[i].n);
     }
+    return IPR_OK;
+}
+
+/* Allocate both arenas, bind every tensor and carve the scratch. */
+static int base_alloc(cls_base *nb, const cls_scratch *req, int n_req) {
+    IPR_TRY(ipr_weights_alloc(&nb->wt, "classifier"));
+    IPR_TRY(scratch_alloc(nb, req, n_req));
     ipr_log(IPR_LOG_DEBUG, "classifier: %d tensors, weights %.2f MiB, scratch %.2f MiB (max batch %d)",
             nb->wt.n, (double)nb->wt.floats * 4.0 / 1048576.0, (double)nb->sfloats * 4.0 / 1048576.0,
             nb->max_batch);
@@ -107,7 +115,7 @@ fail:
 }
 
 static void base_free(cls_base *nb) {
-    ipr_weights_free(&nb->wt);
+    if (!nb->clone) ipr_weights_free(&nb->wt);
     free(nb->sarena);
 }
 
@@ -196,6 +204,27 @@ struct ipr_digit_classifier {
     float *logits; /* (max_batch, 10) */
 };
 
+/* The scratch of one net (its layers and max_batch set): req (DIGIT_SCRATCH); returns the count. */
+#define DIGIT_SCRATCH 7
+static int digit_scratch(ipr_digit_classifier *net, cls_scratch *req) {
+    size_t col = conv_col(&net->conv1, 28, 28), col2 = conv_col(&net->conv2, 14, 14);
+    if (col2 > col) col = col2;
+    const size_t mb = (size_t)net->base.max_batch;
+    const size_t act = (size_t)DIGIT_C1 * 28 * 28 > (size_t)DIGIT_C2 * 14 * 14 ? (size_t)DIGIT_C1 * 28 * 28
+                                                                                : (size_t)DIGIT_C2 * 14 * 14;
+    const cls_scratch all[DIGIT_SCRATCH] = {
+        {&net->act, act},
+        {&net->pool1, (size_t)DIGIT_C1 * 14 * 14},
+        {&net->feat, mb * DIGIT_FEAT},
+        {&net->hid, mb * DIGIT_HIDDEN},
+        {&net->col, col},
+        {&net->cells, mb * CELL_FLOATS},
+        {&net->logits, mb * IPR_DIGIT_CLASSES},
+    };
+    memcpy(req, all, sizeof all);
+    return DIGIT_SCRATCH;
+}
+
 ipr_digit_classifier *ipr_digit_classifier_load(const char *path, int max_batch) {
     ipr_digit_classifier *net = NULL;
     hid_t f = H5I_INVALID_HID;
@@ -221,21 +250,8 @@ ipr_digit_classifier *ipr_digit_classifier_load(const char *path, int max_batch)
     reg_linear(nb, &net->fc1, "fc1", DIGIT_FEAT, DIGIT_HIDDEN);
     reg_linear(nb, &net->fc2, "fc2", DIGIT_HIDDEN, IPR_DIGIT_CLASSES);
     {
-        size_t col = conv_col(&net->conv1, 28, 28), col2 = conv_col(&net->conv2, 14, 14);
-        if (col2 > col) col = col2;
-        const size_t mb = (size_t)max_batch;
-        const size_t act = (size_t)DIGIT_C1 * 28 * 28 > (size_t)DIGIT_C2 * 14 * 14 ? (size_t)DIGIT_C1 * 28 * 28
-                                                                                    : (size_t)DIGIT_C2 * 14 * 14;
-        const cls_scratch req[] = {
-            {&net->act, act},
-            {&net->pool1, (size_t)DIGIT_C1 * 14 * 14},
-            {&net->feat, mb * DIGIT_FEAT},
-            {&net->hid, mb * DIGIT_HIDDEN},
-            {&net->col, col},
-            {&net->cells, mb * CELL_FLOATS},
-            {&net->logits, mb * IPR_DIGIT_CLASSES},
-        };
-        IPR_TRY(base_alloc(nb, req, (int)(sizeof req / sizeof req[0])));
+        cls_scratch req[DIGIT_SCRATCH];
+        IPR_TRY(base_alloc(nb, req, digit_scratch(net, req)));
     }
     IPR_TRY(ipr_weights_load_h5(&nb->wt, f, "/weights"));
     H5Fclose(f);
@@ -244,6 +260,24 @@ fail:
     ipr_error_context("digit classifier checkpoint %s", path);
     if (f >= 0) H5Fclose(f);
     ipr_digit_classifier_free(net);
+    return NULL;
+}
+
+ipr_digit_classifier *ipr_digit_classifier_clone(const ipr_digit_classifier *net) {
+    ipr_digit_classifier *c = NULL;
+    IPR_CHECK(net != NULL, "digit classifier clone: NULL net");
+    c = ipr_malloc(sizeof *c, "digit classifier clone");
+    if (!c) goto fail;
+    *c = *net; /* the layers' tensor pointers: into the original's weight arena, only ever read */
+    c->base.clone = 1;
+    c->base.sarena = NULL;
+    {
+        cls_scratch req[DIGIT_SCRATCH];
+        IPR_TRY(scratch_alloc(&c->base, req, digit_scratch(c, req)));
+    }
+    return c;
+fail:
+    ipr_digit_classifier_free(c);
     return NULL;
 }
 
@@ -256,7 +290,7 @@ void ipr_digit_classifier_free(ipr_digit_classifier *net) {
 int ipr_digit_classifier_max_batch(const ipr_digit_classifier *net) { return net->base.max_batch; }
 
 void ipr_digit_classifier_arena_bytes(const ipr_digit_classifier *net, size_t *weights, size_t *scratch) {
-    if (weights) *weights = net->base.wt.floats * sizeof(float);
+    if (weights) *weights = net->base.clone ? 0 : net->base.wt.floats * sizeof(float);
     if (scratch) *scratch = net->base.sfloats * sizeof(float);
 }
 
@@ -416,6 +450,32 @@ fail:
     return IPR_ERR;
 }
 
+/* The scratch of one net (its layers, sides and max_batch set): req (POLY_SCRATCH); returns the count. */
+#define POLY_SCRATCH 6
+static int poly_scratch(ipr_polygons_classifier *net, cls_scratch *req) {
+    const ipr_polygons_classifier_config *cfg = &net->cfg;
+    size_t col = 0, act = 0;
+    for (int l = 0; l < cfg->layers; ++l) {
+        const int s = net->side[l];
+        const size_t c = conv_col(&net->conv[l], s, s);
+        const size_t a = (size_t)cfg->channels[l] * net->side[l + 1] * net->side[l + 1];
+        if (c > col) col = c;
+        if (a > act) act = a;
+    }
+    const int c_last = cfg->channels[cfg->layers - 1];
+    const size_t mb = (size_t)net->base.max_batch;
+    const cls_scratch all[POLY_SCRATCH] = {
+        {&net->act[0], act},
+        {&net->act[1], act},
+        {&net->col, col},
+        {&net->feat, mb * (size_t)c_last},
+        {&net->hid, mb * (size_t)cfg->hidden},
+        {&net->heads, mb * POLY_HEAD_TOTAL},
+    };
+    memcpy(req, all, sizeof all);
+    return POLY_SCRATCH;
+}
+
 ipr_polygons_classifier *ipr_polygons_classifier_load(const char *path, int max_batch) {
     ipr_polygons_classifier *net = NULL;
     hid_t f = H5I_INVALID_HID;
@@ -430,7 +490,6 @@ ipr_polygons_classifier *ipr_polygons_classifier_load(const char *path, int max_
     cls_base *nb = &net->base;
     const ipr_polygons_classifier_config *cfg = &net->cfg;
     nb->max_batch = max_batch;
-    size_t col = 0, act = 0;
     net->side[0] = cfg->image_size;
     for (int l = 0; l < cfg->layers; ++l) {
         char name[16];
@@ -441,12 +500,7 @@ ipr_polygons_classifier *ipr_polygons_classifier_load(const char *path, int max_
             snprintf(name, sizeof name, "norm%d", l + 1);
             reg_norm(nb, &net->norm[l], name, cfg->channels[l], cfg->norm_groups);
         }
-        const int s = net->side[l];
-        net->side[l + 1] = conv_out(s, &net->conv[l]);
-        const size_t c = conv_col(&net->conv[l], s, s);
-        const size_t a = (size_t)cfg->channels[l] * net->side[l + 1] * net->side[l + 1];
-        if (c > col) col = c;
-        if (a > act) act = a;
+        net->side[l + 1] = conv_out(net->side[l], &net->conv[l]);
     }
     const int c_last = cfg->channels[cfg->layers - 1];
     reg_linear(nb, &net->fc1, "fc1", c_last, cfg->hidden);
@@ -456,16 +510,8 @@ ipr_polygons_classifier *ipr_polygons_classifier_load(const char *path, int max_
         reg_linear(nb, &net->head[h], name, cfg->hidden, k_head_classes[h]);
     }
     {
-        const size_t mb = (size_t)max_batch;
-        const cls_scratch req[] = {
-            {&net->act[0], act},
-            {&net->act[1], act},
-            {&net->col, col},
-            {&net->feat, mb * (size_t)c_last},
-            {&net->hid, mb * (size_t)cfg->hidden},
-            {&net->heads, mb * POLY_HEAD_TOTAL},
-        };
-        IPR_TRY(base_alloc(nb, req, (int)(sizeof req / sizeof req[0])));
+        cls_scratch req[POLY_SCRATCH];
+        IPR_TRY(base_alloc(nb, req, poly_scratch(net, req)));
     }
     IPR_TRY(ipr_weights_load_h5(&nb->wt, f, "/weights"));
     H5Fclose(f);
@@ -474,6 +520,24 @@ fail:
     ipr_error_context("polygons classifier checkpoint %s", path);
     if (f >= 0) H5Fclose(f);
     ipr_polygons_classifier_free(net);
+    return NULL;
+}
+
+ipr_polygons_classifier *ipr_polygons_classifier_clone(const ipr_polygons_classifier *net) {
+    ipr_polygons_classifier *c = NULL;
+    IPR_CHECK(net != NULL, "polygons classifier clone: NULL net");
+    c = ipr_malloc(sizeof *c, "polygons classifier clone");
+    if (!c) goto fail;
+    *c = *net; /* the layers' tensor pointers: into the original's weight arena, only ever read */
+    c->base.clone = 1;
+    c->base.sarena = NULL;
+    {
+        cls_scratch req[POLY_SCRATCH];
+        IPR_TRY(scratch_alloc(&c->base, req, poly_scratch(c, req)));
+    }
+    return c;
+fail:
+    ipr_polygons_classifier_free(c);
     return NULL;
 }
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 static int g_threads = 0; /* 0: not set yet (the online cores) */
+static _Thread_local int g_local_threads = 0; /* this thread's cap; 0: none */
 static pthread_once_t g_blas_once = PTHREAD_ONCE_INIT;
 
 static void blas_single(void) { openblas_set_num_threads(1); }
@@ -24,11 +25,18 @@ int ipr_cpu_threads(void) {
     return c >= 1 ? (int)c : 1;
 }
 
+int ipr_cpu_set_local_threads(int n) {
+    const int prev = g_local_threads;
+    g_local_threads = n >= 1 ? n : 0;
+    return prev;
+}
+
 void ipr_cpu_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc) {
     pthread_once(&g_blas_once, blas_single);
     const int nb = (N + IPR_CPU_GEMM_BLOCK - 1) / IPR_CPU_GEMM_BLOCK;
-    const int threads = ipr_cpu_threads();
+    const int all = ipr_cpu_threads();
+    const int threads = g_local_threads > 0 && g_local_threads < all ? g_local_threads : all;
     (void)threads;
 #ifdef IPR_HAVE_OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (nb > 1 && threads > 1)

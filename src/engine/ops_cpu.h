@@ -22,6 +22,14 @@ void ipr_cpu_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, c
 /* Threads of ipr_cpu_sgemm (n >= 1; before any call: the online cores). The numbers never depend on it. */
 void ipr_cpu_set_threads(int n);
 int ipr_cpu_threads(void);
+/* A cap on the threads of the ipr_cpu_sgemm calls made from the calling thread alone (n >= 1; 0 lifts it), for a
+ * thread that is itself one of several working at once (the sampler's scorers on its host threads): without it each
+ * would start a team of ipr_cpu_threads() OpenMP threads. Returns the previous cap. The numbers never depend on it.
+ * Concurrent ipr_cpu_sgemm calls from several threads are safe: OpenBLAS runs at one thread (set once, before the
+ * first call), so each cblas_sgemm computes on its caller's thread, and its work buffers come from
+ * blas_memory_alloc, which takes a lock in the threaded builds (libopenblas0-pthread 0.3.21 here: USE_THREAD=1,
+ * openblas_get_parallel() = 1). */
+int ipr_cpu_set_local_threads(int n);
 
 /* Floats of im2col scratch a k x k conv of c_in channels to (ho, wo) needs when it is tiled into bands
  * of output rows of at most `budget` floats (at least one output row). */

@@ -12,7 +12,7 @@ typedef struct {
     ipr_device_kind kind;  /* CPU or CUDA (never AUTO) */
     int gpu;               /* CUDA device index */
     int cpu_threads;       /* BLAS threads on the CPU path */
-    int host_threads;      /* the sampler's host threads (noise, transitions between passes) */
+    int host_threads;      /* the sampler's host threads (noise, transitions, scoring between passes) */
     int local_rank, local_size;
     char hostname[64];
     char gpu_uuid[48];     /* "GPU-xxxxxxxx-..." or "" */

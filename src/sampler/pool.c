@@ -1,5 +1,5 @@
-/* pool.c: persistent worker threads for the sampler's per-chain host work (noise, transitions): created once
- * with the runner, woken per job, items taken from a shared counter, the caller working alongside. */
+/* pool.c: persistent worker threads for the sampler's per-chain host work (noise, transitions, scoring): created
+ * once with the runner, woken per job, items taken from a shared counter, the caller working alongside. */
 #define _POSIX_C_SOURCE 200809L
 #include "pool.h"
 
@@ -10,9 +10,15 @@
 
 #include "ipr/common.h"
 
+typedef struct {
+    struct ipr_pool *p;
+    int id;                 /* 1..threads-1 (0 is the caller of ipr_pool_run) */
+} pool_worker;
+
 struct ipr_pool {
     int threads;            /* including the caller */
     pthread_t *tid;         /* (threads - 1) workers */
+    pool_worker *who;       /* (threads - 1) their ids */
     pthread_mutex_t mu;
     pthread_cond_t wake, done;
     /* the current job, guarded by mu */
@@ -25,8 +31,8 @@ struct ipr_pool {
     char err[512];
 };
 
-/* Take items until none is left; record the first failure. */
-static void drain(ipr_pool *p) {
+/* Take items until none is left, as worker `id`; record the first failure. */
+static void drain(ipr_pool *p, int id) {
     for (;;) {
         pthread_mutex_lock(&p->mu);
         const int i = p->next < p->n ? p->next++ : -1;
@@ -34,7 +40,7 @@ static void drain(ipr_pool *p) {
         void *ctx = p->ctx;
         pthread_mutex_unlock(&p->mu);
         if (i < 0) return;
-        const int rc = fn(ctx, i);
+        const int rc = fn(ctx, i, id);
         pthread_mutex_lock(&p->mu);
         if (rc != IPR_OK && !p->failed) {
             p->failed = 1;
@@ -46,7 +52,8 @@ static void drain(ipr_pool *p) {
 }
 
 static void *worker(void *arg) {
-    ipr_pool *p = arg;
+    const pool_worker *w = arg;
+    ipr_pool *p = w->p;
     unsigned seen = 0;
     pthread_mutex_lock(&p->mu);
     for (;;) {
@@ -55,7 +62,7 @@ static void *worker(void *arg) {
         seen = p->generation;
         p->busy++;
         pthread_mutex_unlock(&p->mu);
-        drain(p);
+        drain(p, w->id);
         pthread_mutex_lock(&p->mu);
         if (--p->busy == 0) pthread_cond_broadcast(&p->done);
     }
@@ -74,9 +81,13 @@ ipr_pool *ipr_pool_new(int threads) {
     pthread_cond_init(&p->done, NULL);
     if (threads > 1) {
         p->tid = ipr_calloc((size_t)threads - 1, sizeof *p->tid, "thread pool");
-        if (!p->tid) goto fail;
+        p->who = ipr_calloc((size_t)threads - 1, sizeof *p->who, "thread pool");
+        if (!p->tid || !p->who) goto fail;
         for (int i = 0; i < threads - 1; ++i) {
-            IPR_CHECK(pthread_create(&p->tid[i], NULL, worker, p) == 0, "thread pool: cannot start thread %d", i + 1);
+            p->who[i].p = p;
+            p->who[i].id = i + 1;
+            IPR_CHECK(pthread_create(&p->tid[i], NULL, worker, &p->who[i]) == 0, "thread pool: cannot start thread %d",
+                      i + 1);
             p->threads++;
         }
     }
@@ -97,6 +108,7 @@ void ipr_pool_free(ipr_pool *p) {
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->done);
     free(p->tid);
+    free(p->who);
     free(p);
 }
 
@@ -106,7 +118,7 @@ int ipr_pool_run(ipr_pool *p, ipr_pool_fn fn, void *ctx, int n) {
     if (n <= 0) return IPR_OK;
     if (p->threads == 1 || n == 1) {
         for (int i = 0; i < n; ++i)
-            if (fn(ctx, i) != IPR_OK) return IPR_ERR;
+            if (fn(ctx, i, 0) != IPR_OK) return IPR_ERR;
         return IPR_OK;
     }
     pthread_mutex_lock(&p->mu);
@@ -114,7 +126,7 @@ int ipr_pool_run(ipr_pool *p, ipr_pool_fn fn, void *ctx, int n) {
     p->generation++;
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
-    drain(p);
+    drain(p, 0);
     /* every item finished and no worker still inside drain (so the next job's fields are safe to set) */
     pthread_mutex_lock(&p->mu);
     while (p->finished < p->n || p->busy > 0) pthread_cond_wait(&p->done, &p->mu);

@@ -117,6 +117,15 @@ ipr_task *ipr_task_new_custom(int C, int H, int W, int patch);
  * region owning its pixels. decoded_bytes tells the size; task_decode also scores (valid, error). */
 size_t ipr_task_decoded_bytes(const ipr_task *t);
 int ipr_task_score_decode(ipr_task *t, const float *image, uint8_t *valid, float *error, uint8_t *decoded);
+/* ipr_task_score_decode is not thread-safe (the task's scorer network has one scratch arena). A task scorer is a
+ * scorer of one thread's own: the task's networks cloned (weights shared, scratch separate), so that threads each
+ * holding one score at once, every result bit-identical to ipr_task_score_decode's. Free it before the task; the
+ * task must not change meanwhile. NULL on error. */
+typedef struct ipr_task_scorer ipr_task_scorer;
+ipr_task_scorer *ipr_task_scorer_new(const ipr_task *t);
+void ipr_task_scorer_free(ipr_task_scorer *s);
+int ipr_task_scorer_score_decode(ipr_task_scorer *s, const float *image, uint8_t *valid, float *error,
+                                 uint8_t *decoded);
 /* Regions whose decoded content differs between a and b. */
 int ipr_task_decoded_changed(const ipr_task *t, const uint8_t *a, const uint8_t *b);
 /* 1 when instances carry clues or a corrupted grid (ipr_task_instance must be called), 0 when every

@@ -119,7 +119,7 @@ const ipr_sampler_setting ipr_sampler_settings[IPR_SAMPLER_SETTINGS] = {
      .group = IPR_SETTING_BASE, .help = "end a generation at its first all-clean pass (the reference runs it)"},
     {ROW(host_threads), .type = IPR_SETTING_INT, .yaml_key = "device.host_threads", .option = "host-threads",
      .metavar = "N", .group = IPR_SETTING_DEVICE,
-     .help = "threads for noise and transitions between passes (default: CPUs, <= 16)"},
+     .help = "threads for noise, transitions and scoring (default: CPUs, <= 16)"},
     /* the run config says where the chains live as device.sampler: host | gpu */
     {ROW(gpu_sampler), .type = IPR_SETTING_BOOL, .yaml_key = "device.sampler", .option = "gpu-sampler",
      .group = IPR_SETTING_DEVICE,

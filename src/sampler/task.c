@@ -329,14 +329,44 @@ static uint8_t to_u8(float x) {
     return (uint8_t)lrintf(v);
 }
 
-int ipr_task_score_decode(ipr_task *t, const float *image, uint8_t *valid, float *error, uint8_t *decoded) {
+struct ipr_task_scorer {
+    const ipr_task *task;
+    ipr_digit_classifier *digit_net;   /* clones of the task's nets: its weights, scratch of their own */
+    ipr_polygons_classifier *poly_net;
+};
+
+ipr_task_scorer *ipr_task_scorer_new(const ipr_task *t) {
+    ipr_task_scorer *s = NULL;
+    IPR_CHECK(t != NULL, "task scorer: NULL task");
+    s = ipr_calloc(1, sizeof *s, "task scorer");
+    if (!s) goto fail;
+    s->task = t;
+    if (t->digit_net) IPR_TRY_PTR(s->digit_net = ipr_digit_classifier_clone(t->digit_net));
+    if (t->poly_net) IPR_TRY_PTR(s->poly_net = ipr_polygons_classifier_clone(t->poly_net));
+    return s;
+fail:
+    ipr_task_scorer_free(s);
+    return NULL;
+}
+
+void ipr_task_scorer_free(ipr_task_scorer *s) {
+    if (!s) return;
+    ipr_digit_classifier_free(s->digit_net);
+    ipr_polygons_classifier_free(s->poly_net);
+    free(s);
+}
+
+/* ipr_task_score_decode with the given nets (the task's own, or a scorer's clones of them); reads nothing else of
+ * the task that ever changes. */
+static int score_decode(const ipr_task *t, ipr_digit_classifier *digit_net, ipr_polygons_classifier *poly_net,
+                        const float *image, uint8_t *valid, float *error, uint8_t *decoded) {
     *valid = 0;
     *error = NAN;
-    if (t->digit_net) {
+    if (digit_net) {
         /* one image (81 cells) per call, so the numbers never depend on other chains */
         uint8_t digits[81];
         int dist = 0;
-        IPR_TRY(ipr_sudoku_score_images(t->digit_net, image, 1, digits, &dist, valid));
+        IPR_TRY(ipr_sudoku_score_images(digit_net, image, 1, digits, &dist, valid));
         *error = (float)dist;
         if (decoded) memcpy(decoded, digits, 81);
         return IPR_OK;
@@ -350,9 +380,9 @@ int ipr_task_score_decode(ipr_task *t, const float *image, uint8_t *valid, float
         const int e = ipr_even_pixels_error_chw(image, t->H, t->W);
         *error = (float)e;
         *valid = e == 0;
-    } else if (t->poly_net) {
+    } else if (poly_net) {
         ipr_polygons_prediction pr;
-        IPR_TRY(ipr_polygons_score_images(t->poly_net, image, 1, &pr));
+        IPR_TRY(ipr_polygons_score_images(poly_net, image, 1, &pr));
         /* IPR's checker (spec 4.3): valid when the vertices are uniform and the numerals match the counts;
          * error = how many of the two fail */
         *valid = (uint8_t)pr.valid;
@@ -361,6 +391,15 @@ int ipr_task_score_decode(ipr_task *t, const float *image, uint8_t *valid, float
     return IPR_OK;
 fail:
     return IPR_ERR;
+}
+
+int ipr_task_score_decode(ipr_task *t, const float *image, uint8_t *valid, float *error, uint8_t *decoded) {
+    return score_decode(t, t->digit_net, t->poly_net, image, valid, error, decoded);
+}
+
+int ipr_task_scorer_score_decode(ipr_task_scorer *s, const float *image, uint8_t *valid, float *error,
+                                 uint8_t *decoded) {
+    return score_decode(s->task, s->digit_net, s->poly_net, image, valid, error, decoded);
 }
 
 int ipr_task_decoded_changed(const ipr_task *t, const uint8_t *a, const uint8_t *b) {
