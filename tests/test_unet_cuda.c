@@ -775,7 +775,7 @@ static void test_group_norm(void **state) {
     }
 }
 
-/* A whole net with IPR_UNET_GN=split against the default GroupNorm, for every precision and convolution path:
+/* A whole net with IPR_UNET_GN=split (the default) against IPR_UNET_GN=fused, for every precision and convolution path:
  * float32 to rounding, bf16 within the bf16 net tolerance; on the cuDNN path the norms write the convolutions'
  * inputs themselves. Graphs on (the default) and a second forward (a replay) bitwise equal to the first. */
 static void test_group_norm_split_net(void **state) {
@@ -787,12 +787,12 @@ static void test_group_norm_split_net(void **state) {
     make_inputs(x, t, B, 1, 28, 28, 7, 57);
     for (int vi = 0; vi < NUM_VARIANTS; ++vi) {
         const variant *v = &k_variants[vi];
-        unsetenv("IPR_UNET_GN");
+        setenv("IPR_UNET_GN", "fused", 1);
         ipr_unet_cuda *g = make_gpu(net, v);
         assert_non_null(g);
         assert_int_equal(ipr_unet_cuda_forward(g, x, t, B, y0), IPR_OK);
         ipr_unet_cuda_free(g);
-        setenv("IPR_UNET_GN", "split", 1);
+        unsetenv("IPR_UNET_GN"); /* the default: split */
         g = make_gpu(net, v);
         assert_non_null(g);
         assert_int_equal(ipr_unet_cuda_forward(g, x, t, B, y1), IPR_OK);
@@ -800,7 +800,7 @@ static void test_group_norm_split_net(void **state) {
         ipr_unet_cuda_free(g);
         unsetenv("IPR_UNET_GN");
         const double e = ipr_test_rel_l2_f(y1, y0, ny);
-        printf("  split GroupNorm, %s: relative L2 against the default norm %.2e\n", v->name, e);
+        printf("  split GroupNorm (default), %s: relative L2 against the fused norm %.2e\n", v->name, e);
         assert_true(e <= (v->prec == IPR_PREC_FP32 ? 1e-5 : v->prec == IPR_PREC_TF32 ? 1e-2 : 3e-2));
         assert_memory_equal(y1, y2, ny * 4);
     }

@@ -49,7 +49,7 @@ status=0
     # shellcheck disable=SC2086
     $build/ipr sample --checkpoint models/sudoku_dit.h5 --scorer models/digit_classifier.h5 --benchmark sudoku \
       --count "$chains" --seed 35 --ipr-iterations "$K" --device cuda --precision bf16 --batch "$chains" $flag \
-      --output /tmp/sampler_$mode.h5 --force --quiet >/tmp/sampler_$mode.log 2>&1 || { status=1; tail -5 /tmp/sampler_$mode.log; }
+      --output /tmp/sampler_$mode.h5 --force >/tmp/sampler_$mode.log 2>&1 || { status=1; tail -5 /tmp/sampler_$mode.log; }
     echo "$mode: $(grep -E 'chains in' /tmp/sampler_$mode.log)"
   done
   python3 - <<'EOF'

@@ -11,7 +11,7 @@
 #          through cuDNN where the build found it; $IPR_BENCH_BACKENDS overrides): every row with graphs on and off
 #          and the ratio per batch, then each backend's stage profile (`--profile`: where a pass's time goes);
 #          writes $OUT/bench_unet_graphs.json and .txt
-#   gnbench  the split-statistics GroupNorm (IPR_UNET_GN=split) against the default one: `ipr bench` of cp_ffhq_8 and
+#   gnbench  the split-statistics GroupNorm (IPR_UNET_GN=split, the default) against fused: `ipr bench` of cp_ffhq_8 and
 #          ms1000_28 at B = 1, 16, 64 through cuDNN BF16 with stage profiles, each way; $OUT/bench_gn_{fused,split}.*
 #   study [N] [K]  the end-to-end hard-Sudoku study of issue 16 (item 5) with a RANDOM-weight ms1000_28 U-Net, the
 #          net `ipr bench` times (the valid rate means nothing; the time is the point). `ipr bench --save-checkpoint`
@@ -189,7 +189,7 @@ while [ $# -gt 0 ]; do
     echo "== graphs on / off"; grep "graphs on" "$out/bench_unet_graphs.txt"
     echo "== stage profiles"; grep "^profile" "$out/bench_unet_graphs.txt"
     ;;
-  gnbench)  # IPR_UNET_GN=split against the default GroupNorm: cuDNN BF16, same machine, with the stage profiles
+  gnbench)  # IPR_UNET_GN=split (the default) against fused: cuDNN BF16, same machine, with the stage profiles
     for gnv in fused split; do
       IPR_UNET_GN=$gnv $build/ipr bench --configs "${IPR_BENCH_CONFIGS:-cp_ffhq_8,ms1000_28}" \
         --batches "${IPR_BENCH_BATCHES:-1,16,64}" --backends cuda-bf16-cudnn --min-time "${IPR_BENCH_MIN_TIME:-0.5}" \

@@ -418,9 +418,10 @@ ipr_unet_cuda *ipr_unet_cuda_new(ipr_unet *net, int device, ipr_precision precis
             g->conv_path = IPR_UNET_CONV_IM2COL;
         }
     }
-    /* GroupNorm: $IPR_UNET_GN=split splits each group's statistics over up to 32 blocks and, on the cuDNN path,
-     * writes the convolution's bf16 NHWC input directly (group_norm.cu); fused (the default until the split kernels
-     * have run on a GPU) keeps one block a group */
+    /* GroupNorm: split (the default) spreads each group's statistics over up to 32 blocks and, on the cuDNN path,
+     * writes the convolution's bf16 NHWC input directly (group_norm.cu); $IPR_UNET_GN=fused keeps one block a
+     * group (measured 7-13% slower at B >= 16 on an H100, 2026-12-06: docs/bench/README.md) */
+    g->gn_split = 1;
     const char *gn_env = getenv("IPR_UNET_GN");
     if (gn_env && *gn_env) {
         IPR_CHECK(!strcmp(gn_env, "split") || !strcmp(gn_env, "fused"),
