@@ -763,9 +763,10 @@ def case_dit_val_split(args):
     check(out["val_n"] == n and set(out) >= {"valid_k0", "error_k0", "valid_k1", "error_k1", "val_passes"},
           f"validator output {out}")
     check(np.isfinite(out["error_k0"]) and np.isfinite(out["error_k1"]) and out["val_passes"] > 0, f"{out}")
-    pk = f"probe{dit_validate.PROBE_BLANKS}"
-    check(0.0 <= out.get(f"{pk}_valid", -1) <= 1.0 and np.isfinite(out.get(f"{pk}_error", np.nan)),
-          f"validator completion probe: {out}")
+    for blanks in dit_validate.PROBE_BLANKS:
+        pk = f"probe{blanks}"
+        check(0.0 <= out.get(f"{pk}_valid", -1) <= 1.0 and np.isfinite(out.get(f"{pk}_error", np.nan)),
+              f"validator completion probe at {blanks} blanks: {out}")
     # the probe's blanks are exactly `blanks` cells of each grid: with every cell blank the filled grid is all x_hat
     check(v.completion(model, blanks=0)["probe0_error"] <= v.completion(model, blanks=81)["probe81_error"],
           "completion probe: a solved grid scores worse than a fully generated one")

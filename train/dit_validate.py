@@ -20,7 +20,8 @@ import srm_dit
 VAL_START = 1 << 40  # first held-out index of the TRAIN stream (training instances stay below it)
 BENCH_CODE = {"sudoku": 0, "even_pixels": 1, "counting_polygons": 2}
 DIFFICULTY = {"easy": 0, "medium": 1, "hard": 2, "any": 3}
-PROBE_BLANKS = 10  # Validator.completion: cells blanked in a solved grid
+PROBE_BLANKS = (10, 45)  # Validator.completion: cells blanked in a solved grid (45: near a hard puzzle's first
+# commitments, where the probe's per-cell accuracy was still near chance after 38 M samples: models/sudoku_dit.md)
 WAIT, CLEAN = 1 << 30, -(1 << 30)  # start-step markers of a region still waiting / kept clean (torch ints)
 
 
@@ -289,12 +290,13 @@ class Validator:
             out[f"error_k{k}"] = float(np.nanmean(err)) if np.isfinite(err).any() else float("nan")
         if self.bench == "sudoku":
             model.eval()
-            out.update(self.completion(model))
+            for blanks in PROBE_BLANKS:
+                out.update(self.completion(model, blanks))
             model.train(was)
         return out
 
     @torch.no_grad()
-    def completion(self, model, blanks=PROBE_BLANKS):
+    def completion(self, model, blanks=PROBE_BLANKS[0]):
         """Sudoku: the reasoning alone, without the sampler. Each validation grid's full solution image, with
         `blanks` random cells at t = 1 (fresh noise) and every other cell clean at t = 0; one forward; the blank
         cells replaced by x_hat; the grid scored. probe_valid: the fraction of grids whose every blank reads as a
