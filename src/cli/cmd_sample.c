@@ -92,7 +92,7 @@ static void usage(FILE *to) {
     usage_settings(to, IPR_SETTING_OUTPUT);
     fprintf(to,
             "  --force                    overwrite FILE.h5\n"
-            "  --quiet                    no progress lines\n"
+            "  --quiet                    no progress, settings or summary lines: only FILE.h5 (and errors)\n"
             "  -h, --help                 this text\n\n"
             "Layout: /instance (N) uint64; /valid (N, K+1) uint8; /error (N, K+1) float32; /nfe (N, K+1) uint32;\n"
             "/changed (N, K+1) uint16; /iterations_run (N) int32; /nfe_saved (N) uint32; /solution_match (N) uint8\n"
