@@ -780,6 +780,11 @@ def case_dit_val_split(args):
     cross = np.zeros((1, 9, 9), dtype=bool)
     cross[0, 0, :] = cross[0, :, 0] = True  # row 0 and column 0 blank: (0, 0) sees only its box's 4 known digits
     check(list(probe_sudoku.candidates(sol, cross)) == [5] + [1] * 16, "probe: open digits of a blank row + column")
+    # the open digits themselves: the crossing cell's are those its box does not show, each other cell's its own
+    opened = probe_sudoku.open_digits(sol, cross)
+    check(opened[0] == set(range(1, 10)) - set(sol[0, 1:3, 1:3].ravel().tolist()) and
+          all(o == {int(d)} for o, d in zip(opened[1:], list(sol[0, 0, 1:]) + list(sol[0, 1:, 0]))),
+          f"probe: open digit sets {opened}")
     # what forces a blank cell (--units): a single blank is a full house; in the blank row + column only the crossing
     # cell is not forced; on random masks a cell is forced exactly when one digit is open
     check(list(probe_sudoku.forced_by(sol, one)) == [0], "probe: a single blank cell is a full house")
@@ -796,6 +801,9 @@ def case_dit_val_split(args):
     check([r["blanks"] for r in rows] == [1, 81] and [r["cells"] for r in rows] == [2, 162], f"probe rows {rows}")
     check(all(sum(b["n"] for b in r["by_candidates"].values()) == r["cells"] for r in rows), "probe: cells by open")
     check(set(rows[0]["by_candidates"]) == {1} and set(rows[1]["by_candidates"]) == {9}, f"probe: {rows}")
+    # with every cell blank every digit 1-9 is open: "consistent" is any reading but 0; with one blank, being right
+    check(rows[1]["open_mean"] == 9 and 0.0 <= rows[1]["cell_consistent"] <= 1.0 and
+          rows[0]["cell_consistent"] == rows[0]["cell_acc"], f"probe: consistency {rows}")
     # val.csv of a continued model: new columns extend the header, earlier rows keep their values
     import train_dit
     with tempfile.TemporaryDirectory() as d:

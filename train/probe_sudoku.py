@@ -2,7 +2,10 @@
 the sampler. For each count of blank cells, every held-out grid's solution image gets that many random cells at
 t = 1 (fresh noise) and the rest clean at t = 0; one forward pass; each blank cell's x_hat is read by the digit
 classifier and compared with the solution's digit. Cells are grouped by how many digits their row, column and box
-leave open among the known cells (1 = a naked single: one elimination step forces it).
+leave open among the known cells (1 = a naked single: one elimination step forces it). The last column counts the
+readings that are one of those open digits, right or not (with many blanks a puzzle has other valid completions, and
+a sampler needs each committed cell to be consistent, not the generator's solution), beside the open digits'
+share of nine (a uniform guess's rate).
 
     python3 train/probe_sudoku.py models/sudoku_dit.h5 --count 64 --blanks 1,3,10,30,60
     python3 train/probe_sudoku.py models/sudoku_dit.h5 --count 256 --blanks 10,20,30,40 --units
@@ -61,8 +64,9 @@ def forced_by(truth, blank):
     return np.array(out, dtype=np.int64)
 
 
-def candidates(truth, blank):
-    """(B, 9, 9) digits and blank mask -> open digits per blank cell (row-major order of the blank cells)."""
+def open_digits(truth, blank):
+    """(B, 9, 9) digits and blank mask -> per blank cell (row-major order of the blank cells), the set of digits 1-9
+    that its row, column and box leave open among the known cells."""
     B = truth.shape[0]
     out = []
     for b in range(B):
@@ -74,8 +78,13 @@ def candidates(truth, blank):
                 br, bc = 3 * (r // 3), 3 * (c // 3)
                 box, bbox = truth[b, br:br + 3, bc:bc + 3], blank[b, br:br + 3, bc:bc + 3]
                 seen |= set(box[~bbox].tolist())
-                out.append(9 - len(seen))
-    return np.array(out)
+                out.append(set(range(1, 10)) - seen)
+    return out
+
+
+def candidates(truth, blank):
+    """(B, 9, 9) digits and blank mask -> open digits per blank cell (row-major order of the blank cells)."""
+    return np.array([len(o) for o in open_digits(truth, blank)])
 
 
 @torch.no_grad()
@@ -103,9 +112,14 @@ def probe(model, clf, count, blanks_list, seed=5, data_seed=20250601, lib=None, 
         x_hat = torch.clamp(z - t[..., None] * u, -1.0, 1.0)
         read = clf(x_hat[blank].reshape(-1, 1, 28, 28)).argmax(1)
         right = (read == truth[blank]).numpy()
-        ncand = candidates(truth.reshape(B, 9, 9).numpy(), blank.reshape(B, 9, 9).numpy())
+        opened = open_digits(truth.reshape(B, 9, 9).numpy(), blank.reshape(B, 9, 9).numpy())
+        ncand = np.array([len(o) for o in opened])
+        # a reading among the digits the known cells leave open: what a sampler needs of a cell it commits while
+        # other valid completions exist (a hard puzzle's random clues rarely force one solution)
+        consistent = np.array([int(d) in o for d, o in zip(read.tolist(), opened)])
         kinds = forced_by(truth.reshape(B, 9, 9).numpy(), blank.reshape(B, 9, 9).numpy())
         row = {"blanks": blanks, "cells": int(right.size), "cell_acc": float(right.mean()),
+               "cell_consistent": float(consistent.mean()), "open_mean": float(ncand.mean()),
                "grid_all_right": float(right.reshape(B, blanks).all(1).mean()), "by_candidates": {}, "by_unit": {}}
         for k in range(1, 10):
             m = ncand == k
@@ -160,8 +174,8 @@ def main(argv=None):
         rows_print = rows
         print(f"{args.checkpoint}: {args.count} held-out grids, blank cells at t = 1{scaled}, one forward, x_hat read by "
               "the digit classifier; accuracy by the digits left open among the known cells")
-        print("| blank cells | all | 1 candidate | 2 | 3 | 4-9 | grids all right |")
-        print("|---|---|---|---|---|---|---|")
+        print("| blank cells | all | 1 candidate | 2 | 3 | 4-9 | grids all right | read as an open digit (chance) |")
+        print("|---|---|---|---|---|---|---|---|")
     for r in rows_print:
         bc = r["by_candidates"]
 
@@ -171,7 +185,8 @@ def main(argv=None):
                 return "-"
             return f"{sum(bc[k]['acc'] * bc[k]['n'] for k in ks if k in bc) / n:.1%} ({n})"
         print(f"| {r['blanks']} | {r['cell_acc']:.1%} ({r['cells']}) | {cell([1])} | {cell([2])} | {cell([3])} | "
-              f"{cell(range(4, 10))} | {r['grid_all_right']:.1%} |")
+              f"{cell(range(4, 10))} | {r['grid_all_right']:.1%} | {r['cell_consistent']:.1%} "
+              f"({r['open_mean'] / 9:.0%}) |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"checkpoint": args.checkpoint, "count": args.count, "rows": rows}, f, indent=1)
