@@ -13,6 +13,7 @@
 #          writes $OUT/bench_unet_graphs.json and .txt
 #   gnbench  the split-statistics GroupNorm (IPR_UNET_GN=split, the default) against fused: `ipr bench` of cp_ffhq_8 and
 #          ms1000_28 at B = 1, 16, 64 through cuDNN BF16 with stage profiles, each way; $OUT/bench_gn_{fused,split}.*
+#   gnrace  compute-sanitizer racecheck and synccheck of the split GroupNorm's kernels alone over test_unet_cuda
 #   study [N] [K]  the end-to-end hard-Sudoku study of issue 16 (item 5) with a RANDOM-weight ms1000_28 U-Net, the
 #          net `ipr bench` times (the valid rate means nothing; the time is the point). `ipr bench --save-checkpoint`
 #          writes it to /tmp; `ipr plan` counts the passes of N and of 500 instances; `ipr run
@@ -41,7 +42,7 @@ source scripts/device/env.sh
 build=/tmp/ipr-build
 t0=$(date +%s)
 targets="--target ipr"
-[[ " $* " == *" check "* ]] && targets="--target ipr test_unet_cuda test_sampler_cuda"
+[[ " $* " == *" check "* || " $* " == *" gnrace "* ]] && targets="--target ipr test_unet_cuda test_sampler_cuda"
 if [ ! -f $build/CMakeCache.txt ]; then
   cmake -S . -B $build -DIPR_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_BUILD_TYPE=Release \
     -DIPR_FIXTURES_DIR="$root/.deps/fixtures" -DIPR_PYTHON="$(command -v python3)" >/tmp/unet_gpu_cmake.log 2>&1 ||
@@ -195,6 +196,17 @@ while [ $# -gt 0 ]; do
         --batches "${IPR_BENCH_BATCHES:-1,16,64}" --backends cuda-bf16-cudnn --min-time "${IPR_BENCH_MIN_TIME:-0.5}" \
         --profile --output "$out/bench_gn_$gnv.json" >"$out/bench_gn_$gnv.txt" 2>&1 || status=1
       echo "== IPR_UNET_GN=$gnv"; grep -vE "^ *$" "$out/bench_gn_$gnv.txt" | tail -24
+    done
+    ;;
+  gnrace)  # racecheck and synccheck of the split GroupNorm's kernels alone (gn_stats, gn_finalize, gn_apply_*) over
+    # test_unet_cuda: the kernel-name filter leaves cuBLAS's and cuDNN's kernels uninstrumented (racecheck of the
+    # whole binary reports hazards inside cuBLAS's own nvjet GEMM kernels and runs past a call's limit)
+    for tool in racecheck synccheck; do
+      compute-sanitizer --tool "$tool" --kernel-name kns=gn_ --error-exitcode 9 $build/tests/test_unet_cuda \
+        >/tmp/gnrace_$tool.log 2>&1
+      st=$?
+      echo "compute-sanitizer $tool (kernels gn_*) test_unet_cuda: exit $st ($(grep -E 'SUMMARY' /tmp/gnrace_$tool.log | head -1))"
+      [ $st -ne 0 ] && { status=1; grep -E "hazard|Error|FAILED" /tmp/gnrace_$tool.log | head -15; }
     done
     ;;
   study)
