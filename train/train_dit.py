@@ -695,7 +695,8 @@ def main(argv=None):
         ring.close()
     if state_path:
         save_atomic(tr.state(ring.last_chunk), state_path)
-    export("final, before its validation")  # the weights first: a validation cut short loses nothing
+    if validator is not None:  # the weights first: a validation cut short loses nothing
+        export("final, before its validation")
     validate()
     say(f"train_dit: stopped ({stop_reason}) at step {tr.step}, {tr.samples} samples, "
         f"{tr.train_seconds / 60:.2f} GPU-minutes of training in all ({val_seconds / 60:.2f} of validation in this run)")
